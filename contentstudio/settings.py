@@ -1,0 +1,242 @@
+"""Content Studio settings, read from the environment once, here.
+
+With nothing set, the studio runs on its embedded default: a SQLite file, local file
+storage and the offline video provider. See README.md for the variables.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name)
+    if not raw:
+        return default
+    return raw.lower() in {"1", "true", "yes", "on"}
+
+
+def _env_list(name: str, default: list[str]) -> list[str]:
+    raw = _env(name)
+    if not raw:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name)
+    return int(raw) if raw else default
+
+
+# --- Core -----------------------------------------------------------------------------------
+DEBUG = _env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = _env("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off.")
+    SECRET_KEY = "django-insecure-local-development-key-change-me"
+ALLOWED_HOSTS = _env_list(
+    "DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else []
+)
+CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+# Outside debug: HTTPS only, secure cookies, HSTS. Behind a TLS-terminating proxy set
+# DJANGO_SECURE_PROXY_SSL_HEADER=1.
+SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = 0 if DEBUG else _env_int("DJANGO_HSTS_SECONDS", 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if _env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "topics",
+    "avatars",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "contentstudio.urls"
+WSGI_APPLICATION = "contentstudio.wsgi.application"
+ASGI_APPLICATION = "contentstudio.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+# DATABASE_URL (postgres://user@host:5432/name) in production; a SQLite file otherwise.
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        conn_max_age=_env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The job worker and the web server share the file: wait for locks instead of failing.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "studio:topic-list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Files ----------------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(_env("MEDIA_ROOT") or BASE_DIR / "media")
+
+SUPABASE_URL = _env("SUPABASE_URL").rstrip("/")
+SUPABASE_S3_ACCESS_KEY_ID = _env("SUPABASE_S3_ACCESS_KEY_ID")
+SUPABASE_S3_SECRET_ACCESS_KEY = _env("SUPABASE_S3_SECRET_ACCESS_KEY")
+SUPABASE_S3_ENDPOINT = _env("SUPABASE_S3_ENDPOINT") or (
+    f"{SUPABASE_URL}/storage/v1/s3" if SUPABASE_URL else ""
+)
+SUPABASE_S3_REGION = _env("SUPABASE_S3_REGION", "us-east-1")
+SUPABASE_STORAGE_BUCKET = _env("SUPABASE_STORAGE_BUCKET", "media")
+SUPABASE_BUCKET_PUBLIC = _env_bool("SUPABASE_BUCKET_PUBLIC", True)
+SUPABASE_STORAGE_ENABLED = bool(SUPABASE_S3_ACCESS_KEY_ID and SUPABASE_S3_SECRET_ACCESS_KEY)
+# Signed URLs must outlive a viewing session: players seek with range requests long after load.
+SIGNED_URL_EXPIRES_SECONDS = _env_int("SIGNED_URL_EXPIRES_SECONDS", 6 * 3600)
+
+if SUPABASE_STORAGE_ENABLED:
+    if not SUPABASE_URL or not SUPABASE_S3_ENDPOINT:
+        raise ImproperlyConfigured("SUPABASE_URL must be set when Supabase storage is enabled.")
+    _default_storage = {
+        "BACKEND": "contentstudio.storage.SupabaseStorage",
+        "OPTIONS": {
+            "bucket_name": SUPABASE_STORAGE_BUCKET,
+            "endpoint_url": SUPABASE_S3_ENDPOINT,
+            "region_name": SUPABASE_S3_REGION,
+            "access_key": SUPABASE_S3_ACCESS_KEY_ID,
+            "secret_key": SUPABASE_S3_SECRET_ACCESS_KEY,
+            "supabase_url": SUPABASE_URL,
+            "public_bucket": SUPABASE_BUCKET_PUBLIC,
+            "querystring_expire": SIGNED_URL_EXPIRES_SECONDS,
+        },
+    }
+else:
+    _default_storage = {
+        "BACKEND": "contentstudio.storage.LocalMediaStorage",
+        "OPTIONS": {"public": SUPABASE_BUCKET_PUBLIC},
+    }
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# --- Avatar video providers -----------------------------------------------------------------
+HEYGEN_API_KEY = _env("HEYGEN_API_KEY")
+HEYGEN_API_BASE = _env("HEYGEN_API_BASE", "https://api.heygen.com").rstrip("/")
+HEYGEN_WEBHOOK_SECRET = _env("HEYGEN_WEBHOOK_SECRET")
+HEYGEN_DEFAULT_AVATAR_ID = _env("HEYGEN_DEFAULT_AVATAR_ID", "Daisy-inskirt-20220818")
+HEYGEN_DEFAULT_VOICE_ID = _env("HEYGEN_DEFAULT_VOICE_ID", "2d5b0e6cf36f460aa7fc47e3eee4ba54")
+HEYGEN_REQUEST_TIMEOUT_SECONDS = float(_env("HEYGEN_REQUEST_TIMEOUT_SECONDS", "30"))
+HEYGEN_RENDER_DEADLINE_SECONDS = float(_env("HEYGEN_RENDER_DEADLINE_SECONDS", "1800"))
+HEYGEN_POLL_INTERVAL_SECONDS = float(_env("HEYGEN_POLL_INTERVAL_SECONDS", "10"))
+AVATAR_PROVIDER = _env("AVATAR_PROVIDER") or ("heygen" if HEYGEN_API_KEY else "local")
+if AVATAR_PROVIDER not in {"heygen", "local"}:
+    raise ImproperlyConfigured("AVATAR_PROVIDER must be 'heygen' or 'local'.")
+if AVATAR_PROVIDER == "heygen" and not HEYGEN_API_KEY:
+    raise ImproperlyConfigured("AVATAR_PROVIDER=heygen needs HEYGEN_API_KEY.")
+
+# Hosts the rendered video may be downloaded from. A leading dot matches subdomains.
+# Loopback is allowed only when listed explicitly (tests, demos with the fake server).
+AVATAR_DOWNLOAD_ALLOWED_HOSTS = _env_list(
+    "AVATAR_DOWNLOAD_ALLOWED_HOSTS", [".heygen.ai", ".heygen.com"]
+)
+AVATAR_VIDEO_MAX_BYTES = _env_int("AVATAR_VIDEO_MAX_BYTES", 2 * 1024**3)
+AVATAR_VIDEO_PREFIX = "avatar_videos/"
+AVATAR_SCRIPT_MAX_CHARS = _env_int("AVATAR_SCRIPT_MAX_CHARS", 5000)
+# The offline provider: real MP4s rendered locally with ffmpeg.
+OFFLINE_VIDEO_WIDTH = _env_int("OFFLINE_VIDEO_WIDTH", 1280)
+OFFLINE_VIDEO_HEIGHT = _env_int("OFFLINE_VIDEO_HEIGHT", 720)
+OFFLINE_VIDEO_MAX_SECONDS = _env_int("OFFLINE_VIDEO_MAX_SECONDS", 20)
+
+# --- Jobs (django-q2, ORM broker) -----------------------------------------------------------
+# timeout < retry, so the broker never hands a running task to a second worker.
+Q_CLUSTER = {
+    "name": "contentstudio",
+    "orm": "default",
+    "workers": _env_int("Q_WORKERS", 2),
+    "timeout": _env_int("Q_TIMEOUT_SECONDS", 2400),
+    "retry": _env_int("Q_RETRY_SECONDS", 2700),
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "poll": 0.5,
+    "save_limit": 500,
+}
+if _env_bool("Q_SYNC", False):
+    Q_CLUSTER["sync"] = True
+
+# --- Logging: to stderr, never secrets ------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["stderr"], "level": _env("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "botocore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        "django_q": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,16 @@
+"""URL routes: the studio, the admin, auth, and local media."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, re_path
+
+from contentstudio import views as media_views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    re_path(r"^media/(?P<path>.+)$", media_views.public_media, name="public-media"),
+    re_path(r"^signed-media/(?P<path>.+)$", media_views.signed_media, name="signed-media"),
+    path("", include("topics.urls")),
+]

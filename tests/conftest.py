@@ -1,0 +1,68 @@
+"""Test infrastructure: the real servers the suite talks to over HTTP.
+
+Each xdist worker starts its own moto S3 server on a free loopback port and points the
+production Supabase storage backend at it; every test starts with an empty bucket.
+"""
+
+from pathlib import Path
+
+import pytest
+from django.test.utils import override_settings
+
+from avatars.providers.offline import render_script_video
+from tests.servers import S3Server, supabase_storage_settings
+
+BUCKET = "media"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    server = S3Server().start()
+    server.create_bucket(BUCKET, public=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def supabase_storage(s3_server):
+    """Point default storage (the Supabase backend) at the S3 server for the whole session."""
+    override = override_settings(**supabase_storage_settings(s3_server, BUCKET))
+    override.enable()
+    yield s3_server
+    override.disable()
+
+
+@pytest.fixture(autouse=True)
+def _empty_bucket(s3_server):
+    yield
+    if s3_server.process is not None:
+        s3_server.empty_bucket(BUCKET)
+
+
+@pytest.fixture
+def bucket_keys(s3_server):
+    """What is in the bucket right now."""
+    return lambda prefix="": s3_server.keys(BUCKET, prefix)
+
+
+@pytest.fixture(scope="session")
+def sample_mp4(tmp_path_factory) -> Path:
+    """A real, small H.264/AAC MP4 made locally."""
+    path = tmp_path_factory.mktemp("mp4") / "sample.mp4"
+    return render_script_video(
+        "A short lesson about photosynthesis.", path, width=320, height=180, seconds=2
+    )
+
+
+@pytest.fixture
+def local_storage(settings, tmp_path):
+    """The embedded default: local files under a per-test MEDIA_ROOT."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.STORAGES = {
+        "default": {"BACKEND": "contentstudio.storage.LocalMediaStorage", "OPTIONS": {}},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.SUPABASE_STORAGE_ENABLED = False
+    from django.core.files.storage import default_storage
+
+    return default_storage

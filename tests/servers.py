@@ -1,0 +1,135 @@
+"""Real servers on loopback for tests and benchmarks: moto's standalone S3 server."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import boto3
+import requests
+
+from contentstudio.storage import supabase_client_config
+
+TEST_REGION = "us-east-1"
+TEST_ACCESS_KEY = "test-access-key-id"
+TEST_SECRET_KEY = "test-secret-access-key-do-not-log"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+@dataclass
+class S3Server:
+    """moto's S3 server in its own process, so stopping it is a real outage."""
+
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "S3Server":
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def client(self):
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=TEST_REGION,
+            aws_access_key_id=TEST_ACCESS_KEY,
+            aws_secret_access_key=TEST_SECRET_KEY,
+            config=supabase_client_config(),
+        )
+
+    def create_bucket(self, bucket: str, public: bool = True) -> None:
+        client = self.client()
+        client.create_bucket(Bucket=bucket)
+        if public:  # mimic a Supabase public bucket: anonymous GET allowed
+            policy = {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": "*",
+                        "Action": "s3:GetObject",
+                        "Resource": f"arn:aws:s3:::{bucket}/*",
+                    }
+                ],
+            }
+            client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        paginator = self.client().get_paginator("list_objects_v2")
+        return [
+            obj["Key"]
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])
+        ]
+
+    def empty_bucket(self, bucket: str) -> None:
+        client = self.client()
+        keys = self.keys(bucket)
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            client.delete_objects(Bucket=bucket, Delete={"Objects": batch})
+
+    def reset(self) -> None:
+        requests.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
+
+
+def supabase_storage_settings(server: S3Server, bucket: str, public: bool = True) -> dict:
+    """The settings that point the production Supabase backend at `server`."""
+    return {
+        "SUPABASE_URL": "https://test-project.supabase.co",
+        "SUPABASE_STORAGE_BUCKET": bucket,
+        "SUPABASE_BUCKET_PUBLIC": public,
+        "SUPABASE_STORAGE_ENABLED": True,
+        "STORAGES": {
+            "default": {
+                "BACKEND": "contentstudio.storage.SupabaseStorage",
+                "OPTIONS": {
+                    "bucket_name": bucket,
+                    "endpoint_url": server.endpoint,
+                    "region_name": TEST_REGION,
+                    "access_key": TEST_ACCESS_KEY,
+                    "secret_key": TEST_SECRET_KEY,
+                    "supabase_url": "https://test-project.supabase.co",
+                    "public_bucket": public,
+                },
+            },
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        },
+    }

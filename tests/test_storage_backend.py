@@ -1,0 +1,177 @@
+"""The Supabase backend against a real S3 server over HTTP, and the local backend."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage, storages
+
+from contentstudio.storage import LocalMediaStorage, SupabaseStorage
+from tests.conftest import BUCKET
+from tests.servers import supabase_storage_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_default_storage_is_the_supabase_backend_pointed_at_the_s3_server(s3_server):
+    assert isinstance(default_storage, SupabaseStorage)
+    assert default_storage.endpoint_url == s3_server.endpoint
+
+
+def test_mp4_round_trip_through_supabase_backend(sample_mp4, bucket_keys):
+    name = "avatar_videos/avatar_roundtrip.mp4"
+    with sample_mp4.open("rb") as fh:
+        saved = default_storage.save(name, File(fh))
+    assert saved == name
+    assert bucket_keys() == [name]
+    assert default_storage.size(name) == sample_mp4.stat().st_size
+
+    assert default_storage.url(name) == (
+        f"https://test-project.supabase.co/storage/v1/object/public/{BUCKET}/{name}"
+    )
+    signed = default_storage.signed_url(name, expire=600)
+    assert "X-Amz-Signature=" in signed and "X-Amz-Expires=600" in signed
+    response = requests.get(signed, timeout=10)
+    assert response.status_code == 200
+    assert response.content == sample_mp4.read_bytes()
+
+    default_storage.delete(name)
+    assert not default_storage.exists(name)
+    assert bucket_keys() == []
+
+
+def test_private_bucket_url_is_signed_and_downloads(settings, s3_server, sample_mp4):
+    for key, value in supabase_storage_settings(s3_server, BUCKET, public=False).items():
+        setattr(settings, key, value)
+    storage = storages["default"]
+    name = storage.save("avatar_videos/private.mp4", ContentFile(sample_mp4.read_bytes()))
+    url = storage.url(name)
+    assert "X-Amz-Signature=" in url
+    assert "/storage/v1/object/public/" not in url
+    assert requests.get(url, timeout=10).content == sample_mp4.read_bytes()
+
+
+def test_presigned_urls_use_sigv4_not_sigv2(sample_mp4):
+    default_storage.save("avatar_videos/sig.mp4", ContentFile(b"x" * 10))
+    url = default_storage.signed_url("avatar_videos/sig.mp4", expire=60)
+    assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url
+    assert "AWSAccessKeyId=" not in url
+
+
+@pytest.mark.parametrize("size", [1024, 9 * 1024 * 1024], ids=["single-put", "multipart"])
+def test_client_sends_no_aws_chunked_trailer_or_checksum_headers(size):
+    """Supabase (and other S3-compatible servers) choke on boto3's default checksum trailer."""
+    sent = []
+    client = default_storage.connection.meta.client
+
+    def capture(request, **kwargs):
+        sent.append(dict(request.headers))
+
+    client.meta.events.register("before-send.s3", capture)
+    try:
+        default_storage.save(f"avatar_videos/chk_{size}.bin", ContentFile(os.urandom(size)))
+    finally:
+        client.meta.events.unregister("before-send.s3", capture)
+
+    uploads = [h for h in sent if "Content-Length" in h or "x-amz-trailer" in h]
+    assert uploads, "no upload request was captured"
+    for headers in sent:
+        lowered = {k.lower(): str(v) for k, v in headers.items()}
+        assert "aws-chunked" not in lowered.get("content-encoding", "")
+        assert "x-amz-trailer" not in lowered
+        assert "x-amz-decoded-content-length" not in lowered
+        assert not any(k.startswith("x-amz-checksum-") for k in lowered)
+        assert "x-amz-sdk-checksum-algorithm" not in lowered
+        assert "STREAMING" not in lowered.get("x-amz-content-sha256", "")
+    config = client.meta.config
+    assert config.request_checksum_calculation == "when_required"
+    assert config.response_checksum_validation == "when_required"
+    assert config.s3["addressing_style"] == "path"
+    assert config.signature_version == "s3v4"
+
+
+def test_local_storage_public_url_and_signed_url(client, local_storage, sample_mp4):
+    assert isinstance(local_storage, LocalMediaStorage)
+    name = local_storage.save("avatar_videos/local.mp4", ContentFile(sample_mp4.read_bytes()))
+    assert local_storage.url(name) == "/media/avatar_videos/local.mp4"
+    assert b"".join(client.get(local_storage.url(name)).streaming_content) == (
+        sample_mp4.read_bytes()
+    )
+
+    signed = local_storage.signed_url(name, expire=60)
+    response = client.get(signed)
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == sample_mp4.read_bytes()
+
+
+def test_local_signed_url_cannot_be_widened_to_another_path(client, local_storage):
+    local_storage.save("avatar_videos/a.mp4", ContentFile(b"a"))
+    local_storage.save("avatar_videos/b.mp4", ContentFile(b"b"))
+    signed = local_storage.signed_url("avatar_videos/a.mp4", expire=60)
+    assert client.get(signed.replace("/a.mp4", "/b.mp4")).status_code == 403
+    assert client.get(signed.split("?")[0]).status_code == 403
+
+
+def test_local_signed_url_expires(client, local_storage, monkeypatch):
+    local_storage.save("avatar_videos/e.mp4", ContentFile(b"e"))
+    signed = local_storage.signed_url("avatar_videos/e.mp4", expire=30)
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 31)
+    assert client.get(signed).status_code == 403
+
+
+def test_private_local_bucket_hides_public_path(client, local_storage, settings):
+    settings.STORAGES = {
+        "default": {
+            "BACKEND": "contentstudio.storage.LocalMediaStorage",
+            "OPTIONS": {"public": False},
+        },
+        "staticfiles": settings.STORAGES["staticfiles"],
+    }
+    storage = storages["default"]
+    storage.save("avatar_videos/p.mp4", ContentFile(b"p"))
+    assert client.get("/media/avatar_videos/p.mp4").status_code == 404
+    assert "signature=" in storage.url("avatar_videos/p.mp4")
+
+
+def _manage(env: dict, *args: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SUPABASE_"))}
+    base.pop("DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    result = _manage(
+        {
+            "DJANGO_SECRET_KEY": "prod-" + "k" * 60,
+            "DJANGO_ALLOWED_HOSTS": "studio.example.com",
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/contentstudio",
+            "SUPABASE_URL": "https://abcd.supabase.co",
+            "SUPABASE_S3_ACCESS_KEY_ID": "key-id",
+            "SUPABASE_S3_SECRET_ACCESS_KEY": "secret",
+        },
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_missing_secret_key_outside_debug_is_a_clear_error():
+    result = _manage({"DJANGO_DEBUG": "0"}, "check")
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr

@@ -1,0 +1,73 @@
+"""Topics and the content items generated for them."""
+
+from django.db import models
+from django.db.models import Q
+
+RTL_LANGUAGES = {"he", "ar", "fa", "ur", "yi", "ps", "dv", "ckb", "sd", "ug"}
+
+
+class Topic(models.Model):
+    """A lesson topic; content items (avatar videos, text, quizzes...) hang off it."""
+
+    title = models.CharField(max_length=255)
+    language = models.CharField(max_length=16, default="en", help_text="BCP 47 code, e.g. en, he")
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        indexes = [models.Index(fields=["title"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_rtl(self) -> bool:
+        return self.language.split("-")[0].lower() in RTL_LANGUAGES
+
+    @property
+    def text_direction(self) -> str:
+        return "rtl" if self.is_rtl else "ltr"
+
+
+class ContentItem(models.Model):
+    """One piece of generated content; an avatar video keeps its metadata in `content_data`."""
+
+    class ContentType(models.TextChoices):
+        TEXT = "text", "Text"
+        AVATAR_VIDEO = "avatar_video", "Avatar video"
+        PRESENTATION = "presentation", "Presentation"
+        QUIZ = "quiz", "Quiz"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        GENERATING = "generating", "Generating"
+        READY = "ready", "Ready (stored)"
+        NEEDS_STORAGE = "needs_storage", "Needs storage (provider URL)"
+        NEEDS_REGENERATION = "needs_regeneration", "Needs regeneration"
+        FAILED = "failed", "Failed"
+
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="content_items")
+    content_type = models.CharField(max_length=32, choices=ContentType.choices)
+    content_data = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.DRAFT)
+    # Mirrors content_data["storagePath"] so reconciliation and uniqueness use an index.
+    storage_path = models.CharField(max_length=512, blank=True, default="", db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Two rows never share one stored object: deleting one would dangle the other.
+            models.UniqueConstraint(
+                fields=["storage_path"],
+                condition=~Q(storage_path=""),
+                name="contentitem_unique_storage_path",
+            )
+        ]
+        indexes = [models.Index(fields=["topic", "content_type"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_content_type_display()} #{self.pk} for {self.topic_id}"
