@@ -1,0 +1,71 @@
+"""What every video provider speaks: requests, statuses and downloads as project dataclasses."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+TERMINAL_STATUSES = {"completed", "failed"}
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """One avatar video to render."""
+
+    script: str
+    language: str
+    avatar_id: str
+    voice_id: str
+    title: str = ""
+    callback_id: str = ""
+    width: int = 1280
+    height: int = 720
+
+
+@dataclass(frozen=True)
+class RenderStatus:
+    """The provider's view of a render, normalised."""
+
+    provider_video_id: str
+    status: str  # pending | waiting | processing | completed | failed
+    video_url: str | None = None
+    duration_seconds: float | None = None
+    error_message: str | None = None
+    error_code: str | None = None
+    url_expires_at: datetime | None = None
+    callback_id: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def is_completed(self) -> bool:
+        # HeyGen can report "completed" with a non-null error on free plans: the URL decides.
+        return self.status == "completed" and bool(self.video_url)
+
+
+class VideoDownload(Protocol):
+    """An open stream of a rendered video; the caller closes it."""
+
+    content_length: int | None
+    content_type: str | None
+
+    def iter_chunks(self, chunk_size: int = 1024 * 1024) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+class VideoProvider(Protocol):
+    """A renderer of avatar videos (HeyGen, or the offline one)."""
+
+    name: str
+
+    def create_video(self, request: RenderRequest) -> str:
+        """Start a render; returns the provider's video id."""
+
+    def get_status(self, provider_video_id: str) -> RenderStatus:
+        """The render's current status (a fresh download URL when completed)."""
+
+    def open_download(self, video_url: str) -> VideoDownload:
+        """Open the rendered video for streaming."""
