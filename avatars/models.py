@@ -1,0 +1,96 @@
+"""Durable records of the avatar video lifecycle: the upload ledger and generation jobs."""
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from topics.models import ContentItem
+
+
+class UploadLedgerEntry(models.Model):
+    """A storage object that no committed row safely references yet, or that must go.
+
+    `upload` entries are committed *before* the bytes are written and deleted in the same
+    transaction that commits the row referencing the object, so a process killed anywhere in
+    between leaves an entry for the sweeper. `delete` entries are objects to remove (a rolled
+    back save, a replaced video, a failed delete); they are retried until the delete succeeds.
+    """
+
+    class Intent(models.TextChoices):
+        UPLOAD = "upload", "Upload in flight"
+        DELETE = "delete", "Delete pending"
+
+    storage_path = models.CharField(max_length=512, unique=True)
+    intent = models.CharField(max_length=16, choices=Intent.choices, default=Intent.UPLOAD)
+    reason = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "upload ledger entry"
+        verbose_name_plural = "upload ledger"
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.intent}: {self.storage_path}"
+
+
+class VideoJob(models.Model):
+    """One generation of one content item's avatar video, with its visible state."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RENDERING = "rendering", "Rendering"
+        DOWNLOADING = "downloading", "Downloading"
+        UPLOADING = "uploading", "Uploading"
+        STORED = "stored", "Stored"
+        FALLBACK = "fallback", "Stored at provider only (fallback)"
+        FAILED = "failed", "Failed"
+
+    ACTIVE_STATES = (State.QUEUED, State.RENDERING, State.DOWNLOADING, State.UPLOADING)
+    TERMINAL_STATES = (State.STORED, State.FALLBACK, State.FAILED)
+
+    content_item = models.ForeignKey(
+        ContentItem, on_delete=models.CASCADE, related_name="video_jobs"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    script = models.TextField()
+    language = models.CharField(max_length=16, default="en")
+    avatar_id = models.CharField(max_length=128, blank=True)
+    voice_id = models.CharField(max_length=128, blank=True)
+    provider = models.CharField(max_length=16, blank=True)
+    provider_video_id = models.CharField(max_length=128, blank=True, db_index=True)
+    callback_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    provider_url_expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    last_error = models.TextField(blank=True)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    rendered_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-queued_at", "-id"]
+        constraints = [
+            # One running generation per content item: a second request joins this one.
+            models.UniqueConstraint(
+                fields=["content_item"],
+                condition=Q(state__in=["queued", "rendering", "downloading", "uploading"]),
+                name="videojob_one_active_per_item",
+            )
+        ]
+        indexes = [models.Index(fields=["state", "heartbeat_at"])]
+
+    def __str__(self) -> str:
+        return f"Video job #{self.pk} ({self.state}) for item {self.content_item_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE_STATES
