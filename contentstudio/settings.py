@@ -115,6 +115,8 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The job worker and the web server share the file: wait for locks instead of failing.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # A file, not memory, for the test database: job worker processes in tests share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
@@ -209,6 +211,9 @@ AVATAR_SCRIPT_MAX_CHARS = _env_int("AVATAR_SCRIPT_MAX_CHARS", 5000)
 OFFLINE_VIDEO_WIDTH = _env_int("OFFLINE_VIDEO_WIDTH", 1280)
 OFFLINE_VIDEO_HEIGHT = _env_int("OFFLINE_VIDEO_HEIGHT", 720)
 OFFLINE_VIDEO_MAX_SECONDS = _env_int("OFFLINE_VIDEO_MAX_SECONDS", 20)
+
+VIDEO_JOB_MAX_ATTEMPTS = _env_int("VIDEO_JOB_MAX_ATTEMPTS", 3)
+VIDEO_JOB_RETRY_BASE_SECONDS = _env_int("VIDEO_JOB_RETRY_BASE_SECONDS", 30)
 
 # --- Jobs (django-q2, ORM broker) -----------------------------------------------------------
 # timeout < retry, so the broker never hands a running task to a second worker.

@@ -1,0 +1,122 @@
+"""Cleaners for `ContentItem.content_data`: keep the documented fields, check their types.
+
+An avatar video's content_data (camelCase keys kept from the original system):
+    script, videoUrl, videoId, duration_seconds,
+    fileUrl, fileName, fileSize, fileType, storagePath, uploadedAt   (storage metadata)
+    checksum, width, height                                          (read from the bytes)
+    metadata: {heygen_video_url, storage_fallback}
+Storage metadata is all or nothing: a row never points at an object it cannot describe.
+"""
+
+from datetime import datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+from django.conf import settings
+
+from avatars.errors import InvalidContentData
+
+STORAGE_FIELDS = ("fileUrl", "fileName", "fileSize", "fileType", "storagePath", "uploadedAt")
+_NUMBER = (int, float)
+AVATAR_VIDEO_FIELDS: dict[str, tuple[type, ...]] = {
+    "script": (str,),
+    "videoUrl": (str,),
+    "videoId": (str,),
+    "duration_seconds": _NUMBER,
+    "fileUrl": (str,),
+    "fileName": (str,),
+    "fileSize": (int,),
+    "fileType": (str,),
+    "storagePath": (str,),
+    "uploadedAt": (str,),
+    "checksum": (str,),
+    "width": (int,),
+    "height": (int,),
+}
+AVATAR_VIDEO_METADATA_FIELDS: dict[str, tuple[type, ...]] = {
+    "heygen_video_url": (str,),
+    "storage_fallback": (bool,),
+}
+
+
+def _check_type(name: str, value: Any, types: tuple[type, ...]) -> None:
+    # bool is an int subclass: a size of True is a bug, not a number.
+    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+        expected = " or ".join(t.__name__ for t in types)
+        raise InvalidContentData(
+            f"content_data.{name} must be {expected}, got {type(value).__name__}."
+        )
+
+
+def _pick(data: dict, fields: dict[str, tuple[type, ...]], prefix: str = "") -> dict:
+    cleaned = {}
+    for name, types in fields.items():
+        value = data.get(name)
+        if value is None or value == "":
+            continue
+        _check_type(prefix + name, value, types)
+        cleaned[name] = value
+    return cleaned
+
+
+def validate_storage_path(path: str) -> str:
+    """A storage path must sit under the avatar video prefix with no traversal."""
+    prefix = settings.AVATAR_VIDEO_PREFIX
+    parts = PurePosixPath(path).parts
+    if (
+        not path.startswith(prefix)
+        or path.startswith("/")
+        or "\\" in path
+        or ".." in parts
+        or any(ord(ch) < 32 for ch in path)
+    ):
+        raise InvalidContentData(f"content_data.storagePath must be a path under {prefix!r}.")
+    return path
+
+
+def _check_storage_metadata(cleaned: dict) -> None:
+    present = [name for name in STORAGE_FIELDS if name in cleaned]
+    if not present:
+        return
+    missing = [name for name in STORAGE_FIELDS if name not in cleaned]
+    if missing:
+        raise InvalidContentData(
+            "content_data has incomplete storage metadata: missing " + ", ".join(missing) + "."
+        )
+    validate_storage_path(cleaned["storagePath"])
+    if cleaned["fileSize"] < 0:
+        raise InvalidContentData("content_data.fileSize must not be negative.")
+    try:
+        datetime.fromisoformat(cleaned["uploadedAt"].replace("Z", "+00:00"))
+    except ValueError as error:
+        raise InvalidContentData("content_data.uploadedAt must be an ISO 8601 time.") from error
+
+
+def clean_avatar_video_data(data: Any) -> dict:
+    """Keep exactly the documented avatar video fields; raise InvalidContentData otherwise."""
+    if not isinstance(data, dict):
+        raise InvalidContentData("content_data for an avatar video must be an object.")
+    cleaned = _pick(data, AVATAR_VIDEO_FIELDS)
+    # The seed kept the storage metadata nested too; accept it there when the top level lacks it.
+    nested = data.get("metadata") or {}
+    if not isinstance(nested, dict):
+        raise InvalidContentData("content_data.metadata must be an object.")
+    storage_metadata = nested.get("storage_metadata")
+    if isinstance(storage_metadata, dict) and "storagePath" not in cleaned:
+        cleaned.update(_pick(storage_metadata, AVATAR_VIDEO_FIELDS, "metadata.storage_metadata."))
+    _check_storage_metadata(cleaned)
+    if not cleaned.get("videoUrl") and not cleaned.get("fileUrl"):
+        raise InvalidContentData("content_data for an avatar video needs videoUrl or fileUrl.")
+    metadata = _pick(nested, AVATAR_VIDEO_METADATA_FIELDS, "metadata.")
+    if metadata:
+        cleaned["metadata"] = metadata
+    return cleaned
+
+
+def clean_content_data(content_type: str, data: Any) -> dict:
+    """Clean content_data for its content type (avatar videos strictly; others as objects)."""
+    if content_type == "avatar_video":
+        return clean_avatar_video_data(data)
+    if not isinstance(data, dict):
+        raise InvalidContentData("content_data must be an object.")
+    return data
