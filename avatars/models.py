@@ -94,3 +94,18 @@ class VideoJob(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in self.ACTIVE_STATES
+
+
+class WebhookEvent(models.Model):
+    """A provider webhook already handled; a replay of the same body changes nothing."""
+
+    digest = models.CharField(max_length=64, unique=True)  # sha256 of the raw body
+    event_type = models.CharField(max_length=64)
+    provider_video_id = models.CharField(max_length=128, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.provider_video_id}"

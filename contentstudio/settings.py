@@ -212,6 +212,10 @@ OFFLINE_VIDEO_WIDTH = _env_int("OFFLINE_VIDEO_WIDTH", 1280)
 OFFLINE_VIDEO_HEIGHT = _env_int("OFFLINE_VIDEO_HEIGHT", 720)
 OFFLINE_VIDEO_MAX_SECONDS = _env_int("OFFLINE_VIDEO_MAX_SECONDS", 20)
 
+# Objects younger than this may belong to an upload still in flight: never swept.
+RECONCILE_GRACE_SECONDS = _env_int("RECONCILE_GRACE_SECONDS", 6 * 3600)
+# A worker beats at every poll and stage; silent this long means it died.
+VIDEO_JOB_STALL_SECONDS = _env_int("VIDEO_JOB_STALL_SECONDS", 900)
 VIDEO_JOB_MAX_ATTEMPTS = _env_int("VIDEO_JOB_MAX_ATTEMPTS", 3)
 VIDEO_JOB_RETRY_BASE_SECONDS = _env_int("VIDEO_JOB_RETRY_BASE_SECONDS", 30)
 

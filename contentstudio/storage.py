@@ -43,13 +43,20 @@ def supabase_client_config() -> Config:
 
 
 def supabase_transfer_config() -> TransferConfig:
-    """Multipart settings: 8 MiB parts, 4 in flight (bounded memory, overlapped network)."""
-    return TransferConfig(
+    """Multipart settings: 8 MiB parts, 4 in flight (bounded memory, overlapped network).
+
+    Videos arrive as non-seekable streams; s3transfer then holds up to
+    `max_in_memory_upload_chunks` parts in memory, so 4 x 8 MiB bounds an upload of any
+    size to about 32 MiB while four parts travel at once, overlapping the download.
+    """
+    config = TransferConfig(
         multipart_threshold=8 * MiB,
         multipart_chunksize=8 * MiB,
         max_concurrency=4,
         use_threads=True,
     )
+    config.max_in_memory_upload_chunks = 4  # an s3transfer option boto3's __init__ hides
+    return config
 
 
 class SupabaseStorage(S3Storage):

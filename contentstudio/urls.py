@@ -4,10 +4,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
+from avatars.webhooks import heygen_webhook
 from contentstudio import views as media_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("webhooks/heygen/", heygen_webhook, name="heygen-webhook"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     re_path(r"^media/(?P<path>.+)$", media_views.public_media, name="public-media"),

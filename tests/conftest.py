@@ -66,3 +66,42 @@ def local_storage(settings, tmp_path):
     from django.core.files.storage import default_storage
 
     return default_storage
+
+
+@pytest.fixture
+def storage_link(settings, s3_server):
+    """Default storage reached through a TCP link the test can cut (`.cut()`, `.restore()`);
+    the S3 server keeps its objects while the link is down."""
+    from tests.servers import TcpProxy
+
+    proxy = TcpProxy(s3_server.port)
+    storage_settings = supabase_storage_settings(s3_server, BUCKET)
+    storage_settings["STORAGES"]["default"]["OPTIONS"]["endpoint_url"] = proxy.endpoint
+    for key, value in storage_settings.items():
+        setattr(settings, key, value)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture(scope="session")
+def _fake_heygen_server():
+    from avatars.fake_heygen import FakeHeyGenServer
+
+    server = FakeHeyGenServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_heygen(settings, _fake_heygen_server):
+    """The fake HeyGen server over HTTP, with the production client pointed at it."""
+    server = _fake_heygen_server
+    server.reset()
+    settings.AVATAR_PROVIDER = "heygen"
+    settings.HEYGEN_API_KEY = server.api_key
+    settings.HEYGEN_API_BASE = server.base_url
+    settings.HEYGEN_POLL_INTERVAL_SECONDS = 0.05
+    settings.HEYGEN_REQUEST_TIMEOUT_SECONDS = 5
+    settings.AVATAR_DOWNLOAD_ALLOWED_HOSTS = [server.host_port]
+    yield server
+    server.reset()

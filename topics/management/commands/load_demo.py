@@ -4,8 +4,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from topics.services import create_topic
 from topics.models import Topic
+from topics.services import create_topic
 
 DEMO_TOPICS = [
     ("Photosynthesis basics", "en", "How plants turn light, water and carbon dioxide into sugar."),

@@ -1,0 +1,376 @@
+"""A fake HeyGen server: a real HTTP server speaking the documented API, for tests and demos.
+
+It renders real MP4s with the offline renderer, walks each video through
+pending -> processing -> completed over successive status polls, serves the file from an
+expiring signed URL, sends webhooks when an endpoint is registered, and can be told to
+misbehave (see FAULTS) from Python or with `POST /_fake/faults`.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from avatars.providers.offline import render_script_video
+
+logger = logging.getLogger(__name__)
+
+FAULTS = {
+    "generate_429": "answer N generate calls with 429 + Retry-After 1",
+    "generate_500": "answer N generate calls with 500",
+    "status_500": "answer N status calls with 500",
+    "slow": "sleep this many seconds before answering any API call",
+    "slow_download": "stream the MP4 over about this many seconds",
+    "render_failed": "renders end in status failed",
+    "truncated_body": "announce the full length, send half, close",
+    "html_body": "serve an HTML page instead of the MP4",
+    "wrong_content_length": "announce more bytes than are sent",
+    "quota": "generate answers 429 trial_video_limit_exceeded",
+    "invalid_avatar": "generate answers 400 avatar not found",
+    "serve_file": "serve this file (path) as every video's bytes",
+}
+
+
+class FakeHeyGenServer:
+    """Start with `.start()`; `.base_url` is what HEYGEN_API_BASE should be."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str = "fake-heygen-key",
+        polls_per_step: int = 1,
+        width: int = 320,
+        height: int = 180,
+        url_ttl_seconds: int = 3600,
+    ):
+        self.api_key = api_key
+        self.polls_per_step = polls_per_step
+        self.width, self.height = width, height
+        self.url_ttl_seconds = url_ttl_seconds
+        self.signing_key = secrets.token_bytes(16)
+        self.webhook: dict | None = None
+        self.videos: dict[str, dict] = {}
+        self.faults: dict = {}
+        self.requests_seen: list[str] = []
+        self.lock = threading.Lock()
+        self.render_dir = Path(tempfile.mkdtemp(prefix="fake-heygen-"))
+        self._renders: dict[str, Path] = {}
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self.thread: threading.Thread | None = None
+
+    @property
+    def host_port(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"{host}:{port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host_port}"
+
+    def start(self) -> "FakeHeyGenServer":
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def set_fault(self, name: str, value=True) -> None:
+        if name not in FAULTS:
+            raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+        with self.lock:
+            self.faults[name] = value
+
+    def reset(self) -> None:
+        with self.lock:
+            self.faults.clear()
+            self.videos.clear()
+            self.webhook = None
+            self.requests_seen.clear()
+
+    def take_fault(self, name: str) -> bool:
+        """For counted faults: consume one occurrence."""
+        with self.lock:
+            value = self.faults.get(name)
+            if not value:
+                return False
+            if value is not True and isinstance(value, int):
+                self.faults[name] = value - 1
+            return True
+
+    def render(self, script: str) -> Path:
+        key = hashlib.sha256(f"{script}|{self.width}x{self.height}".encode()).hexdigest()[:16]
+        with self.lock:
+            path = self._renders.get(key)
+        if path is None:
+            path = render_script_video(
+                script, self.render_dir / f"{key}.mp4", width=self.width, height=self.height,
+                max_seconds=4,
+            )  # fmt: skip
+            with self.lock:
+                self._renders[key] = path
+        return path
+
+    def sign(self, video_id: str, expires: int) -> str:
+        return hmac.new(self.signing_key, f"{video_id}:{expires}".encode(), "sha256").hexdigest()
+
+    def video_url(self, video_id: str) -> str:
+        expires = int(time.time()) + self.url_ttl_seconds
+        return (
+            f"{self.base_url}/files/{video_id}.mp4?Expires={expires}"
+            f"&Signature={self.sign(video_id, expires)}"
+        )
+
+    def send_webhook(self, video: dict) -> None:
+        if not self.webhook:
+            return
+        if video["status"] == "completed":
+            event = {
+                "event_type": "avatar_video.success",
+                "event_data": {
+                    "video_id": video["id"],
+                    "url": self.video_url(video["id"]),
+                    "callback_id": video["callback_id"],
+                },
+            }
+        else:
+            event = {
+                "event_type": "avatar_video.fail",
+                "event_data": {
+                    "video_id": video["id"],
+                    "msg": video["error"]["message"],
+                    "callback_id": video["callback_id"],
+                },
+            }
+        body = json.dumps(event).encode()
+        signature = hmac.new(self.webhook["secret"].encode(), body, "sha256").hexdigest()
+        try:
+            requests.post(
+                self.webhook["url"],
+                data=body,
+                headers={"Content-Type": "application/json", "X-HeyGen-Signature": signature},
+                timeout=5,
+            )
+        except requests.RequestException:
+            logger.warning("fake heygen: webhook delivery failed")
+
+
+STEPS = ["pending", "processing", "completed"]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeHeyGenServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):  # quiet: tests read their own output
+        return
+
+    def _json(self, status: int, payload: dict, headers: dict | None = None) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, code: str, message: str, headers=None) -> None:
+        self._json(status, {"data": None, "error": {"code": code, "message": message}}, headers)
+
+    def _authorised(self) -> bool:
+        if self.headers.get("X-Api-Key") != self.fake.api_key:
+            self._error(401, "unauthorized", "Unauthorized: invalid API key")
+            return False
+        return True
+
+    def _body(self) -> dict:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            return json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            return {}
+
+    def do_POST(self):
+        path = urlsplit(self.path).path
+        self.fake.requests_seen.append(f"POST {path}")
+        if path == "/_fake/faults":
+            for name, value in self._body().items():
+                self.fake.set_fault(name, value)
+            return self._json(200, {"faults": self.fake.faults})
+        if path == "/_fake/reset":
+            self.fake.reset()
+            return self._json(200, {"ok": True})
+        if self.fake.faults.get("slow"):
+            time.sleep(float(self.fake.faults["slow"]))
+        if not self._authorised():
+            return None
+        if path == "/v2/video/generate":
+            return self._generate()
+        if path == "/v1/webhook/endpoint.add":
+            body = self._body()
+            secret = f"whsec_{secrets.token_hex(16)}"
+            self.fake.webhook = {"url": body.get("url"), "secret": secret}
+            return self._json(
+                200,
+                {"code": 100, "data": {"endpoint_id": uuid.uuid4().hex, "url": body.get("url"),
+                                       "secret": secret, "status": "enabled",
+                                       "events": body.get("events")}},
+            )  # fmt: skip
+        return self._error(404, "not_found", "Not found")
+
+    def _generate(self):
+        fake = self.fake
+        if fake.take_fault("generate_429"):
+            return self._error(429, "rate_limited", "Too many requests", {"Retry-After": "1"})
+        if fake.take_fault("generate_500"):
+            return self._error(500, "internal_error", "Internal server error")
+        if fake.faults.get("quota"):
+            return self._error(429, "trial_video_limit_exceeded", "Exceed daily api trial limit 5.")
+        if fake.faults.get("invalid_avatar"):
+            return self._error(400, "avatar_not_found", "Avatar not found")
+        body = self._body()
+        try:
+            scene = body["video_inputs"][0]
+            script = scene["voice"]["input_text"]
+            assert scene["character"]["avatar_id"] and scene["voice"]["voice_id"]
+        except (KeyError, IndexError, TypeError, AssertionError):
+            return self._error(400, "invalid_parameter", "video_inputs is invalid")
+        video_id = uuid.uuid4().hex
+        with fake.lock:
+            fake.videos[video_id] = {
+                "id": video_id,
+                "script": script,
+                "callback_id": body.get("callback_id"),
+                "polls": 0,
+                "status": "pending",
+                "error": None,
+            }
+        return self._json(200, {"error": None, "data": {"video_id": video_id}})
+
+    def do_GET(self):
+        parts = urlsplit(self.path)
+        self.fake.requests_seen.append(f"GET {parts.path}")
+        if parts.path.startswith("/files/"):
+            return self._serve_file(parts)
+        if self.fake.faults.get("slow"):
+            time.sleep(float(self.fake.faults["slow"]))
+        if not self._authorised():
+            return None
+        if parts.path == "/v1/video_status.get":
+            return self._status(parse_qs(parts.query).get("video_id", [""])[0])
+        return self._error(404, "not_found", "Not found")
+
+    def _status(self, video_id: str):
+        fake = self.fake
+        if fake.take_fault("status_500"):
+            return self._error(500, "internal_error", "Internal server error")
+        with fake.lock:
+            video = fake.videos.get(video_id)
+            if video is None:
+                return self._json(404, {"code": 404, "message": "video not found", "data": None})
+            finished_now = False
+            if video["status"] not in ("completed", "failed"):
+                video["polls"] += 1
+                step = min(video["polls"] // fake.polls_per_step, len(STEPS) - 1)
+                video["status"] = STEPS[step]
+                if video["status"] == "completed" and fake.faults.get("render_failed"):
+                    video["status"] = "failed"
+                    video["error"] = {
+                        "code": 40119,
+                        "message": "Video is too long",
+                        "detail": "The video exceeds the plan's duration limit.",
+                    }
+                finished_now = video["status"] in ("completed", "failed")
+            snapshot = dict(video)
+        data = {
+            "id": video_id,
+            "status": snapshot["status"],
+            "callback_id": snapshot["callback_id"],
+            "video_url": None,
+            "video_url_caption": None,
+            "caption_url": None,
+            "thumbnail_url": None,
+            "gif_url": None,
+            "duration": None,
+            "created_at": int(time.time()),
+            "error": snapshot["error"],
+        }
+        if snapshot["status"] == "completed":
+            fake.render(snapshot["script"])
+            data["video_url"] = fake.video_url(video_id)
+            data["duration"] = 4.0
+        if finished_now:
+            threading.Thread(target=fake.send_webhook, args=(snapshot,), daemon=True).start()
+        return self._json(200, {"code": 100, "message": "Success", "data": data})
+
+    def _serve_file(self, parts):
+        fake = self.fake
+        video_id = parts.path.removeprefix("/files/").removesuffix(".mp4")
+        query = parse_qs(parts.query)
+        expires = query.get("Expires", ["0"])[0]
+        signature = query.get("Signature", [""])[0]
+        valid = expires.isdigit() and hmac.compare_digest(
+            fake.sign(video_id, int(expires)), signature
+        )
+        if not valid or int(expires) < time.time() or video_id not in fake.videos:
+            body = b"<Error><Code>AccessDenied</Code></Error>"
+            self.send_response(403)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return None
+        if fake.faults.get("html_body"):
+            body = b"<!DOCTYPE html><html><body>Video not ready</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return None
+        path = Path(fake.faults["serve_file"]) if fake.faults.get("serve_file") else None
+        path = path or fake.render(fake.videos[video_id]["script"])
+        size = path.stat().st_size
+        to_send = size
+        announced = size
+        if fake.faults.get("truncated_body"):
+            to_send = size // 2
+        if fake.faults.get("wrong_content_length"):
+            announced = size + 1000
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", str(announced))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        delay = float(fake.faults.get("slow_download") or 0)
+        chunk = 256 * 1024
+        pause = delay / max(1, to_send // chunk + 1) if delay else 0
+        sent = 0
+        try:
+            with path.open("rb") as handle:
+                while sent < to_send:
+                    data = handle.read(min(chunk, to_send - sent))
+                    if not data:
+                        break
+                    self.wfile.write(data)
+                    sent += len(data)
+                    if pause:
+                        time.sleep(pause)
+        except (BrokenPipeError, ConnectionResetError):
+            return None
+        self.close_connection = True
+        return None

@@ -1,0 +1,43 @@
+"""Copy legacy avatar videos (provider URL only, no storage metadata) into storage."""
+
+import sys
+
+from django.core.management.base import BaseCommand
+from tqdm import tqdm
+
+from avatars.errors import AvatarVideoError
+from avatars.promotion import copy_provider_video_to_storage, legacy_items
+
+
+class Command(BaseCommand):
+    help = "Copy legacy rows that hold only a provider videoUrl into storage, with progress."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--limit", type=int, default=None, help="stop after N rows")
+        parser.add_argument("--dry-run", action="store_true", help="only count the rows")
+
+    def handle(self, *args, **options):
+        items = legacy_items()
+        total = items.count() if options["limit"] is None else min(items.count(), options["limit"])
+        if options["dry_run"]:
+            self.stdout.write(f"{total} legacy avatar video row(s) to copy.")
+            return
+        copied, failed = 0, []
+        progress = tqdm(total=total, unit="video", file=sys.stderr, disable=total == 0)
+        for item in items.iterator(chunk_size=100):
+            if copied + len(failed) >= total:
+                break
+            try:
+                copy_provider_video_to_storage(
+                    content_item=item, video_url=item.content_data["videoUrl"]
+                )
+                copied += 1
+            except AvatarVideoError as error:
+                failed.append((item.pk, str(error)))
+            progress.update(1)
+        progress.close()
+        for item_id, reason in failed:
+            self.stderr.write(f"item {item_id}: {reason}")
+        self.stdout.write(f"copied {copied} of {total}; {len(failed)} could not be copied.")
+        if failed:
+            sys.exit(1)

@@ -1,0 +1,133 @@
+"""Copying videos that only live at a provider URL into our storage.
+
+Two sources: fallback rows (storage was down when the video was generated) and legacy rows
+(saved before videos were stored). A provider URL expires (HeyGen: 7 days), so fallback
+rows are promoted by a scheduled task in time, and marked for regeneration once expired.
+"""
+
+import logging
+from collections.abc import Iterator
+
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
+
+from avatars.errors import AvatarVideoError
+from avatars.models import VideoJob
+from avatars.pipeline import store_rendered_video
+from avatars.providers import get_provider
+from avatars.providers.base import RenderStatus, VideoProvider
+from avatars.storage import VideoStorage
+from topics.models import ContentItem
+from topics.services import GeneratedContent, save_generated_topic
+
+logger = logging.getLogger(__name__)
+
+
+def copy_provider_video_to_storage(
+    *,
+    content_item: ContentItem,
+    video_url: str,
+    provider: VideoProvider | None = None,
+    video_storage: VideoStorage | None = None,
+) -> ContentItem:
+    """Stream `video_url` into storage and point the item at the stored copy."""
+    data = dict(content_item.content_data)
+    status = RenderStatus(
+        provider_video_id=str(data.get("videoId") or f"item{content_item.pk}"),
+        status="completed",
+        video_url=video_url,
+    )
+    stored = store_rendered_video(
+        status,
+        provider=provider or get_provider(),
+        video_storage=video_storage or VideoStorage(),
+    )
+    metadata = stored.as_metadata()
+    data.update(metadata)
+    data["videoUrl"] = metadata["fileUrl"]
+    data["metadata"] = {
+        **(data.get("metadata") or {}),
+        "heygen_video_url": video_url,
+        "storage_fallback": False,
+    }
+    data["metadata"].pop("storage_problem", None)
+    if not data.get("duration_seconds") and metadata.get("duration_seconds"):
+        data["duration_seconds"] = metadata["duration_seconds"]
+    _, (item,) = save_generated_topic(
+        topic=content_item.topic,
+        items=[
+            GeneratedContent(
+                content_type=ContentItem.ContentType.AVATAR_VIDEO,
+                content_data=data,
+                status=ContentItem.Status.READY,
+                content_item_id=content_item.pk,
+            )
+        ],
+    )
+    logger.info("provider video copied to storage", extra={"item_id": item.pk})
+    return item
+
+
+def _fallback_items() -> Iterator[ContentItem]:
+    latest_expiry = VideoJob.objects.filter(content_item=OuterRef("pk")).order_by("-queued_at")
+    return (
+        ContentItem.objects.filter(
+            content_type=ContentItem.ContentType.AVATAR_VIDEO,
+            status=ContentItem.Status.NEEDS_STORAGE,
+        )
+        .select_related("topic")
+        .annotate(url_expires_at=Subquery(latest_expiry.values("provider_url_expires_at")[:1]))
+        .iterator(chunk_size=200)
+    )
+
+
+def promote_item(content_item: ContentItem, *, url_expires_at=None) -> str:
+    """Promote one fallback item: 'stored', 'expired' (marked for regeneration) or 'failed'."""
+    if url_expires_at is not None and url_expires_at <= timezone.now():
+        ContentItem.objects.filter(pk=content_item.pk, storage_path="").update(
+            status=ContentItem.Status.NEEDS_REGENERATION
+        )
+        return "expired"
+    video_url = (content_item.content_data.get("metadata") or {}).get(
+        "heygen_video_url"
+    ) or content_item.content_data.get("videoUrl")
+    if not video_url:
+        return "failed"
+    try:
+        copy_provider_video_to_storage(content_item=content_item, video_url=video_url)
+    except AvatarVideoError as error:
+        logger.warning(
+            "promotion failed; will retry", extra={"item_id": content_item.pk, "error": str(error)}
+        )
+        return "failed"
+    return "stored"
+
+
+def promote_fallbacks() -> dict:
+    """The scheduled task: copy every fallback row into storage before its URL expires."""
+    counts = {"stored": 0, "expired": 0, "failed": 0}
+    for item in _fallback_items():
+        counts[promote_item(item, url_expires_at=item.url_expires_at)] += 1
+    return counts
+
+
+def promote_item_by_id(content_item_id: int) -> str:
+    """Task form of `promote_item`, for the admin's "retry storage"."""
+    item = ContentItem.objects.select_related("topic").filter(pk=content_item_id).first()
+    if item is None or item.status != ContentItem.Status.NEEDS_STORAGE:
+        return "skipped"
+    job = item.video_jobs.order_by("-queued_at").first()
+    return promote_item(item, url_expires_at=job.provider_url_expires_at if job else None)
+
+
+def legacy_items():
+    """Avatar video rows that hold only a provider URL, no storage metadata."""
+    return (
+        ContentItem.objects.filter(
+            content_type=ContentItem.ContentType.AVATAR_VIDEO, storage_path=""
+        )
+        .exclude(status=ContentItem.Status.NEEDS_STORAGE)
+        .filter(content_data__has_key="videoUrl")
+        .select_related("topic")
+        .order_by("pk")
+    )

@@ -1,0 +1,138 @@
+"""Downloading a rendered video over HTTP, guarded against SSRF, as a stream.
+
+Rules: https only, on a host from AVATAR_DOWNLOAD_ALLOWED_HOSTS (".heygen.ai" matches its
+subdomains); a host resolving to a private, loopback or link-local address is refused unless
+that exact host is listed (how tests and demos allow the fake server). Plain http only for an
+exactly listed host. Redirects are followed by hand, each hop checked by the same rules.
+An entry may carry a port ("127.0.0.1:8123"); it then matches only that port.
+"""
+
+import ipaddress
+import logging
+import socket
+import time
+from collections.abc import Iterator
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from django.conf import settings
+
+from avatars.errors import DownloadError, DownloadNotAllowed
+
+logger = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 3
+RETRY_STATUSES = {404, 429, 500, 502, 503, 504}  # 404: briefly, right after "completed"
+
+
+def redact(url: str) -> str:
+    """scheme://host/path, without the query string (it carries the signature)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _explicitly_listed(host: str, port: int | None, allowed: list[str]) -> bool:
+    with_port = f"{host}:{port}" if port else host
+    return host in allowed or with_port in allowed
+
+
+def _suffix_allowed(host: str, allowed: list[str]) -> bool:
+    return any(entry.startswith(".") and host.endswith(entry) for entry in allowed)
+
+
+def _resolves_public(host: str) -> bool:
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror as error:
+        raise DownloadError(f"The video host {host} could not be resolved.") from error
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            return False
+    return True
+
+
+def check_download_url(url: str, allowed_hosts: list[str] | None = None) -> None:
+    """Raise DownloadNotAllowed unless the URL may be fetched."""
+    allowed = [h.lower() for h in (allowed_hosts or settings.AVATAR_DOWNLOAD_ALLOWED_HOSTS)]
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise DownloadNotAllowed("The video URL has no host.")
+    listed = _explicitly_listed(host, parts.port, allowed)
+    if parts.scheme == "http" and not listed:
+        raise DownloadNotAllowed(f"The video URL must use https, not http ({host}).")
+    if parts.scheme not in {"http", "https"}:
+        raise DownloadNotAllowed(f"The video URL scheme {parts.scheme!r} is not allowed.")
+    if listed:
+        return
+    if not _suffix_allowed(host, allowed):
+        raise DownloadNotAllowed(f"Videos may not be downloaded from {host}.")
+    if not _resolves_public(host):
+        raise DownloadNotAllowed(f"The video host {host} resolves to a private address.")
+
+
+class HttpVideoDownload:
+    """An open HTTP response streaming a video."""
+
+    def __init__(self, response: requests.Response, url: str):
+        self._response = response
+        self._url = url
+        length = response.headers.get("Content-Length")
+        self.content_length = int(length) if length and length.isdigit() else None
+        self.content_type = response.headers.get("Content-Type")
+
+    def iter_chunks(self, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        try:
+            yield from self._response.iter_content(chunk_size=chunk_size)
+        except requests.RequestException as error:
+            raise DownloadError(
+                f"The video download from {redact(self._url)} broke off: "
+                f"{error.__class__.__name__}."
+            ) from error
+
+    def close(self) -> None:
+        self._response.close()
+
+
+def open_video_download(
+    url: str,
+    *,
+    allowed_hosts: list[str] | None = None,
+    timeout: float = 30.0,
+    attempts: int = 4,
+    session: requests.Session | None = None,
+) -> HttpVideoDownload:
+    """Open the video for streaming, retrying transient failures with backoff."""
+    session = session or requests.Session()
+    last_error = ""
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(min(2**attempt * 0.25, 5))
+        current = url
+        for _hop in range(MAX_REDIRECTS + 1):
+            check_download_url(current, allowed_hosts)
+            try:
+                response = session.get(current, stream=True, timeout=timeout, allow_redirects=False)
+            except requests.RequestException as error:
+                last_error = error.__class__.__name__
+                break
+            if response.is_redirect:
+                location = response.headers.get("Location", "")
+                response.close()
+                current = urljoin(current, location)
+                continue
+            if response.status_code == 200:
+                return HttpVideoDownload(response, current)
+            response.close()
+            last_error = f"HTTP {response.status_code}"
+            if response.status_code not in RETRY_STATUSES:
+                raise DownloadError(
+                    f"The video download from {redact(current)} failed with {last_error}."
+                )
+            break
+        else:
+            raise DownloadNotAllowed(f"The video URL redirected more than {MAX_REDIRECTS} times.")
+    raise DownloadError(
+        f"The video download from {redact(url)} failed after {attempts} tries: {last_error}."
+    )

@@ -1,0 +1,196 @@
+"""Storage against database: find orphans, dangling rows and pending ledger entries.
+
+Both sides are streamed in the same order and merge-joined, so memory stays bounded
+however many objects there are: the listing comes page by page from storage (keys in
+binary order), the rows come from the database ordered by a binary collation.
+"""
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.db.models.functions import Collate
+from django.utils import timezone
+
+from avatars import ledger
+from avatars.models import UploadLedgerEntry
+from avatars.storage import StoredObject, VideoStorage
+from topics.models import ContentItem
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_LIMIT = 50
+STORAGE_FIELDS = ("fileUrl", "fileName", "fileSize", "fileType", "storagePath", "uploadedAt")
+
+
+@dataclass
+class ReconcileReport:
+    """What a reconciliation found and, with --fix, did. Samples are capped; counts are not."""
+
+    objects_listed: int = 0
+    rows_checked: int = 0
+    orphans: int = 0
+    orphans_in_grace: int = 0
+    dangling_missing: int = 0
+    dangling_size: int = 0
+    pending_uploads: int = 0
+    pending_deletes: int = 0
+    deleted_orphans: int = 0
+    marked_for_regeneration: int = 0
+    failed_deletes: int = 0
+    samples: dict[str, list] = field(default_factory=lambda: {"orphans": [], "dangling": []})
+
+    @property
+    def problems(self) -> int:
+        """What is still wrong after this run (in-grace objects are not yet wrong)."""
+        return (
+            self.orphans
+            - self.deleted_orphans
+            + self.dangling_missing
+            + self.dangling_size
+            - self.marked_for_regeneration
+            + self.failed_deletes
+        )
+
+    @property
+    def consistent(self) -> bool:
+        return self.problems == 0
+
+    def as_dict(self) -> dict:
+        data = {k: v for k, v in self.__dict__.items() if k != "samples"}
+        return {**data, "problems": self.problems, "consistent": self.consistent,
+                "samples": self.samples}  # fmt: skip
+
+
+def _binary_order(field_name: str):
+    collation = "C" if connection.vendor == "postgresql" else "BINARY"
+    return Collate(F(field_name), collation)
+
+
+def _rows(prefix: str) -> Iterator[tuple[int, str, int | None]]:
+    rows = (
+        ContentItem.objects.filter(storage_path__startswith=prefix)
+        .annotate(path_binary=_binary_order("storage_path"))
+        .order_by("path_binary")
+        .values_list("id", "storage_path", "content_data__fileSize")
+    )
+    return rows.iterator(chunk_size=2000)
+
+
+def _sample(report: ReconcileReport, kind: str, entry: dict) -> None:
+    if len(report.samples[kind]) < SAMPLE_LIMIT:
+        report.samples[kind].append(entry)
+
+
+def _mark_for_regeneration(item_id: int, reason: str) -> None:
+    """A row whose object is gone stops pointing at it and waits for a new render."""
+    with transaction.atomic():
+        item = ContentItem.objects.select_for_update().filter(pk=item_id).first()
+        if item is None:
+            return
+        data = {k: v for k, v in item.content_data.items() if k not in STORAGE_FIELDS}
+        data.pop("checksum", None)
+        if data.get("videoUrl") == item.content_data.get("fileUrl"):
+            data.pop("videoUrl", None)
+        metadata = dict(data.get("metadata") or {})
+        metadata["storage_problem"] = reason
+        data["metadata"] = metadata
+        item.content_data = data
+        item.storage_path = ""
+        item.status = ContentItem.Status.NEEDS_REGENERATION
+        item.save(update_fields=["content_data", "storage_path", "status", "updated_at"])
+
+
+def _handle_orphan(
+    report: ReconcileReport, obj: StoredObject, *, cutoff: datetime, fix: bool,
+    ledger_paths: dict[str, str], video_storage: VideoStorage,
+) -> None:  # fmt: skip
+    intent = ledger_paths.get(obj.storage_path)
+    in_grace = obj.last_modified is not None and obj.last_modified > cutoff
+    if intent == UploadLedgerEntry.Intent.UPLOAD and in_grace:
+        report.orphans_in_grace += 1  # an upload in flight; its process may still commit
+        return
+    if in_grace and intent is None:
+        report.orphans_in_grace += 1
+        return
+    report.orphans += 1
+    _sample(report, "orphans", {"storage_path": obj.storage_path, "size": obj.size})
+    if not fix:
+        return
+    UploadLedgerEntry.objects.update_or_create(
+        storage_path=obj.storage_path,
+        defaults={"intent": UploadLedgerEntry.Intent.DELETE, "reason": "orphan found by reconcile"},
+    )
+    if ledger.delete_now(obj.storage_path, video_storage=video_storage):
+        report.deleted_orphans += 1
+
+
+def _handle_dangling(report: ReconcileReport, item_id: int, path: str, reason: str, fix: bool):
+    if reason == "missing":
+        report.dangling_missing += 1
+    else:
+        report.dangling_size += 1
+    _sample(report, "dangling", {"item_id": item_id, "storage_path": path, "reason": reason})
+    if fix:
+        _mark_for_regeneration(item_id, reason)
+        report.marked_for_regeneration += 1
+
+
+def reconcile_storage(
+    *,
+    fix: bool = False,
+    grace_seconds: int | None = None,
+    video_storage: VideoStorage | None = None,
+) -> ReconcileReport:
+    """Compare the avatar video prefix in storage with the rows and the upload ledger."""
+    video_storage = video_storage or VideoStorage()
+    grace = settings.RECONCILE_GRACE_SECONDS if grace_seconds is None else grace_seconds
+    cutoff = timezone.now() - timedelta(seconds=grace)
+    prefix = settings.AVATAR_VIDEO_PREFIX
+    report = ReconcileReport()
+    if fix:
+        ledger.expire_stale_uploads(grace_seconds=grace)
+    ledger_paths = dict(UploadLedgerEntry.objects.values_list("storage_path", "intent"))
+
+    objects = video_storage.iter_objects(prefix)
+    rows = _rows(prefix)
+    obj = next(objects, None)
+    row = next(rows, None)
+    while obj is not None or row is not None:
+        if row is None or (obj is not None and obj.storage_path < row[1]):
+            report.objects_listed += 1
+            _handle_orphan(report, obj, cutoff=cutoff, fix=fix, ledger_paths=ledger_paths,
+                           video_storage=video_storage)  # fmt: skip
+            obj = next(objects, None)
+        elif obj is None or row[1] < obj.storage_path:
+            report.rows_checked += 1
+            _handle_dangling(report, row[0], row[1], "missing", fix)
+            row = next(rows, None)
+        else:
+            report.objects_listed += 1
+            report.rows_checked += 1
+            expected_size = row[2]
+            if expected_size is not None and int(expected_size) != obj.size:
+                _handle_dangling(report, row[0], row[1], "size differs", fix)
+            obj = next(objects, None)
+            row = next(rows, None)
+
+    if fix:
+        report.failed_deletes = ledger.retry_pending_deletes()["failed"]
+    report.pending_uploads = UploadLedgerEntry.objects.filter(
+        intent=UploadLedgerEntry.Intent.UPLOAD
+    ).count()
+    report.pending_deletes = UploadLedgerEntry.objects.filter(
+        intent=UploadLedgerEntry.Intent.DELETE
+    ).count()
+    logger.info("storage reconciled", extra=report.as_dict())
+    return report
+
+
+def scheduled_reconcile() -> dict:
+    """The periodic task: fix with the configured grace period."""
+    return reconcile_storage(fix=True).as_dict()

@@ -1,0 +1,41 @@
+"""Small builders for rows and objects used across tests."""
+
+import hashlib
+from datetime import UTC, datetime
+
+from django.conf import settings
+
+from topics.models import ContentItem, Topic
+
+
+def make_topic(title: str = "Photosynthesis", language: str = "en") -> Topic:
+    return Topic.objects.create(title=title, language=language)
+
+
+def stored_video_data(storage_path: str, size: int, *, content: bytes = b"") -> dict:
+    """content_data of a stored avatar video pointing at `storage_path`."""
+    url = f"{settings.SUPABASE_URL}/storage/v1/object/public/media/{storage_path}"
+    return {
+        "script": "Hello",
+        "videoUrl": url,
+        "videoId": storage_path.rsplit("/", 1)[-1].removesuffix(".mp4"),
+        "duration_seconds": 2.0,
+        "fileUrl": url,
+        "fileName": storage_path.rsplit("/", 1)[-1],
+        "fileSize": size,
+        "fileType": "video/mp4",
+        "storagePath": storage_path,
+        "uploadedAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "checksum": hashlib.sha256(content).hexdigest(),
+        "metadata": {"heygen_video_url": "https://files2.heygen.ai/x.mp4", "storage_fallback": False},
+    }
+
+
+def make_stored_item(topic: Topic, storage_path: str, size: int) -> ContentItem:
+    return ContentItem.objects.create(
+        topic=topic,
+        content_type=ContentItem.ContentType.AVATAR_VIDEO,
+        content_data=stored_video_data(storage_path, size),
+        status=ContentItem.Status.READY,
+        storage_path=storage_path,
+    )

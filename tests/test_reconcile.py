@@ -1,0 +1,107 @@
+"""reconcile_storage against the real S3 server: orphans, dangling rows, the ledger."""
+
+import json
+
+import pytest
+from django.core.management import call_command
+
+from avatars.models import UploadLedgerEntry
+from tests.builders import make_stored_item, make_topic
+from tests.conftest import BUCKET
+from topics.models import ContentItem
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+VIDEO = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100
+
+
+def put(s3_server, key: str, body: bytes = VIDEO) -> None:
+    s3_server.client().put_object(Bucket=BUCKET, Key=key, Body=body)
+
+
+def reconcile(*args: str) -> tuple[int, dict]:
+    from io import StringIO
+
+    out = StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("reconcile_storage", "--json", *args, stdout=out)
+    return exit_info.value.code, json.loads(out.getvalue())
+
+
+def test_consistent_storage_exits_zero(s3_server):
+    topic = make_topic()
+    put(s3_server, "avatar_videos/avatar_a_1.mp4")
+    make_stored_item(topic, "avatar_videos/avatar_a_1.mp4", len(VIDEO))
+    code, report = reconcile()
+    assert code == 0
+    assert report["objects_listed"] == 1 and report["rows_checked"] == 1
+    assert report["consistent"] is True
+
+
+def test_orphan_is_reported_then_deleted_past_the_grace_period(s3_server, bucket_keys):
+    put(s3_server, "avatar_videos/avatar_orphan.mp4")
+    put(s3_server, "other_prefix/not_ours.mp4")  # outside the prefix: never touched
+    code, report = reconcile("--grace-seconds", "0")
+    assert code == 1 and report["orphans"] == 1
+    assert "avatar_videos/avatar_orphan.mp4" in bucket_keys()
+
+    code, report = reconcile("--fix", "--grace-seconds", "0")
+    assert code == 0 and report["deleted_orphans"] == 1
+    assert bucket_keys() == ["other_prefix/not_ours.mp4"]
+    assert not UploadLedgerEntry.objects.exists()
+
+
+def test_young_orphan_is_left_alone_during_the_grace_period(s3_server, bucket_keys):
+    put(s3_server, "avatar_videos/avatar_inflight.mp4")
+    code, report = reconcile("--fix", "--grace-seconds", "3600")
+    assert code == 0
+    assert report["orphans_in_grace"] == 1 and report["deleted_orphans"] == 0
+    assert bucket_keys() == ["avatar_videos/avatar_inflight.mp4"]
+
+
+def test_dangling_rows_are_found_and_marked_for_regeneration(s3_server):
+    topic = make_topic()
+    missing = make_stored_item(topic, "avatar_videos/avatar_missing.mp4", 10)
+    put(s3_server, "avatar_videos/avatar_short.mp4", VIDEO)
+    wrong_size = make_stored_item(topic, "avatar_videos/avatar_short.mp4", len(VIDEO) + 5)
+
+    code, report = reconcile()
+    assert code == 1
+    assert report["dangling_missing"] == 1 and report["dangling_size"] == 1
+
+    code, report = reconcile("--fix")
+    assert code == 0 and report["marked_for_regeneration"] == 2
+    for item in (missing, wrong_size):
+        item.refresh_from_db()
+        assert item.status == ContentItem.Status.NEEDS_REGENERATION
+        assert item.storage_path == ""
+        assert "storagePath" not in item.content_data
+    assert reconcile()[0] == 0
+
+
+def test_crashed_upload_in_the_ledger_is_swept(s3_server, bucket_keys):
+    """A worker killed between upload and commit leaves a ledger entry and an object."""
+    UploadLedgerEntry.objects.create(storage_path="avatar_videos/avatar_crash.mp4")
+    put(s3_server, "avatar_videos/avatar_crash.mp4")
+    code, report = reconcile("--grace-seconds", "3600")
+    assert code == 0 and report["pending_uploads"] == 1 and report["orphans_in_grace"] == 1
+
+    code, report = reconcile("--fix", "--grace-seconds", "0")
+    assert code == 0 and report["deleted_orphans"] == 1
+    assert bucket_keys() == []
+    assert not UploadLedgerEntry.objects.exists()
+
+
+def test_listing_spans_many_pages(s3_server):
+    topic = make_topic()
+    client = s3_server.client()
+    for number in range(1005):
+        key = f"avatar_videos/avatar_{number:05d}.mp4"
+        client.put_object(Bucket=BUCKET, Key=key, Body=VIDEO)
+        if number % 2 == 0:
+            make_stored_item(topic, key, len(VIDEO))
+    code, report = reconcile("--grace-seconds", "3600")
+    assert report["objects_listed"] == 1005
+    assert report["rows_checked"] == 503
+    assert report["orphans_in_grace"] == 502
+    assert code == 0
