@@ -199,13 +199,14 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _body(self) -> dict:
-        length = int(self.headers.get("Content-Length") or 0)
         try:
-            return json.loads(self.rfile.read(length) or b"{}")
+            return json.loads(self._raw_body or b"{}")
         except ValueError:
             return {}
 
     def do_POST(self):
+        # Read the body first: an unread body would be parsed as the next request.
+        self._raw_body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         path = urlsplit(self.path).path
         self.fake.requests_seen.append(f"POST {path}")
         if path == "/_fake/faults":

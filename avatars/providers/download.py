@@ -87,8 +87,8 @@ class HttpVideoDownload:
             yield from self._response.iter_content(chunk_size=chunk_size)
         except requests.RequestException as error:
             raise DownloadError(
-                f"The video download from {redact(self._url)} broke off: "
-                f"{error.__class__.__name__}."
+                f"The video download from {redact(self._url)} was truncated: the connection "
+                f"broke off before the end ({error.__class__.__name__})."
             ) from error
 
     def close(self) -> None:

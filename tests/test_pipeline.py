@@ -1,0 +1,198 @@
+"""The whole pipeline on real components: fake HeyGen over HTTP, the S3 server, the database.
+
+Each fault test asserts what is left in the bucket and in the table.
+"""
+
+import hashlib
+import json
+import re
+from io import StringIO
+
+import pytest
+import requests
+from django.core.management import CommandError, call_command
+
+from avatars.errors import RenderFailed
+from avatars.jobs import request_avatar_video, run_video_job
+from avatars.models import UploadLedgerEntry, VideoJob
+from avatars.pipeline import RenderOptions, generate_avatar_video
+from tests.builders import make_topic
+from tests.conftest import BUCKET
+from tests.faults import failing_content_item_writes
+from topics.models import ContentItem
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def generate_command(topic_id: int, script: str = "Plants turn light into sugar.") -> dict:
+    out = StringIO()
+    call_command(
+        "generate_avatar_video", "--topic-id", str(topic_id), "--script", script,
+        "--language", "en", stdout=out,
+    )  # fmt: skip
+    return json.loads(out.getvalue())
+
+
+def test_command_stores_the_video_with_metadata_matching_the_object(fake_heygen, s3_server):
+    topic = make_topic()
+    item = generate_command(topic.pk)
+    data = item["content_data"]
+    assert item["status"] == "ready" and item["job"]["state"] == "stored"
+    head = s3_server.client().head_object(Bucket=BUCKET, Key=data["storagePath"])
+    body = s3_server.client().get_object(Bucket=BUCKET, Key=data["storagePath"])["Body"].read()
+    assert head["ContentLength"] == data["fileSize"] == len(body)
+    assert hashlib.sha256(body).hexdigest() == data["checksum"]
+    assert body[4:8] == b"ftyp"
+    assert data["fileUrl"] == data["videoUrl"] == (
+        f"https://test-project.supabase.co/storage/v1/object/public/{BUCKET}/{data['storagePath']}"
+    )
+    assert data["storagePath"].startswith("avatar_videos/avatar_")
+    assert data["fileType"] == "video/mp4" and data["uploadedAt"].endswith("Z")
+    assert (data["width"], data["height"]) == (320, 180) and data["duration_seconds"] > 0
+    assert data["metadata"]["storage_fallback"] is False
+    assert data["metadata"]["heygen_video_url"].startswith(fake_heygen.base_url)
+    assert ContentItem.objects.get().storage_path == data["storagePath"]
+    assert not UploadLedgerEntry.objects.exists()
+
+
+def test_result_has_the_original_shape(fake_heygen):
+    result = generate_avatar_video(RenderOptions(script="Hello class", language="he"))
+    for key in ("videoUrl", "videoId", "language", "duration_seconds", "status", "fallback",
+                "fileUrl", "fileName", "fileSize", "fileType", "storagePath", "uploadedAt"):  # fmt: skip
+        assert key in result
+    assert result["language"] == "he" and result["status"] == "completed"
+    assert set(result["metadata"]) >= {"heygen_video_url", "storage_fallback", "storage_metadata"}
+    assert result["metadata"]["storage_metadata"]["storagePath"] == result["storagePath"]
+
+
+def test_provider_429_is_retried_with_retry_after(fake_heygen, bucket_keys):
+    fake_heygen.set_fault("generate_429", 2)
+    item = generate_command(make_topic().pk)
+    assert item["status"] == "ready"
+    assert bucket_keys() == [item["content_data"]["storagePath"]]
+
+
+@pytest.mark.parametrize(
+    ("fault", "value", "message"),
+    [
+        ("generate_500", 10, "HeyGen kept failing (HTTP 500)"),
+        ("slow", 6, "HeyGen could not be reached"),
+        ("render_failed", True, "Video is too long"),
+        ("quota", True, "quota or credits exhausted"),
+        ("invalid_avatar", True, "does not accept this avatar or voice"),
+        ("truncated_body", True, "truncated"),
+        ("html_body", True, "not an MP4"),
+        ("wrong_content_length", True, "truncated"),
+    ],
+)
+def test_provider_and_download_faults_fail_clearly_and_leave_nothing(
+    fake_heygen, bucket_keys, fault, value, message
+):
+    fake_heygen.set_fault(fault, value)
+    topic = make_topic()
+    with pytest.raises(CommandError, match=re.escape(message)):
+        generate_command(topic.pk)
+    assert bucket_keys() == []
+    assert not UploadLedgerEntry.objects.exists()
+    item = ContentItem.objects.get()
+    assert item.status == ContentItem.Status.FAILED and item.storage_path == ""
+    job = VideoJob.objects.get()
+    assert job.state == VideoJob.State.FAILED and message.split()[0] in job.last_error
+
+
+def test_render_failed_raises_the_providers_message(fake_heygen):
+    fake_heygen.set_fault("render_failed")
+    with pytest.raises(RenderFailed, match="Video is too long"):
+        generate_avatar_video(RenderOptions(script="Too long"))
+
+
+def test_storage_down_during_upload_gives_a_fallback_row(fake_heygen, storage_link, bucket_keys):
+    storage_link.cut()
+    item = generate_command(make_topic().pk)
+    data = item["content_data"]
+    assert item["status"] == "needs_storage" and item["job"]["state"] == "fallback"
+    assert data["videoUrl"].startswith(fake_heygen.base_url)
+    assert data["metadata"]["storage_fallback"] is True
+    assert "storagePath" not in data and "fileUrl" not in data
+    job = VideoJob.objects.get()
+    assert job.provider_url_expires_at is not None
+    assert "unavailable" in job.last_error.lower()
+    storage_link.restore()
+    assert bucket_keys() == []
+    # The provider URL still works: the video is not lost.
+    assert requests.get(data["videoUrl"], timeout=10).content[4:8] == b"ftyp"
+
+
+def test_fallback_row_is_promoted_into_storage(fake_heygen, storage_link, bucket_keys):
+    from avatars.promotion import promote_fallbacks
+
+    storage_link.cut()
+    item_id = generate_command(make_topic().pk)["id"]
+    storage_link.restore()
+    assert promote_fallbacks() == {"stored": 1, "expired": 0, "failed": 0}
+    item = ContentItem.objects.get(pk=item_id)
+    assert item.status == ContentItem.Status.READY
+    assert bucket_keys() == [item.storage_path]
+    assert item.content_data["metadata"]["storage_fallback"] is False
+    assert not UploadLedgerEntry.objects.filter(intent="upload").exists()
+
+
+def test_expired_fallback_is_marked_for_regeneration(fake_heygen, storage_link):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from avatars.promotion import promote_fallbacks
+
+    storage_link.cut()
+    item_id = generate_command(make_topic().pk)["id"]
+    VideoJob.objects.update(provider_url_expires_at=timezone.now() - timedelta(minutes=1))
+    assert promote_fallbacks()["expired"] == 1
+    assert ContentItem.objects.get(pk=item_id).status == ContentItem.Status.NEEDS_REGENERATION
+
+
+def test_database_failure_during_the_save_leaves_the_bucket_empty(fake_heygen, bucket_keys):
+    topic = make_topic()
+    with failing_content_item_writes(), pytest.raises(CommandError, match="injected"):
+        generate_command(topic.pk)
+    assert bucket_keys() == []
+    assert not UploadLedgerEntry.objects.exists()
+    assert ContentItem.objects.get().storage_path == ""
+
+
+def test_regenerate_replaces_the_object_and_deletes_the_old_one(fake_heygen, bucket_keys):
+    topic = make_topic()
+    first = generate_command(topic.pk)
+    item = ContentItem.objects.get(pk=first["id"])
+    job = request_avatar_video(topic=topic, script="A second take.", content_item=item,
+                               enqueue=False)  # fmt: skip
+    assert run_video_job(job.pk) == "stored"
+    item.refresh_from_db()
+    assert item.storage_path != first["content_data"]["storagePath"]
+    assert bucket_keys() == [item.storage_path]
+
+
+def test_a_second_regenerate_joins_the_running_job(fake_heygen):
+    topic = make_topic()
+    job = request_avatar_video(topic=topic, script="One", enqueue=False)
+    again = request_avatar_video(
+        topic=topic, script="Two", content_item=job.content_item, enqueue=False
+    )
+    assert again.pk == job.pk
+    assert VideoJob.objects.count() == 1
+
+
+def test_offline_provider_needs_no_key(settings, bucket_keys):
+    settings.AVATAR_PROVIDER = "local"
+    settings.OFFLINE_VIDEO_WIDTH, settings.OFFLINE_VIDEO_HEIGHT = 320, 180
+    item = generate_command(make_topic().pk, "Offline lesson")
+    assert item["status"] == "ready"
+    assert item["content_data"]["width"] == 320
+    assert bucket_keys() == [item["content_data"]["storagePath"]]
+
+
+def test_unknown_topic_and_empty_script_are_clear_errors(fake_heygen):
+    with pytest.raises(CommandError, match="Topic 999 does not exist"):
+        generate_command(999)
+    with pytest.raises(CommandError, match="script is empty"):
+        generate_command(make_topic().pk, "   ")
