@@ -94,11 +94,11 @@ class Mp4Inspector:
         header_length = len(self._header)
         if header_length == 16:
             (size,) = _LARGE_SIZE.unpack_from(self._header, 8)
-        first = self._boxes == 0
+        if self._boxes == 0 and box_type != b"ftyp":
+            start = _describe_start(bytes(self._header))
+            raise InvalidVideo(f"The file is not an MP4 video: {start}.")
         self._boxes += 1
         self._header.clear()
-        if first and box_type != b"ftyp":
-            raise InvalidVideo(f"The file is not an MP4 video: {_describe_start(box_type)}.")
         if not all(0x20 <= byte <= 0x7E for byte in box_type):
             raise InvalidVideo(f"The MP4 is corrupt: a box at byte {self._offset} has no name.")
         if size != 0 and size < header_length:
