@@ -5,6 +5,7 @@ storage and the offline video provider. See README.md for the variables.
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -116,7 +117,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The job worker and the web server share the file: wait for locks instead of failing.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # A file, not memory, for the test database: job worker processes in tests share it.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
+    # Per process, so concurrent test runs in one checkout never share a file.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"contentstudio-test-{os.getpid()}.sqlite3")
+    }
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
