@@ -1,9 +1,9 @@
-"""The avatar video storage service: the one place that writes, reads and deletes videos.
+"""The avatar video storage service: the one place that writes, lists and deletes videos.
 
-Videos are streamed into the configured storage (Supabase through its S3 endpoint, or local
-files) through a reader that verifies them on the way: really an MP4, no larger than the cap,
-exactly as long as announced. A failed check raises before the upload completes, so nothing
-is stored. Memory stays bounded whatever the size: no whole-file buffer anywhere.
+Videos stream into the configured Django storage (Supabase through its S3 endpoint, or local
+files) through a reader that verifies them as it goes: an MP4 by its bytes, within the size
+cap, exactly as long as announced. A failed check raises inside the backend's read, before
+the upload completes, so nothing is stored; memory stays bounded whatever the file size.
 """
 
 import hashlib
@@ -12,30 +12,51 @@ import logging
 import os
 import re
 import secrets
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import BinaryIO
 
-from botocore.exceptions import BotoCoreError, ClientError
+from boto3.exceptions import Boto3Error
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 from django.conf import settings
-from django.core.files import File
 from django.core.files.storage import Storage, default_storage
 from django.utils import timezone
+from s3transfer.exceptions import RetriesExceededError, S3UploadFailedError
 
-from avatars.errors import AvatarVideoError, InvalidContentData, InvalidVideo, StorageUnavailable
-from avatars.mp4 import Mp4Inspector
-from topics.cleaners import validate_storage_path
+from avatars.errors import InvalidVideo, StorageUnavailable
+from avatars.mp4 import Mp4Info, Mp4Inspector
 
 logger = logging.getLogger(__name__)
 
-STORAGE_ERRORS = (BotoCoreError, ClientError, OSError)
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+#: What the storage backends raise when storage is unreachable or refuses.
+STORAGE_ERRORS = (BotoCoreError, ClientError, Boto3Error, RetriesExceededError,
+                  S3UploadFailedError, OSError)  # fmt: skip
+MP4_TYPE = "video/mp4"
 MAX_ID_CHARS = 64
+MAX_FILE_NAME_CHARS = 128
+MAX_KEY_BYTES = 1024  # S3's limit on key length
+READ_SIZE = 1024 * 1024
+_UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]+")
+_UNSAFE_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class InvalidStoragePath(ValueError):
+    """A storage path outside the avatar video prefix, or one that could escape it."""
 
 
 @dataclass(frozen=True)
 class StoredVideo:
-    """What was stored, measured from the bytes themselves."""
+    """A stored video, measured from the bytes that were sent."""
 
     file_url: str
     file_name: str
@@ -43,20 +64,22 @@ class StoredVideo:
     file_type: str
     storage_path: str
     uploaded_at: datetime
-    checksum: str
+    checksum: str  # sha256, hex
     duration_seconds: float | None
     width: int | None
     height: int | None
 
     def as_metadata(self) -> dict:
-        """The original system's metadata object (camelCase), plus what we read from the file."""
+        """The original system's metadata (camelCase keys), plus what the file itself says."""
         return {
             "fileUrl": self.file_url,
             "fileName": self.file_name,
             "fileSize": self.file_size,
             "fileType": self.file_type,
             "storagePath": self.storage_path,
-            "uploadedAt": self.uploaded_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "uploadedAt": self.uploaded_at.astimezone(UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "checksum": self.checksum,
             "duration_seconds": self.duration_seconds,
             "width": self.width,
@@ -73,29 +96,79 @@ class StoredObject:
     last_modified: datetime | None
 
 
-def safe_id(value: str) -> str:
-    """A provider id reduced to [A-Za-z0-9_-], bounded, never empty."""
-    cleaned = _UNSAFE.sub("_", str(value)).strip("_")[:MAX_ID_CHARS]
-    return cleaned or "video"
+def _ascii(value: str) -> str:
+    return unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
+
+
+def safe_video_id(video_id: object) -> str:
+    """A provider's video id reduced to [A-Za-z0-9_-], at most 64 characters, never empty."""
+    cleaned = _UNSAFE_ID.sub("_", _ascii(str(video_id))).strip("_-")[:MAX_ID_CHARS]
+    return cleaned.strip("_-") or "video"
+
+
+def safe_file_name(file_name: str, fallback: str) -> str:
+    """A display file name reduced to [A-Za-z0-9._-], without directories or leading dots."""
+    base = re.split(r"[/\\]", str(file_name))[-1]
+    cleaned = _UNSAFE_FILE_NAME.sub("_", _ascii(base)).strip("._-")
+    if len(cleaned) > MAX_FILE_NAME_CHARS:
+        stem, dot, extension = cleaned.rpartition(".")
+        if dot and 0 < len(extension) <= 8:
+            stem = stem[: MAX_FILE_NAME_CHARS - len(extension) - 1].rstrip("._-")
+            cleaned = f"{stem}.{extension}"
+        else:
+            cleaned = cleaned[:MAX_FILE_NAME_CHARS]
+    return cleaned or fallback
+
+
+def validate_storage_path(storage_path: str) -> str:
+    """Return the path if it is a plain key under the avatar video prefix; else raise."""
+    prefix = settings.AVATAR_VIDEO_PREFIX
+    if not isinstance(storage_path, str) or not storage_path.startswith(prefix):
+        raise InvalidStoragePath(f"A storage path must start with {prefix!r}.")
+    parts = storage_path.split("/")
+    if (
+        PurePosixPath(storage_path).is_absolute()
+        or "\\" in storage_path
+        or any(ord(char) < 32 or ord(char) == 127 for char in storage_path)
+        or any(part in {"", ".", ".."} for part in parts)
+        or len(storage_path.encode("utf-8")) > MAX_KEY_BYTES
+    ):
+        raise InvalidStoragePath(f"{storage_path[:80]!r} is not a plain path under {prefix!r}.")
+    return storage_path
+
+
+def _chunks_of(stream: Iterable[bytes] | BinaryIO | bytes) -> Iterator[bytes]:
+    if isinstance(stream, bytes | bytearray | memoryview):
+        yield bytes(stream)
+    elif hasattr(stream, "read"):
+        while data := stream.read(READ_SIZE):
+            yield data
+    else:
+        yield from stream
 
 
 class VerifyingReader(io.RawIOBase):
-    """A read-only, non-seekable stream over chunks that checks the video as it is read."""
+    """A read-only, non-seekable stream over the video that checks it while it is read.
 
-    def __init__(self, chunks: Iterable[bytes], *, max_bytes: int, expected_size: int | None):
-        self._chunks = iter(chunks)
-        self._buffer = bytearray()
-        self._eof = False
+    Storage backends read it like a file (`read(n)`, or `chunks()` for local files). It
+    counts, hashes and inspects every byte and raises InvalidVideo as soon as a check fails,
+    so the backend's upload fails with it. `failure` keeps what it raised.
+    """
+
+    def __init__(self, stream, *, name: str, max_bytes: int, expected_size: int | None):
+        super().__init__()
+        self.name = name
+        self.content_type = MP4_TYPE  # read by django-storages for the object's ContentType
         self.max_bytes = max_bytes
         self.expected_size = expected_size
         self.bytes_read = 0
         self.sha256 = hashlib.sha256()
-        self.inspector = Mp4Inspector()
-        self.info = None
-        if expected_size is not None and expected_size > max_bytes:
-            raise InvalidVideo(
-                f"The video is {expected_size} bytes; the limit is {max_bytes} bytes."
-            )
+        self.info: Mp4Info | None = None
+        self.failure: BaseException | None = None
+        self._source = _chunks_of(stream)
+        self._inspector = Mp4Inspector()
+        self._pending = b""
+        self._eof = False
 
     def readable(self) -> bool:
         return True
@@ -103,210 +176,291 @@ class VerifyingReader(io.RawIOBase):
     def seekable(self) -> bool:
         return False
 
-    def _accept(self, chunk: bytes) -> None:
-        self.bytes_read += len(chunk)
-        if self.bytes_read > self.max_bytes:
-            raise InvalidVideo(f"The video is larger than the limit of {self.max_bytes} bytes.")
-        if self.expected_size is not None and self.bytes_read > self.expected_size:
-            raise InvalidVideo(
-                f"The download sent more bytes than announced ({self.expected_size})."
-            )
-        self.inspector.feed(chunk)
-        self.sha256.update(chunk)
-        self._buffer += chunk
+    def read(self, size: int | None = -1) -> bytes:
+        if self.failure is not None:
+            raise self.failure
+        try:
+            return self._read(size)
+        except BaseException as error:
+            self.failure = error
+            raise
 
-    def _finish(self) -> None:
-        self._eof = True
-        if self.expected_size is not None and self.bytes_read != self.expected_size:
-            raise InvalidVideo(
-                f"The download was truncated: {self.bytes_read} of {self.expected_size} bytes."
-            )
-        self.info = self.inspector.finish()
-
-    def read(self, size: int = -1) -> bytes:
-        while not self._eof and (size is None or size < 0 or len(self._buffer) < size):
-            try:
-                chunk = next(self._chunks)
-            except StopIteration:
-                self._finish()
-                break
-            if chunk:
-                self._accept(chunk)
-        if size is None or size < 0 or size >= len(self._buffer):
-            out = bytes(self._buffer)
-            self._buffer.clear()
-        else:
-            out = bytes(self._buffer[:size])
-            del self._buffer[:size]
-        return out
-
-    def readinto(self, target) -> int:
-        data = self.read(len(target))
-        target[: len(data)] = data
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
         return len(data)
 
-
-def _chunks_of(stream, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
-    if hasattr(stream, "read"):
-        while data := stream.read(chunk_size):
+    def chunks(self, chunk_size: int = READ_SIZE) -> Iterator[bytes]:
+        while data := self.read(chunk_size):
             yield data
-    else:
-        yield from stream
+
+    def _read(self, size: int | None) -> bytes:
+        wanted = float("inf") if size is None or size < 0 else size
+        pieces, have = [], 0
+        while have < wanted:
+            if not self._pending:
+                self._pending = self._next_chunk()
+                if not self._pending:
+                    break
+            take = min(wanted - have, len(self._pending))
+            pieces.append(self._pending[:take] if take < len(self._pending) else self._pending)
+            self._pending = self._pending[take:]
+            have += take
+        return b"".join(pieces)
+
+    def _next_chunk(self) -> bytes:
+        if self._eof:
+            return b""
+        for chunk in self._source:
+            if chunk:
+                chunk = bytes(chunk)  # no copy for bytes; bytearray/memoryview are frozen
+                self._check(chunk)
+                return chunk
+        self._eof = True
+        self._check_end()
+        return b""
+
+    def _check(self, chunk: bytes) -> None:
+        self.bytes_read += len(chunk)
+        if self.bytes_read > self.max_bytes:
+            raise InvalidVideo(f"The video is larger than the {self.max_bytes}-byte limit.")
+        if self.expected_size is not None and self.bytes_read > self.expected_size:
+            raise InvalidVideo(
+                f"The video is longer than the {self.expected_size} bytes announced "
+                "(length mismatch)."
+            )
+        self._inspector.feed(chunk)
+        self.sha256.update(chunk)
+
+    def _check_end(self) -> None:
+        if self.expected_size is not None and self.bytes_read != self.expected_size:
+            raise InvalidVideo(
+                f"The video was truncated: {self.bytes_read} of the {self.expected_size} "
+                "bytes announced arrived."
+            )
+        self.info = self._inspector.finish()
+
+
+def _describe(error: BaseException) -> str:
+    """One line about a storage error, with no credentials, signatures or URLs."""
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code") or "an error"
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return f"it answered {code} (HTTP {status})" if status else f"it answered {code}"
+    if isinstance(error, EndpointConnectionError | ConnectTimeoutError):
+        return "could not connect"
+    if isinstance(error, ConnectionClosedError):
+        return "the connection was closed"
+    if isinstance(error, ReadTimeoutError):
+        return "it did not answer in time"
+    if isinstance(error, FileNotFoundError):
+        return "the object is missing"
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.__class__.__name__} ({error.strerror})"
+    return error.__class__.__name__
+
+
+def _unavailable(error: BaseException) -> StorageUnavailable:
+    return StorageUnavailable(f"Storage is unavailable: {_describe(error)}.")
+
+
+def _mp4_type(content_type: str) -> str:
+    declared = str(content_type or "").split(";")[0].strip().lower()
+    if declared != MP4_TYPE:
+        shown = re.sub(r"[^\w/.+-]", "", declared)[:60]
+        raise InvalidVideo(f"Only MP4 videos are stored, not {shown or 'untyped'} files.")
+    return MP4_TYPE
 
 
 class VideoStorage:
-    """Avatar videos in the configured Django storage (Supabase S3 or local files)."""
+    """Avatar videos in the configured Django storage: streamed in verified, listed, deleted.
+
+    The only module that touches stored videos; it speaks Django storage and boto3 and
+    returns `StoredVideo` / `StoredObject`. Storage failures become StorageUnavailable.
+    """
 
     def __init__(self, storage: Storage | None = None):
         self._storage = storage
 
     @property
     def storage(self) -> Storage:
-        return self._storage or default_storage
+        # Resolved at call time, so settings overrides (tests, management commands) apply.
+        return self._storage if self._storage is not None else default_storage
 
     def new_storage_path(self, video_id: str) -> str:
-        """`avatar_videos/avatar_<id>_<random>.mp4`: sanitised, and never reused."""
-        return (
-            f"{settings.AVATAR_VIDEO_PREFIX}avatar_{safe_id(video_id)}_{secrets.token_hex(4)}.mp4"
-        )
+        """A fresh key, `avatar_videos/avatar_<safe id>_<8 hex>.mp4`; keys are never reused."""
+        name = f"avatar_{safe_video_id(video_id)}_{secrets.token_hex(4)}.mp4"
+        return validate_storage_path(f"{settings.AVATAR_VIDEO_PREFIX}{name}")
 
     def upload_video(
         self,
-        stream,
+        stream: Iterable[bytes] | BinaryIO,
         file_name: str,
-        content_type: str = "video/mp4",
+        content_type: str = MP4_TYPE,
         *,
         storage_path: str | None = None,
         expected_size: int | None = None,
         max_bytes: int | None = None,
     ) -> StoredVideo:
-        """Stream a video into storage, verifying it on the way; returns its metadata."""
-        storage_path = storage_path or self.new_storage_path(file_name.rsplit(".", 1)[0])
-        try:
-            validate_storage_path(storage_path)
-        except InvalidContentData as error:
-            raise InvalidVideo(f"Refusing to store the video: {error}") from error
-        if content_type != "video/mp4":
-            raise InvalidVideo(f"Only video/mp4 can be stored, not {content_type!r}.")
-        reader = VerifyingReader(
-            _chunks_of(stream),
-            max_bytes=max_bytes or settings.AVATAR_VIDEO_MAX_BYTES,
-            expected_size=expected_size,
+        """Stream a video (chunks or a binary file) into storage, verifying it on the way.
+
+        Raises InvalidVideo (not an MP4, too large, truncated, length mismatch) or
+        StorageUnavailable; in both cases nothing is left stored, as far as storage allows.
+        """
+        storage_path = validate_storage_path(
+            storage_path or self.new_storage_path(PurePosixPath(str(file_name)).stem)
         )
-        content = File(reader, name=storage_path.rsplit("/", 1)[-1])
-        content.content_type = content_type
+        file_type = _mp4_type(content_type)
+        limit = settings.AVATAR_VIDEO_MAX_BYTES if max_bytes is None else max_bytes
+        if expected_size is not None and expected_size > limit:
+            raise InvalidVideo(f"The video is {expected_size} bytes; the limit is {limit}.")
+        if self.exists(storage_path):
+            raise InvalidStoragePath(f"{storage_path!r} is taken; storage keys are never reused.")
+        base_name = storage_path.rsplit("/", 1)[-1]
+        reader = VerifyingReader(
+            stream, name=base_name, max_bytes=limit, expected_size=expected_size
+        )
+        stored_name = storage_path
         try:
-            saved_name = self.storage.save(storage_path, content)
-            if saved_name != storage_path:
-                self._forget(saved_name)
-                raise StorageUnavailable(f"Storage renamed {storage_path!r} to {saved_name!r}.")
+            stored_name = self.storage.save(storage_path, reader)
+            if stored_name != storage_path:
+                raise StorageUnavailable("Storage saved the video under another name.")
+            if reader.info is None:
+                raise StorageUnavailable("Storage stopped reading the video before its end.")
             stored_size = self.storage.size(storage_path)
-        except AvatarVideoError:
-            self._forget(storage_path)
-            raise
-        except STORAGE_ERRORS as error:
-            self._forget(storage_path)
-            raise StorageUnavailable(f"Storage is unavailable: {_describe(error)}.") from error
-        if stored_size != reader.bytes_read:
-            self._forget(storage_path)
-            raise InvalidVideo(
-                f"Storage holds {stored_size} bytes but {reader.bytes_read} were sent."
+        except BaseException as error:
+            logger.warning(
+                "video upload failed",
+                extra={"storage_path": storage_path, "error": error.__class__.__name__},
             )
-        info = reader.info
+            self._discard(stored_name)
+            if error is reader.failure or not isinstance(error, STORAGE_ERRORS):
+                raise
+            raise _unavailable(error) from error
+        if stored_size != reader.bytes_read:
+            self._discard(storage_path)
+            raise InvalidVideo(
+                f"Storage holds {stored_size} bytes but {reader.bytes_read} were sent; "
+                "the copy was removed."
+            )
         stored = StoredVideo(
-            file_url=self.storage.url(storage_path),
-            file_name=storage_path.rsplit("/", 1)[-1],
+            file_url=self.public_or_signed_url(storage_path),
+            file_name=safe_file_name(file_name, base_name),
             file_size=reader.bytes_read,
-            file_type=content_type,
+            file_type=file_type,
             storage_path=storage_path,
             uploaded_at=timezone.now(),
             checksum=reader.sha256.hexdigest(),
-            duration_seconds=info.duration_seconds if info else None,
-            width=info.width if info else None,
-            height=info.height if info else None,
+            duration_seconds=reader.info.duration_seconds,
+            width=reader.info.width,
+            height=reader.info.height,
         )
         logger.info("video stored", extra={"storage_path": storage_path, "size": stored.file_size})
         return stored
 
-    def _forget(self, storage_path: str) -> None:
-        """Best effort after a failed upload; the caller's ledger entry covers a failure here."""
+    def _discard(self, storage_path: str) -> None:
+        """Best effort after a failed upload; the caller's upload ledger covers a failure here."""
         try:
             self.storage.delete(storage_path)
-        except STORAGE_ERRORS:
-            logger.warning("cleanup after a failed upload failed", extra={"path": storage_path})
+        except STORAGE_ERRORS as error:
+            logger.warning(
+                "cleanup after a failed upload failed; the ledger will retry",
+                extra={"storage_path": storage_path, "error": _describe(error)},
+            )
 
     def delete_video(self, storage_path: str) -> None:
-        """Delete the object; a missing object is fine. StorageUnavailable when unreachable."""
+        """Delete the object; deleting a missing object is fine (idempotent)."""
         validate_storage_path(storage_path)
         try:
             self.storage.delete(storage_path)
         except FileNotFoundError:
             return
         except STORAGE_ERRORS as error:
-            raise StorageUnavailable(f"Storage is unavailable: {_describe(error)}.") from error
+            raise _unavailable(error) from error
 
     def exists(self, storage_path: str) -> bool:
+        """True when an object is stored at this path."""
+        validate_storage_path(storage_path)
         try:
             return self.storage.exists(storage_path)
         except STORAGE_ERRORS as error:
-            raise StorageUnavailable(f"Storage is unavailable: {_describe(error)}.") from error
+            raise _unavailable(error) from error
+
+    def size(self, storage_path: str) -> int | None:
+        """The stored object's size in bytes, or None when there is no such object."""
+        validate_storage_path(storage_path)
+        try:
+            return self.storage.size(storage_path)
+        except FileNotFoundError:
+            return None
+        except STORAGE_ERRORS as error:
+            raise _unavailable(error) from error
 
     def signed_url(self, storage_path: str, expires_in: int) -> str:
-        """An expiring URL that opens exactly this object (private buckets)."""
+        """An expiring URL that opens exactly this object, for `expires_in` seconds."""
         validate_storage_path(storage_path)
-        return self.storage.signed_url(storage_path, expire=int(expires_in))
+        if int(expires_in) < 1:
+            raise ValueError("A signed URL must be valid for at least one second.")
+        try:
+            return self.storage.signed_url(storage_path, expire=int(expires_in))
+        except STORAGE_ERRORS as error:
+            raise _unavailable(error) from error
 
     def public_or_signed_url(self, storage_path: str) -> str:
-        """What a player should load: the public URL, or a signed one for a private bucket."""
-        if getattr(self.storage, "public_bucket", True):
+        """What a player loads: the public URL, or a signed one when the bucket is private."""
+        validate_storage_path(storage_path)
+        if getattr(self.storage, "public_bucket", False):
             return self.storage.url(storage_path)
         return self.signed_url(storage_path, settings.SIGNED_URL_EXPIRES_SECONDS)
 
-    def iter_objects(self, prefix: str | None = None) -> Iterator[StoredObject]:
-        """Every object under `prefix`, in binary key order, one page at a time."""
+    def iter_objects(
+        self, prefix: str | None = None, *, page_size: int = 1000
+    ) -> Iterator[StoredObject]:
+        """Every object under `prefix` in key order, fetched page by page (bounded memory)."""
         prefix = settings.AVATAR_VIDEO_PREFIX if prefix is None else prefix
         try:
             if hasattr(self.storage, "bucket_name"):
-                yield from self._iter_s3(prefix)
+                yield from self._iter_bucket(prefix, page_size)
             else:
-                yield from self._iter_local(prefix)
+                yield from self._iter_directory(prefix)
         except STORAGE_ERRORS as error:
-            raise StorageUnavailable(f"Storage is unavailable: {_describe(error)}.") from error
+            raise _unavailable(error) from error
 
-    def _iter_s3(self, prefix: str) -> Iterator[StoredObject]:
-        client = self.storage.connection.meta.client
-        paginator = client.get_paginator("list_objects_v2")
+    def _iter_bucket(self, prefix: str, page_size: int) -> Iterator[StoredObject]:
+        location = (getattr(self.storage, "location", "") or "").strip("/")
+        strip = len(location) + 1 if location else 0
+        paginator = self.storage.connection.meta.client.get_paginator("list_objects_v2")
         pages = paginator.paginate(
-            Bucket=self.storage.bucket_name, Prefix=prefix, PaginationConfig={"PageSize": 1000}
+            Bucket=self.storage.bucket_name,
+            Prefix=f"{location}/{prefix}" if location else prefix,
+            PaginationConfig={"PageSize": page_size},
         )
         for page in pages:
             for entry in page.get("Contents", []):
-                yield StoredObject(entry["Key"], entry["Size"], entry.get("LastModified"))
+                yield StoredObject(entry["Key"][strip:], entry["Size"], entry.get("LastModified"))
 
-    def _iter_local(self, prefix: str) -> Iterator[StoredObject]:
-        root = os.path.join(self.storage.location, prefix)
-        if not os.path.isdir(root):
+    def _iter_directory(self, prefix: str) -> Iterator[StoredObject]:
+        # S3 lists keys in binary order; sorting each directory with "/" after a directory's
+        # name gives the same order, holding one directory's names at a time.
+        base = prefix.rpartition("/")[0]
+        root = self.storage.path(base) if base else self.storage.location
+        yield from self._walk(root, f"{base}/" if base else "", prefix)
+
+    def _walk(self, directory: str, relative: str, prefix: str) -> Iterator[StoredObject]:
+        try:
+            with os.scandir(directory) as scan:
+                entries = sorted(
+                    ((entry.name + ("/" if entry.is_dir() else ""), entry) for entry in scan),
+                    key=lambda pair: pair[0],
+                )
+        except FileNotFoundError:
             return
-
-        def walk(directory: str, relative: str) -> Iterator[StoredObject]:
-            with os.scandir(directory) as entries:
-                ordered = sorted(entries, key=lambda e: e.name + ("/" if e.is_dir() else ""))
-            for entry in ordered:
-                name = f"{relative}{entry.name}"
-                if entry.is_dir():
-                    yield from walk(entry.path, name + "/")
-                else:
-                    stat = entry.stat()
-                    modified = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
-                    yield StoredObject(name, stat.st_size, modified)
-
-        yield from walk(root, prefix)
-
-
-def _describe(error: Exception) -> str:
-    """One line about a storage error, without credentials or signed query strings."""
-    if isinstance(error, ClientError):
-        code = error.response.get("Error", {}).get("Code", "error")
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
-        return f"{code} {status}".strip()
-    return error.__class__.__name__
+        for key_name, entry in entries:
+            key = relative + key_name
+            if key_name.endswith("/"):
+                if key.startswith(prefix) or prefix.startswith(key):
+                    yield from self._walk(entry.path, key, prefix)
+            elif key.startswith(prefix):
+                stat = entry.stat()
+                modified = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
+                yield StoredObject(key, stat.st_size, modified)
