@@ -367,10 +367,10 @@ class _Handler(BaseHTTPRequestHandler):
                     data = handle.read(min(chunk, to_send - sent))
                     if not data:
                         break
+                    if pause:  # before the bytes, so the client really waits
+                        time.sleep(pause)
                     self.wfile.write(data)
                     sent += len(data)
-                    if pause:
-                        time.sleep(pause)
         except (BrokenPipeError, ConnectionResetError):
             return None
         self.close_connection = True

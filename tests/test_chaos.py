@@ -40,7 +40,11 @@ def chaos_settings(settings, fake_heygen):
     return settings
 
 
-def test_random_worker_kills_leave_no_orphans_and_no_dangling_rows(chaos_settings, bucket_keys):
+def test_random_worker_kills_leave_no_orphans_and_no_dangling_rows(
+    chaos_settings, fake_heygen, bucket_keys
+):
+    chaos_settings.HEYGEN_POLL_INTERVAL_SECONDS = 0.3
+    fake_heygen.set_fault("slow_download", 1.5)
     rng = random.Random(20261125)
     topic = make_topic("Chaos")
     jobs = [
