@@ -5,6 +5,7 @@ storage and the offline video provider. See README.md for the variables.
 """
 
 import os
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -39,11 +40,23 @@ def _env_int(name: str, default: int) -> int:
 
 # --- Core -----------------------------------------------------------------------------------
 DEBUG = _env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = _env("DJANGO_SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off.")
-    SECRET_KEY = "django-insecure-local-development-key-change-me"
+
+
+def _local_secret_key() -> str:
+    """Without DJANGO_SECRET_KEY: a random key kept in a private file beside the project, so
+    one machine (studio, worker, commands) shares it. Multi-host deployments set the env var."""
+    path = Path(_env("DJANGO_SECRET_KEY_FILE") or BASE_DIR / ".secret_key")
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        key = secrets.token_urlsafe(50)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        return key
+
+
+SECRET_KEY = _env("DJANGO_SECRET_KEY") or _local_secret_key()
 ALLOWED_HOSTS = _env_list(
     "DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else []
 )

@@ -171,7 +171,13 @@ def test_check_deploy_is_clean_with_production_settings():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_missing_secret_key_outside_debug_is_a_clear_error():
-    result = _manage({"DJANGO_DEBUG": "0"}, "check")
-    assert result.returncode != 0
-    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+def test_without_a_secret_key_a_private_random_key_file_is_used(tmp_path):
+    key_file = tmp_path / "secret"
+    env = {"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY_FILE": str(key_file)}
+    probe = "from django.conf import settings; print(settings.SECRET_KEY)"
+    first = _manage(env, "shell", "-c", probe)
+    second = _manage(env, "shell", "-c", probe)
+    assert first.returncode == 0, first.stderr
+    key = key_file.read_text().strip()
+    assert len(key) >= 50 and key in first.stdout and key in second.stdout
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
