@@ -11,6 +11,7 @@ import hmac
 import json
 import logging
 import secrets
+import shutil
 import tempfile
 import threading
 import time
@@ -88,6 +89,7 @@ class FakeHeyGenServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+        shutil.rmtree(self.render_dir, ignore_errors=True)
 
     def set_fault(self, name: str, value=True) -> None:
         if name not in FAULTS:

@@ -40,16 +40,16 @@ def _suffix_allowed(host: str, allowed: list[str]) -> bool:
     return any(entry.startswith(".") and host.endswith(entry) for entry in allowed)
 
 
-def _resolves_public(host: str) -> bool:
+def resolve_addresses(host: str) -> list[str]:
+    """Every address the host resolves to."""
     try:
-        infos = socket.getaddrinfo(host, None)
+        return [info[4][0] for info in socket.getaddrinfo(host, None)]
     except socket.gaierror as error:
         raise DownloadError(f"The video host {host} could not be resolved.") from error
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            return False
-    return True
+
+
+def _resolves_public(host: str) -> bool:
+    return all(ipaddress.ip_address(address).is_global for address in resolve_addresses(host))
 
 
 def check_download_url(url: str, allowed_hosts: list[str] | None = None) -> None:
