@@ -14,5 +14,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     re_path(r"^media/(?P<path>.+)$", media_views.public_media, name="public-media"),
     re_path(r"^signed-media/(?P<path>.+)$", media_views.signed_media, name="signed-media"),
+    path("avatars/", include("avatars.urls")),
     path("", include("topics.urls")),
 ]

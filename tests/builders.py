@@ -27,7 +27,10 @@ def stored_video_data(storage_path: str, size: int, *, content: bytes = b"") -> 
         "storagePath": storage_path,
         "uploadedAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "checksum": hashlib.sha256(content).hexdigest(),
-        "metadata": {"heygen_video_url": "https://files2.heygen.ai/x.mp4", "storage_fallback": False},
+        "metadata": {
+            "heygen_video_url": "https://files2.heygen.ai/x.mp4",
+            "storage_fallback": False,
+        },
     }
 
 

@@ -97,15 +97,19 @@ def test_random_worker_kills_leave_no_orphans_and_no_dangling_rows(
     assert len(stored_paths) == outcomes["stored"]
 
 
-def test_worker_killed_mid_upload_then_reconcile_is_consistent(chaos_settings, fake_heygen, bucket_keys):
+def test_worker_killed_mid_upload_then_reconcile_is_consistent(
+    chaos_settings, fake_heygen, bucket_keys
+):
     fake_heygen.set_fault("slow_download", 3.0)
     topic = make_topic("Kill mid-upload")
     job = request_avatar_video(topic=topic, script="A lesson that will be interrupted.")
     worker = Worker(VIDEO_JOB_STALL_SECONDS="2")
     try:
         wait_until(
-            lambda: VideoJob.objects.get(pk=job.pk).state
-            in (VideoJob.State.DOWNLOADING, VideoJob.State.UPLOADING),
+            lambda: (
+                VideoJob.objects.get(pk=job.pk).state
+                in (VideoJob.State.DOWNLOADING, VideoJob.State.UPLOADING)
+            ),
             timeout=60,
             message="the job never reached the download/upload stage",
         )

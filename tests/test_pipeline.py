@@ -43,8 +43,12 @@ def test_command_stores_the_video_with_metadata_matching_the_object(fake_heygen,
     assert head["ContentLength"] == data["fileSize"] == len(body)
     assert hashlib.sha256(body).hexdigest() == data["checksum"]
     assert body[4:8] == b"ftyp"
-    assert data["fileUrl"] == data["videoUrl"] == (
-        f"https://test-project.supabase.co/storage/v1/object/public/{BUCKET}/{data['storagePath']}"
+    assert (
+        data["fileUrl"]
+        == data["videoUrl"]
+        == (
+            f"https://test-project.supabase.co/storage/v1/object/public/{BUCKET}/{data['storagePath']}"
+        )
     )
     assert data["storagePath"].startswith("avatar_videos/avatar_")
     assert data["fileType"] == "video/mp4" and data["uploadedAt"].endswith("Z")

@@ -20,7 +20,9 @@ def uploaded(s3_server, key: str) -> GeneratedContent:
     """An object uploaded the way the pipeline does it: ledger entry first, then the bytes."""
     ledger.register_pending_upload(key)
     s3_server.client().put_object(Bucket=BUCKET, Key=key, Body=BODY)
-    return GeneratedContent(content_type="avatar_video", content_data=stored_video_data(key, len(BODY)))
+    return GeneratedContent(
+        content_type="avatar_video", content_data=stored_video_data(key, len(BODY))
+    )
 
 
 def test_commit_keeps_the_object_and_clears_the_ledger(s3_server, bucket_keys):

@@ -87,9 +87,7 @@ def test_event_for_a_stalled_job_resumes_it_once(client, settings):
 @pytest.mark.django_db
 def test_late_event_for_a_finished_job_changes_nothing(client):
     job = make_job(state=VideoJob.State.STORED)
-    assert post(client, event(job, "avatar_video.fail")).json() == {
-        "status": "already-finished"
-    }
+    assert post(client, event(job, "avatar_video.fail")).json() == {"status": "already-finished"}
     job.refresh_from_db()
     assert job.state == VideoJob.State.STORED
 

@@ -68,6 +68,7 @@ class ContentItem(models.Model):
             )
         ]
         indexes = [models.Index(fields=["topic", "content_type"])]
+        permissions = [("regenerate_contentitem", "Can regenerate videos and retry storage")]
 
     def __str__(self) -> str:
         return f"{self.get_content_type_display()} #{self.pk} for {self.topic_id}"

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from avatars import views
+
+app_name = "avatars"
+
+urlpatterns = [
+    path("jobs/<int:job_id>/progress", views.job_progress, name="job-progress"),
+]

@@ -1,0 +1,66 @@
+"""Reads for the studio pages: a fixed number of queries whatever the number of items."""
+
+from dataclasses import dataclass
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, Prefetch, QuerySet
+
+from avatars.models import VideoJob
+from avatars.storage import VideoStorage
+from topics.models import ContentItem, Topic
+
+ITEMS_PER_PAGE = 20
+
+
+def topic_list(*, query: str = "") -> QuerySet[Topic]:
+    topics = Topic.objects.annotate(item_count=Count("content_items"))
+    if query:
+        topics = topics.filter(title__icontains=query)
+    return topics
+
+
+def topic_items_page(topic: Topic, page_number) -> Page:
+    """A page of the topic's items, each with its jobs (newest first) prefetched."""
+    items = topic.content_items.prefetch_related(
+        Prefetch("video_jobs", queryset=VideoJob.objects.order_by("-queued_at"), to_attr="jobs")
+    )
+    return Paginator(items, ITEMS_PER_PAGE).get_page(page_number)
+
+
+@dataclass(frozen=True)
+class VideoView:
+    """What a page shows of an avatar video; `play_url` is safe to put in a page."""
+
+    play_url: str
+    script: str
+    file_size: int | None
+    duration_seconds: float | None
+    width: int | None
+    height: int | None
+    uploaded_at: str
+    fallback: bool
+    stored: bool
+
+
+def video_view(item: ContentItem, video_storage: VideoStorage | None = None) -> VideoView | None:
+    """Stored videos play from storage (public URL or a fresh signature); fallback and legacy
+    rows play from the provider URL they hold; rows without any URL have no player."""
+    data = item.content_data or {}
+    if item.storage_path:
+        play_url = (video_storage or VideoStorage()).public_or_signed_url(item.storage_path)
+    else:
+        play_url = data.get("videoUrl") or ""
+    if not play_url:
+        return None
+    return VideoView(
+        play_url=play_url,
+        script=data.get("script", ""),
+        file_size=data.get("fileSize"),
+        duration_seconds=data.get("duration_seconds"),
+        width=data.get("width"),
+        height=data.get("height"),
+        uploaded_at=data.get("uploadedAt", ""),
+        fallback=bool((data.get("metadata") or {}).get("storage_fallback"))
+        or item.status == ContentItem.Status.NEEDS_STORAGE,
+        stored=bool(item.storage_path),
+    )
