@@ -2,8 +2,8 @@
 
 import pytest
 from django.contrib.auth.models import User
-from django.test.utils import CaptureQueriesContext
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from avatars.models import VideoJob
 from tests.builders import make_stored_item, make_topic
@@ -40,9 +40,13 @@ def test_topic_list_search_and_paging(client, author):
 def test_topic_page_plays_stored_fallback_and_legacy_videos(client, author):
     topic = make_topic()
     make_stored_item(topic, "avatar_videos/avatar_s_1.mp4", 1234)
+    fallback = {
+        "videoUrl": "https://files2.heygen.ai/fb.mp4",
+        "metadata": {"storage_fallback": True},
+    }
     ContentItem.objects.create(
         topic=topic, content_type="avatar_video", status=ContentItem.Status.NEEDS_STORAGE,
-        content_data={"videoUrl": "https://files2.heygen.ai/fb.mp4", "metadata": {"storage_fallback": True}},
+        content_data=fallback,
     )  # fmt: skip
     ContentItem.objects.create(
         topic=topic, content_type="avatar_video", status=ContentItem.Status.READY,
