@@ -1,6 +1,7 @@
 """The studio in Debian's chromium, driven by Playwright: log in, generate, watch, play."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,10 @@ from tests.workers import Worker
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
 
 pytestmark = [
     pytest.mark.browser,
@@ -60,8 +63,11 @@ def log_in(page, live_server, username="author", password="pw-12345-long", staff
 
 
 def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    """Screenshots go to docs/screenshots with UPDATE_SCREENSHOTS=1, else to a temp dir."""
+    folder = SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") else Path(tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    file_name = f"{name}.png" if folder == SCREENSHOTS else f"contentstudio-{name}.png"
+    page.screenshot(path=str(folder / file_name), full_page=True)
 
 
 def test_generate_watch_progress_and_play(page, live_server, fake_heygen, private_bucket):
