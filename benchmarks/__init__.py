@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks (`make bench`); figures go to benchmarks/RESULTS.md, never to tests."""

@@ -1,0 +1,101 @@
+"""`make bench`: the project against a baseline, in one run, on the same loopback servers.
+
+python -m benchmarks [--only memory,copy,pages,reconcile] [--size-mib 512] [--objects 100000]
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+from benchmarks.servers import ROOT, FakeHeyGenProcess, bench_env, big_mp4, start_s3
+
+
+def run(module: str, *args: str, env: dict) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=3600,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"{module} {args} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def transfer(size_mib: int, rows: list) -> None:
+    s3 = start_s3()
+    heygen = FakeHeyGenProcess()
+    try:
+        video = big_mp4(size_mib)
+        host = f"127.0.0.1:{heygen.port}"
+        env = bench_env({"AVATAR_DOWNLOAD_ALLOWED_HOSTS": host}, s3)
+        ours = run("benchmarks.probe", "pipeline", heygen.rendered_url(video), env=env)
+        original = run("benchmarks.probe", "original", heygen.rendered_url(video), env=env)
+        plain = run("benchmarks.probe", "plain_upload", str(video), env=env)
+    finally:
+        heygen.stop()
+        s3.stop()
+    rows.append((f"memory: peak RSS growth, {size_mib} MiB video", "MiB",
+                 ours["rss_growth_mib"], original["rss_growth_mib"],
+                 ours["rss_growth_mib"] / original["rss_growth_mib"], "< 64 MiB"))  # fmt: skip
+    rows.append(("copy: provider->storage / plain disk upload", "s",
+                 ours["seconds"], plain["seconds"], ours["seconds"] / plain["seconds"],
+                 "<= 1.10"))  # fmt: skip
+    rows.append(("(original design copy time)", "s", original["seconds"], plain["seconds"],
+                 original["seconds"] / plain["seconds"], "-"))  # fmt: skip
+
+
+def pages(rows: list) -> None:
+    env = bench_env({})
+    small = run("benchmarks.scale", "pages", "10", env=env)
+    large = run("benchmarks.scale", "pages", "10000", env=env)
+    for name in small:
+        rows.append((f"pages: {name} SQL queries, 10k vs 10 items", "queries",
+                     large[name]["queries"], small[name]["queries"],
+                     large[name]["queries"] / small[name]["queries"], "= 1.00"))  # fmt: skip
+        rows.append((f"pages: {name} render time, 10k vs 10 items", "s",
+                     large[name]["seconds"], small[name]["seconds"],
+                     large[name]["seconds"] / small[name]["seconds"], "< 1.5"))  # fmt: skip
+
+
+def reconcile(objects: int, rows: list) -> None:
+    s3 = start_s3()
+    try:
+        env = bench_env({}, s3)
+        run("benchmarks.scale", "populate", str(objects), env=env)
+        bare = run("benchmarks.scale", "listing", env=env)
+        ours = run("benchmarks.scale", "reconcile", env=env)
+    finally:
+        s3.stop()
+    assert ours["objects"] == bare["objects"] == objects, (ours, bare)
+    rows.append((f"reconcile: {objects} objects+rows / bare listing", "s", ours["seconds"],
+                 bare["seconds"], ours["seconds"] / bare["seconds"], "< 1.5"))  # fmt: skip
+    rows.append((f"reconcile: peak RSS, {objects} objects", "MiB", ours["peak_rss_mib"],
+                 200, ours["peak_rss_mib"] / 200, "< 200 MiB"))  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", default="memory,pages,reconcile")
+    parser.add_argument("--size-mib", type=int, default=512)
+    parser.add_argument("--objects", type=int, default=100_000)
+    args = parser.parse_args()
+    chosen = set(args.only.replace("copy", "memory").split(","))
+    rows: list = []
+    if "memory" in chosen:
+        transfer(args.size_mib, rows)
+    if "pages" in chosen:
+        pages(rows)
+    if "reconcile" in chosen:
+        reconcile(args.objects, rows)
+    print(f"Content Studio benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+          f"{os.cpu_count()} cores, Python {platform.python_version()}")  # fmt: skip
+    print(f"{'benchmark':58} {'unit':>7} {'ours':>10} {'baseline':>10} {'ratio':>7}  target")
+    for name, unit, ours, base, ratio, target in rows:
+        print(f"{name:58} {unit:>7} {ours:10.2f} {base:10.2f} {ratio:7.2f}  {target}")
+
+
+if __name__ == "__main__":
+    main()

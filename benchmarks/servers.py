@@ -1,0 +1,109 @@
+"""Loopback servers and a big MP4 for the benchmarks."""
+
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import requests
+
+from tests.servers import S3Server, free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BUCKET = "media"
+MiB = 1024 * 1024
+
+
+def big_mp4(size_mib: int) -> Path:
+    """A real small MP4 padded with a top-level `free` box to `size_mib` MiB (made locally)."""
+    from avatars.providers.offline import render_script_video
+
+    folder = Path(tempfile.gettempdir()) / "contentstudio-bench"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"video-{size_mib}MiB.mp4"
+    if path.exists() and path.stat().st_size == size_mib * MiB:
+        return path
+    small = render_script_video("Benchmark lesson", folder / "small.mp4", width=320, height=180,
+                                seconds=2)  # fmt: skip
+    head = small.read_bytes()
+    padding = size_mib * MiB - len(head) - 16
+    with path.open("wb") as out:
+        out.write(head)
+        out.write(struct.pack(">I4sQ", 1, b"free", padding + 16))
+        block = b"\0" * MiB
+        remaining = padding
+        while remaining:
+            step = min(remaining, len(block))
+            out.write(block[:step])
+            remaining -= step
+    return path
+
+
+class FakeHeyGenProcess:
+    """The project's fake HeyGen in its own process (so it costs the measured one nothing)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "fake_heygen", "--port", str(self.port)],
+            cwd=ROOT, env=bench_env({}), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for_port(self.port)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def rendered_url(self, serve_file: Path) -> str:
+        """Create a video, poll it to completion, return its signed download URL."""
+        requests.post(f"{self.base_url}/_fake/faults", json={"serve_file": str(serve_file)},
+                      timeout=10).raise_for_status()  # fmt: skip
+        headers = {"X-Api-Key": "fake-heygen-key"}
+        body = {"video_inputs": [{"character": {"type": "avatar", "avatar_id": "a"},
+                                  "voice": {"type": "text", "voice_id": "v",
+                                            "input_text": "Benchmark lesson"}}]}  # fmt: skip
+        created = requests.post(
+            f"{self.base_url}/v2/video/generate", json=body, headers=headers, timeout=30
+        )
+        video_id = created.json()["data"]["video_id"]
+        for _ in range(20):
+            data = requests.get(f"{self.base_url}/v1/video_status.get",
+                                params={"video_id": video_id}, headers=headers,
+                                timeout=30).json()["data"]  # fmt: skip
+            if data["status"] == "completed":
+                return data["video_url"]
+        raise RuntimeError("fake render never completed")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def start_s3() -> S3Server:
+    server = S3Server().start()
+    server.create_bucket(BUCKET)
+    return server
+
+
+def bench_env(extra: dict, s3: S3Server | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "HEYGEN_"))}
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "contentstudio.settings",
+        "DJANGO_SECRET_KEY": "benchmark-secret-key-0123456789-0123456789-0123456789",
+        "DATABASE_URL": env.get("BENCH_DATABASE_URL")
+        or f"sqlite:///{tempfile.gettempdir()}/cs-bench.sqlite3",
+        "AVATAR_VIDEO_MAX_BYTES": str(4 * 1024 * MiB),
+        "LOG_LEVEL": "WARNING",
+    })  # fmt: skip
+    if s3 is not None:
+        env.update({
+            "SUPABASE_URL": "https://bench.supabase.co",
+            "SUPABASE_S3_ENDPOINT": s3.endpoint,
+            "SUPABASE_S3_ACCESS_KEY_ID": "bench-key",
+            "SUPABASE_S3_SECRET_ACCESS_KEY": "bench-secret",
+            "SUPABASE_STORAGE_BUCKET": BUCKET,
+        })  # fmt: skip
+    env.update(extra)
+    return env
