@@ -96,6 +96,8 @@ def bench_env(extra: dict, s3: S3Server | None = None) -> dict:
         or f"sqlite:///{tempfile.gettempdir()}/cs-bench.sqlite3",
         "AVATAR_VIDEO_MAX_BYTES": str(4 * 1024 * MiB),
         "LOG_LEVEL": "WARNING",
+        "DJANGO_ALLOWED_HOSTS": "testserver",
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
     })  # fmt: skip
     if s3 is not None:
         env.update({
