@@ -61,9 +61,9 @@ def test_status_uses_the_v1_envelope_and_reads_the_url_expiry():
 
 @responses.activate
 def test_failed_status_carries_heygens_message():
-    responses.get(f"{BASE}/v1/video_status.get", json={"code": 100, "data": {
-        "id": "v1", "status": "failed",
-        "error": {"code": 40119, "message": "Video is too long", "detail": "Plan limit"}}})  # fmt: skip
+    error = {"code": 40119, "message": "Video is too long", "detail": "Plan limit"}
+    data = {"id": "v1", "status": "failed", "error": error}
+    responses.get(f"{BASE}/v1/video_status.get", json={"code": 100, "data": data})
     status = client().get_status("v1")
     assert status.status == "failed" and status.error_message == "Video is too long Plan limit"
 
