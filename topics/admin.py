@@ -71,7 +71,7 @@ class ContentItemAdmin(admin.ModelAdmin):
     list_filter = ("content_type", "status", "topic__language", FallbackFilter, StoredFilter)
     search_fields = ("topic__title", "content_data__videoId")
     list_select_related = ("topic",)
-    list_per_page = 50
+    list_per_page = 20
     show_full_result_count = False  # no COUNT(*) over the whole table on every page
     fields = ("topic", "content_type", "status", "video_preview", "storage_metadata",
               "script", "storage_path", "created_at", "updated_at")  # fmt: skip

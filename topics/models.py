@@ -67,7 +67,12 @@ class ContentItem(models.Model):
                 name="contentitem_unique_storage_path",
             )
         ]
-        indexes = [models.Index(fields=["topic", "content_type"])]
+        indexes = [
+            models.Index(fields=["topic", "content_type"]),
+            # The topic page and the admin list newest first: an index, not a sort of the table.
+            models.Index(fields=["topic", "-created_at", "-id"], name="contentitem_topic_newest"),
+            models.Index(fields=["-created_at", "-id"], name="contentitem_newest"),
+        ]
         permissions = [("regenerate_contentitem", "Can regenerate videos and retry storage")]
 
     def __str__(self) -> str:

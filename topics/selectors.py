@@ -9,7 +9,7 @@ from avatars.models import VideoJob
 from avatars.storage import VideoStorage
 from topics.models import ContentItem, Topic
 
-ITEMS_PER_PAGE = 20
+ITEMS_PER_PAGE = 10
 
 
 def topic_list(*, query: str = "") -> QuerySet[Topic]:
