@@ -360,7 +360,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         delay = float(fake.faults.get("slow_download") or 0)
-        chunk = 256 * 1024
+        chunk = 1024 * 1024
         pause = delay / max(1, to_send // chunk + 1) if delay else 0
         sent = 0
         try:

@@ -43,13 +43,14 @@ def supabase_client_config() -> Config:
 
 
 def supabase_transfer_config() -> TransferConfig:
-    """Multipart settings: 8 MiB parts, 4 in flight (bounded memory, overlapped network).
+    """Multipart settings: 8 MiB parts, 4 in flight, 3 queued (bounded memory, overlap).
 
     Videos arrive as non-seekable streams (avatars.storage verifies them while reading), so
     s3transfer must copy each part into memory; it queues up to `max_in_memory_upload_chunks`
-    parts (default 10, i.e. 80 MiB) and reads ahead until the queue is full. 4 parts of 8 MiB
-    keep an upload of any size near 45 MiB at peak (measured on 96 and 256 MiB uploads) while
-    four parts travel at once, overlapping the download. "classic" pins the s3transfer
+    parts (default 10, i.e. 80 MiB) and reads ahead until the queue is full. 3 queued parts of
+    8 MiB keep a 512 MiB upload near 50 MiB of peak RSS growth (4 gave 60 to 68 MiB, too close
+    to the 64 MiB budget) while four uploads stay in flight, overlapping the download; bigger
+    parts cost memory, smaller ones cost a request each (benchmarks/RESULTS.md). "classic" pins the s3transfer
     manager: the CRT one would ignore these bounds.
     """
     config = TransferConfig(
@@ -59,7 +60,7 @@ def supabase_transfer_config() -> TransferConfig:
         use_threads=True,
         preferred_transfer_client="classic",
     )
-    config.max_in_memory_upload_chunks = 4  # an s3transfer option boto3's __init__ hides
+    config.max_in_memory_upload_chunks = 3  # an s3transfer option boto3's __init__ hides
     return config
 
 
