@@ -50,8 +50,8 @@ def supabase_transfer_config() -> TransferConfig:
     parts (default 10, i.e. 80 MiB) and reads ahead until the queue is full. 3 queued parts of
     8 MiB keep a 512 MiB upload near 50 MiB of peak RSS growth (4 gave 60 to 68 MiB, too close
     to the 64 MiB budget) while four uploads stay in flight, overlapping the download; bigger
-    parts cost memory, smaller ones cost a request each (benchmarks/RESULTS.md). "classic" pins the s3transfer
-    manager: the CRT one would ignore these bounds.
+    parts cost memory, smaller ones cost a request each (benchmarks/RESULTS.md). "classic"
+    pins the s3transfer manager: the CRT one would ignore these bounds.
     """
     config = TransferConfig(
         multipart_threshold=8 * MiB,

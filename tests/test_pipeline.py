@@ -212,3 +212,19 @@ def test_unknown_topic_and_empty_script_are_clear_errors(fake_heygen):
         generate_command(999)
     with pytest.raises(CommandError, match="script is empty"):
         generate_command(make_topic().pk, "   ")
+
+
+def test_offline_job_retries_after_a_storage_outage(settings, storage_link, bucket_keys):
+    from avatars import ledger
+
+    settings.AVATAR_PROVIDER = "local"
+    settings.OFFLINE_VIDEO_WIDTH, settings.OFFLINE_VIDEO_HEIGHT = 320, 180
+    job = request_avatar_video(topic=make_topic(), script="Offline", enqueue=False, max_attempts=2)
+    storage_link.cut()
+    assert run_video_job(job.pk) == "queued"  # no provider URL to fall back on: retry later
+    storage_link.restore()
+    assert run_video_job(job.pk) == "stored"
+    ledger.retry_pending_deletes()  # the first attempt's cleanup, deferred by the outage
+    item = ContentItem.objects.get()
+    assert bucket_keys() == [item.storage_path]
+    assert not UploadLedgerEntry.objects.exists()

@@ -43,11 +43,10 @@ class LocalVideoProvider:
             raise DownloadNotAllowed("Not a video of the offline provider.")
         return self.work_dir / f"{provider_video_id}.mp4"
 
-    def create_video(self, request: RenderRequest) -> str:
-        provider_video_id = f"local_{uuid.uuid4().hex}"
+    def _render(self, provider_video_id: str, script: str) -> None:
         try:
             render_script_video(
-                request.script,
+                script,
                 self._path(provider_video_id),
                 width=settings.OFFLINE_VIDEO_WIDTH,
                 height=settings.OFFLINE_VIDEO_HEIGHT,
@@ -55,10 +54,19 @@ class LocalVideoProvider:
             )
         except OfflineRenderError as error:
             raise RenderFailed(str(error)) from error
+
+    def create_video(self, request: RenderRequest) -> str:
+        provider_video_id = f"local_{uuid.uuid4().hex}"
+        # The script is kept so a retried job can render again after the file was consumed.
+        self._path(provider_video_id).with_suffix(".txt").write_text(request.script, "utf-8")
+        self._render(provider_video_id, request.script)
         return provider_video_id
 
     def get_status(self, provider_video_id: str) -> RenderStatus:
         path = self._path(provider_video_id)
+        script_file = path.with_suffix(".txt")
+        if not path.exists() and script_file.exists():
+            self._render(provider_video_id, script_file.read_text("utf-8"))
         if not path.exists():
             return RenderStatus(
                 provider_video_id, "failed", error_message="The offline render is gone."
