@@ -1,5 +1,6 @@
 """Real servers on loopback for tests and benchmarks: moto's standalone S3 server."""
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -179,28 +180,21 @@ class TcpProxy:
                 threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
 
     def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
+        with contextlib.suppress(OSError):
             while chunk := src.recv(65536):
                 dst.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                try:
-                    sock.close()
-                except OSError:
-                    pass
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.close()
 
     def cut(self) -> None:
         """Refuse new connections and drop the open ones."""
         self.up = False
         with self._lock:
             for sock in self._open:
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
                     sock.close()
-                except OSError:
-                    pass
             self._open.clear()
 
     def restore(self) -> None:
