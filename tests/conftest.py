@@ -7,12 +7,27 @@ production Supabase storage backend at it; every test starts with an empty bucke
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.test.utils import override_settings
 
 from avatars.providers.offline import render_script_video
 from tests.servers import S3Server, supabase_storage_settings
 
 BUCKET = "media"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database; at the end, sessions that killed or stopped worker
+    processes left behind on PostgreSQL are ended, so the database can be dropped."""
+    yield
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
 
 
 @pytest.fixture(scope="session")

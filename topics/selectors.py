@@ -10,13 +10,15 @@ from avatars.storage import VideoStorage
 from topics.models import ContentItem, Topic
 
 ITEMS_PER_PAGE = 10
+TOPICS_PER_PAGE = 25
 
 
 def topic_list(*, query: str = "") -> QuerySet[Topic]:
     topics = Topic.objects.annotate(item_count=Count("content_items"))
     if query:
         topics = topics.filter(title__icontains=query)
-    return topics
+    # A GROUP BY query drops Meta.ordering: name it, so pages never overlap or skip.
+    return topics.order_by("-updated_at", "-id")
 
 
 def topic_items_page(topic: Topic, page_number) -> Page:

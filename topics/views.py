@@ -16,7 +16,8 @@ from topics.models import Topic
 @login_required
 def topic_list(request):
     query = request.GET.get("q", "").strip()
-    page = Paginator(selectors.topic_list(query=query), 25).get_page(request.GET.get("page"))
+    topics = Paginator(selectors.topic_list(query=query), selectors.TOPICS_PER_PAGE)
+    page = topics.get_page(request.GET.get("page"))
     return render(request, "studio/topic_list.html", {"page": page, "query": query})
 
 
