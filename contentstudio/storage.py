@@ -43,15 +43,17 @@ def supabase_client_config() -> Config:
 
 
 def supabase_transfer_config() -> TransferConfig:
-    """Multipart settings: 8 MiB parts, 4 in flight, 3 queued (bounded memory, overlap).
+    """Multipart settings: 8 MiB parts, at most 3 of a stream's parts in memory (bounded
+    memory, download and upload overlapped).
 
     Videos arrive as non-seekable streams (avatars.storage verifies them while reading), so
-    s3transfer must copy each part into memory; it queues up to `max_in_memory_upload_chunks`
-    parts (default 10, i.e. 80 MiB) and reads ahead until the queue is full. 3 queued parts of
-    8 MiB keep a 512 MiB upload near 50 MiB of peak RSS growth (4 gave 60 to 68 MiB, too close
-    to the 64 MiB budget) while four uploads stay in flight, overlapping the download; bigger
-    parts cost memory, smaller ones cost a request each (benchmarks/RESULTS.md). "classic"
-    pins the s3transfer manager: the CRT one would ignore these bounds.
+    s3transfer must copy each part into memory; `max_in_memory_upload_chunks` parts (default
+    10, i.e. 80 MiB) may be queued or uploading at once while the next one is read. 3 parts of
+    8 MiB keep a 512 MiB upload near 50 to 57 MiB of peak RSS growth (4 gave 60 to 68 MiB, too
+    close to the 64 MiB budget) and upload as fast as a file from disk does with 4 threads;
+    bigger parts cost memory, smaller ones cost a request each (benchmarks/RESULTS.md).
+    `max_concurrency` bounds seekable uploads. "classic" pins the s3transfer manager: the CRT
+    one would ignore these bounds.
     """
     config = TransferConfig(
         multipart_threshold=8 * MiB,
