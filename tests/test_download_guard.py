@@ -28,6 +28,9 @@ def test_https_on_an_allowed_public_host_passes(monkeypatch):
         ("file:///etc/passwd", "no host"),
         ("ftp://files2.heygen.ai/v.mp4", "scheme 'ftp' is not allowed"),
         ("http://127.0.0.1:10/v.mp4", "must use https"),
+        ("https://files2.heygen.ai:8443/v.mp4", "on port 8443"),
+        ("https://user:pw@files2.heygen.ai/v.mp4", "must not carry credentials"),
+        ("https://files2.heygen.ai:99999/v.mp4", "malformed port"),
     ],
 )
 def test_refused_urls(url, message):

@@ -3,7 +3,8 @@
 Rules: https only, on a host from AVATAR_DOWNLOAD_ALLOWED_HOSTS (".heygen.ai" matches its
 subdomains); a host resolving to a private, loopback or link-local address is refused unless
 that exact host is listed (how tests and demos allow the fake server). Plain http only for an
-exactly listed host. Redirects are followed by hand, each hop checked by the same rules.
+exactly listed host; a host matched by a suffix only on port 443, and no URL may carry
+credentials. Redirects are followed by hand, each hop checked by the same rules.
 An entry may carry a port ("127.0.0.1:8123"); it then matches only that port.
 """
 
@@ -56,10 +57,16 @@ def check_download_url(url: str, allowed_hosts: list[str] | None = None) -> None
     """Raise DownloadNotAllowed unless the URL may be fetched."""
     allowed = [h.lower() for h in (allowed_hosts or settings.AVATAR_DOWNLOAD_ALLOWED_HOSTS)]
     parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError as error:
+        raise DownloadNotAllowed("The video URL has a malformed port.") from error
     host = (parts.hostname or "").lower()
     if not host:
         raise DownloadNotAllowed("The video URL has no host.")
-    listed = _explicitly_listed(host, parts.port, allowed)
+    if parts.username is not None or parts.password is not None:
+        raise DownloadNotAllowed(f"The video URL for {host} must not carry credentials.")
+    listed = _explicitly_listed(host, port, allowed)
     if parts.scheme == "http" and not listed:
         raise DownloadNotAllowed(f"The video URL must use https, not http ({host}).")
     if parts.scheme not in {"http", "https"}:
@@ -68,6 +75,8 @@ def check_download_url(url: str, allowed_hosts: list[str] | None = None) -> None
         return
     if not _suffix_allowed(host, allowed):
         raise DownloadNotAllowed(f"Videos may not be downloaded from {host}.")
+    if port not in (None, 443):  # a suffix entry means the provider's CDN, on https's port
+        raise DownloadNotAllowed(f"Videos may not be downloaded from {host} on port {port}.")
     if not _resolves_public(host):
         raise DownloadNotAllowed(f"The video host {host} resolves to a private address.")
 
