@@ -1,8 +1,8 @@
-"""Admin for generation jobs and the upload ledger (read-only: services own every write)."""
+"""Admin for generation jobs and webhook events (read-only: services own every write)."""
 
 from django.contrib import admin
 
-from avatars.models import UploadLedgerEntry, VideoJob, WebhookEvent
+from avatars.models import VideoJob, WebhookEvent
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -23,13 +23,6 @@ class VideoJobAdmin(ReadOnlyAdmin):
     list_filter = ("state", "provider")
     search_fields = ("provider_video_id", "content_item__topic__title")
     list_select_related = ("content_item__topic",)
-
-
-@admin.register(UploadLedgerEntry)
-class UploadLedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ("storage_path", "intent", "attempts", "last_error", "created_at")
-    list_filter = ("intent",)
-    search_fields = ("storage_path",)
 
 
 @admin.register(WebhookEvent)

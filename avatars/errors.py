@@ -1,5 +1,7 @@
 """Typed errors of the avatar video pipeline. Each message is one sentence a person can act on."""
 
+from videostore.errors import VideoStoreError
+
 
 class AvatarVideoError(Exception):
     """Base class; `str(error)` is shown to people, so it never carries secrets or signed URLs."""
@@ -58,15 +60,6 @@ class DownloadNotAllowed(DownloadError):
     retryable = False
 
 
-class InvalidVideo(AvatarVideoError):
-    """The bytes are not an acceptable MP4 (wrong type, truncated, wrong length, too large)."""
-
-
-class StorageUnavailable(AvatarVideoError):
-    """Object storage could not be reached or refused the operation."""
-
-    retryable = True
-
-
-class InvalidContentData(ValueError):
-    """content_data for an item is malformed; the message names the field."""
+#: What a generation step may raise and handle as "this video failed or must wait": the
+#: provider's errors and the stored-video lifecycle's.
+GENERATION_ERRORS: tuple[type[Exception], ...] = (AvatarVideoError, VideoStoreError)

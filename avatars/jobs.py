@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
-from avatars.errors import AvatarVideoError
+from avatars.errors import GENERATION_ERRORS
 from avatars.models import VideoJob
 from avatars.pipeline import (
     RenderOptions,
@@ -25,7 +25,12 @@ from avatars.pipeline import (
     validate_script,
 )
 from topics.models import ContentItem, Topic
-from topics.services import GeneratedContent, save_generated_topic
+from topics.services import (
+    content_item_create_avatar_video,
+    content_item_mark_failed,
+    content_item_mark_fallback,
+    content_item_mark_stored,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +67,7 @@ def request_avatar_video(
     script = validate_script(script)
     with transaction.atomic():
         if content_item is None:
-            content_item = ContentItem.objects.create(
-                topic=topic,
-                content_type=ContentItem.ContentType.AVATAR_VIDEO,
-                content_data={"script": script},
-                status=ContentItem.Status.GENERATING,
-            )
+            content_item = content_item_create_avatar_video(topic=topic, script=script)
         else:
             content_item = ContentItem.objects.select_for_update().get(pk=content_item.pk)
             active = content_item.video_jobs.filter(state__in=VideoJob.ACTIVE_STATES).first()
@@ -111,9 +111,7 @@ def _claim(job_id: int) -> VideoJob | None:
             job.finished_at = now
             job.last_error = job.last_error or "The worker stopped too many times; giving up."
             job.save()
-            ContentItem.objects.filter(pk=job.content_item_id, storage_path="").exclude(
-                status=ContentItem.Status.NEEDS_STORAGE
-            ).update(status=ContentItem.Status.FAILED)
+            content_item_mark_failed(content_item_id=job.content_item_id)
             return None
         job.attempts += 1
         job.state = State.RENDERING
@@ -151,16 +149,10 @@ def _finish(job: VideoJob, result: dict) -> None:
             last_error=result.get("storage_error", "")[:2000],
         )
 
-    save_generated_topic(
-        topic=item.topic,
-        items=[
-            GeneratedContent(
-                content_type=ContentItem.ContentType.AVATAR_VIDEO,
-                content_data=content_data_from_result(result, script=job.script),
-                status=(ContentItem.Status.NEEDS_STORAGE if fallback else ContentItem.Status.READY),
-                content_item_id=item.pk,
-            )
-        ],
+    mark = content_item_mark_fallback if fallback else content_item_mark_stored
+    mark(
+        content_item=item,
+        content_data=content_data_from_result(result, script=job.script),
         within_transaction=close_job,
     )
 
@@ -190,10 +182,7 @@ def _fail_or_retry(job: VideoJob, error: Exception) -> None:
         VideoJob.objects.filter(pk=job.pk).update(
             state=State.FAILED, last_error=message[:2000], finished_at=timezone.now()
         )
-        # An item that already has a stored video keeps it; a new one is marked failed.
-        ContentItem.objects.filter(pk=job.content_item_id, storage_path="").exclude(
-            status=ContentItem.Status.NEEDS_STORAGE
-        ).update(status=ContentItem.Status.FAILED)
+        content_item_mark_failed(content_item_id=job.content_item_id)
     logger.warning("video job failed", extra={"job_id": job.pk, "error": message})
 
 
@@ -217,7 +206,7 @@ def run_video_job(job_id: int) -> str:
             on_progress=_progress_recorder(job),
         )
         _finish(job, result)
-    except AvatarVideoError as error:
+    except GENERATION_ERRORS as error:
         _fail_or_retry(job, error)
     except Exception as error:  # a bug or a database error: recorded on the job, not lost
         logger.exception("video job crashed", extra={"job_id": job.pk})

@@ -1,4 +1,4 @@
-"""Durable records of the avatar video lifecycle: the upload ledger and generation jobs."""
+"""Durable records of avatar video generation: jobs and the webhook events already handled."""
 
 import uuid
 
@@ -6,36 +6,6 @@ from django.db import models
 from django.db.models import Q
 
 from topics.models import ContentItem
-
-
-class UploadLedgerEntry(models.Model):
-    """A storage object that no committed row safely references yet, or that must go.
-
-    `upload` entries are committed *before* the bytes are written and deleted in the same
-    transaction that commits the row referencing the object, so a process killed anywhere in
-    between leaves an entry for the sweeper. `delete` entries are objects to remove (a rolled
-    back save, a replaced video, a failed delete); they are retried until the delete succeeds.
-    """
-
-    class Intent(models.TextChoices):
-        UPLOAD = "upload", "Upload in flight"
-        DELETE = "delete", "Delete pending"
-
-    storage_path = models.CharField(max_length=512, unique=True)
-    intent = models.CharField(max_length=16, choices=Intent.choices, default=Intent.UPLOAD)
-    reason = models.CharField(max_length=255, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        verbose_name = "upload ledger entry"
-        verbose_name_plural = "upload ledger"
-        ordering = ["created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.intent}: {self.storage_path}"
 
 
 class VideoJob(models.Model):
@@ -74,6 +44,15 @@ class VideoJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # The engine of short steps: who holds the job and until when (a lease, renewed while a
+    # step works), when the render is next checked, and what the copy has done so far.
+    claimed_by = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    render_checks = models.PositiveIntegerField(default=0)
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+    bytes_total = models.BigIntegerField(null=True, blank=True)
+    bytes_copied = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -86,7 +65,11 @@ class VideoJob(models.Model):
                 name="videojob_one_active_per_item",
             )
         ]
-        indexes = [models.Index(fields=["state", "heartbeat_at"])]
+        indexes = [
+            models.Index(fields=["state", "queued_at"], name="videojob_state_queued"),
+            models.Index(fields=["state", "next_check_at"], name="videojob_state_next_check"),
+            models.Index(fields=["state", "lease_expires_at"], name="videojob_state_lease"),
+        ]
 
     def __str__(self) -> str:
         return f"Video job #{self.pk} ({self.state}) for item {self.content_item_id}"

@@ -15,11 +15,17 @@ from datetime import datetime
 
 from django.conf import settings
 
-from avatars import ledger
-from avatars.errors import InvalidRequest, RenderFailed, RenderTimeout, StorageUnavailable
+from avatars.errors import InvalidRequest, RenderFailed, RenderTimeout
 from avatars.providers import get_provider
 from avatars.providers.base import RenderRequest, RenderStatus, VideoProvider
-from avatars.storage import StoredVideo, VideoStorage
+from videostore import ledger
+from videostore.errors import StorageUnavailable
+from videostore.storage import (
+    MEASURED_FIELDS,
+    STORAGE_METADATA_FIELDS,
+    StoredVideo,
+    VideoStorage,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -101,21 +107,36 @@ def store_rendered_video(
     provider: VideoProvider,
     video_storage: VideoStorage,
     on_progress: ProgressCallback = _no_progress,
+    upload_owner: str = "",
+    lease_seconds: float | None = None,
 ) -> StoredVideo:
-    """Stream the rendered video into storage, with a ledger entry committed first."""
+    """Stream the rendered video into storage, with a ledger entry committed first.
+
+    `upload_owner` / `lease_seconds`: the live worker that will reference the object; it
+    renews the lease through `on_progress("copying", {"bytes_copied": n, ...})`."""
     storage_path = video_storage.new_storage_path(status.provider_video_id)
-    ledger.register_pending_upload(storage_path, reason=f"video {status.provider_video_id}")
+    ledger.register_pending_upload(
+        storage_path,
+        reason=f"video {status.provider_video_id}",
+        owner=upload_owner,
+        lease_seconds=lease_seconds,
+    )
     on_progress("downloading", {"storage_path": storage_path})
     try:
         download = provider.open_download(status.video_url)
         try:
-            on_progress("uploading", {"storage_path": storage_path})
+            on_progress(
+                "uploading", {"storage_path": storage_path, "bytes_total": download.content_length}
+            )
             return video_storage.upload_video(
                 download.iter_chunks(),
                 storage_path.rsplit("/", 1)[-1],
                 "video/mp4",
                 storage_path=storage_path,
                 expected_size=download.content_length,
+                on_bytes=lambda count: on_progress(
+                    "copying", {"storage_path": storage_path, "bytes_copied": count}
+                ),
             )
         finally:
             download.close()
@@ -155,7 +176,7 @@ def build_result(
         "provider_url_expires_at": status.url_expires_at if fallback else None,
         "storage_error": storage_error,
     }
-    for key in ("fileUrl", "fileName", "fileSize", "fileType", "storagePath", "uploadedAt"):
+    for key in STORAGE_METADATA_FIELDS:
         result[key] = storage_metadata[key] if storage_metadata else None
     for key in ("checksum", "width", "height"):
         result[key] = storage_metadata.get(key) if storage_metadata else None
@@ -201,10 +222,8 @@ def generate_avatar_video(
 
 def content_data_from_result(result: dict, *, script: str) -> dict:
     """The fields of a result that a ContentItem keeps (cleaned again on save)."""
-    data = {key: result.get(key) for key in (
-        "videoUrl", "videoId", "duration_seconds", "fileUrl", "fileName", "fileSize",
-        "fileType", "storagePath", "uploadedAt", "checksum", "width", "height",
-    )}  # fmt: skip
+    data = {key: result.get(key) for key in ("videoUrl", "videoId", *STORAGE_METADATA_FIELDS,
+                                             *MEASURED_FIELDS)}  # fmt: skip
     data["script"] = script
     data["metadata"] = {
         "heygen_video_url": result["metadata"]["heygen_video_url"],

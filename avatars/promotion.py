@@ -11,14 +11,14 @@ from collections.abc import Iterator
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from avatars.errors import AvatarVideoError
+from avatars.errors import GENERATION_ERRORS
 from avatars.models import VideoJob
 from avatars.pipeline import store_rendered_video
 from avatars.providers import get_provider
 from avatars.providers.base import RenderStatus, VideoProvider
-from avatars.storage import VideoStorage
 from topics.models import ContentItem
-from topics.services import GeneratedContent, save_generated_topic
+from topics.services import content_item_mark_needs_regeneration, content_item_mark_stored
+from videostore.storage import VideoStorage
 
 logger = logging.getLogger(__name__)
 
@@ -53,17 +53,7 @@ def copy_provider_video_to_storage(
     data["metadata"].pop("storage_problem", None)
     if not data.get("duration_seconds") and metadata.get("duration_seconds"):
         data["duration_seconds"] = metadata["duration_seconds"]
-    _, (item,) = save_generated_topic(
-        topic=content_item.topic,
-        items=[
-            GeneratedContent(
-                content_type=ContentItem.ContentType.AVATAR_VIDEO,
-                content_data=data,
-                status=ContentItem.Status.READY,
-                content_item_id=content_item.pk,
-            )
-        ],
-    )
+    item = content_item_mark_stored(content_item=content_item, content_data=data)
     logger.info("provider video copied to storage", extra={"item_id": item.pk})
     return item
 
@@ -84,9 +74,10 @@ def _fallback_items() -> Iterator[ContentItem]:
 def promote_item(content_item: ContentItem, *, url_expires_at=None) -> str:
     """Promote one fallback item: 'stored', 'expired' (marked for regeneration) or 'failed'."""
     if url_expires_at is not None and url_expires_at <= timezone.now():
-        ContentItem.objects.filter(pk=content_item.pk, storage_path="").update(
-            status=ContentItem.Status.NEEDS_REGENERATION
-        )
+        if not content_item.storage_path:
+            content_item_mark_needs_regeneration(
+                content_item_id=content_item.pk, reason="the provider URL expired"
+            )
         return "expired"
     video_url = (content_item.content_data.get("metadata") or {}).get(
         "heygen_video_url"
@@ -95,7 +86,7 @@ def promote_item(content_item: ContentItem, *, url_expires_at=None) -> str:
         return "failed"
     try:
         copy_provider_video_to_storage(content_item=content_item, video_url=video_url)
-    except AvatarVideoError as error:
+    except GENERATION_ERRORS as error:
         logger.warning(
             "promotion failed; will retry", extra={"item_id": content_item.pk, "error": str(error)}
         )

@@ -16,15 +16,15 @@ from django.db.models import F
 from django.db.models.functions import Collate
 from django.utils import timezone
 
-from avatars import ledger
-from avatars.models import UploadLedgerEntry
-from avatars.storage import StoredObject, VideoStorage
 from topics.models import ContentItem
+from topics.services import content_item_mark_needs_regeneration
+from videostore import ledger
+from videostore.models import UploadLedgerEntry
+from videostore.storage import StoredObject, VideoStorage
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_LIMIT = 50
-STORAGE_FIELDS = ("fileUrl", "fileName", "fileSize", "fileType", "storagePath", "uploadedAt")
 
 
 @dataclass
@@ -86,47 +86,52 @@ def _sample(report: ReconcileReport, kind: str, entry: dict) -> None:
         report.samples[kind].append(entry)
 
 
-def _mark_for_regeneration(item_id: int, reason: str) -> None:
-    """A row whose object is gone stops pointing at it and waits for a new render."""
-    with transaction.atomic():
-        item = ContentItem.objects.select_for_update().filter(pk=item_id).first()
-        if item is None:
-            return
-        data = {k: v for k, v in item.content_data.items() if k not in STORAGE_FIELDS}
-        data.pop("checksum", None)
-        if data.get("videoUrl") == item.content_data.get("fileUrl"):
-            data.pop("videoUrl", None)
-        metadata = dict(data.get("metadata") or {})
-        metadata["storage_problem"] = reason
-        data["metadata"] = metadata
-        item.content_data = data
-        item.storage_path = ""
-        item.status = ContentItem.Status.NEEDS_REGENERATION
-        item.save(update_fields=["content_data", "storage_path", "status", "updated_at"])
-
-
 def _handle_orphan(
     report: ReconcileReport, obj: StoredObject, *, cutoff: datetime, fix: bool,
     ledger_paths: dict[str, str], video_storage: VideoStorage,
 ) -> None:  # fmt: skip
     intent = ledger_paths.get(obj.storage_path)
     in_grace = obj.last_modified is not None and obj.last_modified > cutoff
-    if intent == UploadLedgerEntry.Intent.UPLOAD and in_grace:
-        report.orphans_in_grace += 1  # an upload in flight; its process may still commit
+    if intent == UploadLedgerEntry.Intent.UPLOAD:
+        # A pending upload whose owner is alive (dead owners were expired under lock before
+        # the listing): it may still commit. Never an orphan, whatever its age.
+        report.orphans_in_grace += 1
         return
     if in_grace and intent is None:
         report.orphans_in_grace += 1
+        return
+    if fix and not _claim_orphan(obj.storage_path):
+        report.orphans_in_grace += 1  # registered or referenced since the listing began
         return
     report.orphans += 1
     _sample(report, "orphans", {"storage_path": obj.storage_path, "size": obj.size})
     if not fix:
         return
-    UploadLedgerEntry.objects.update_or_create(
-        storage_path=obj.storage_path,
-        defaults={"intent": UploadLedgerEntry.Intent.DELETE, "reason": "orphan found by reconcile"},
-    )
     if ledger.delete_now(obj.storage_path, video_storage=video_storage):
         report.deleted_orphans += 1
+
+
+def _claim_orphan(storage_path: str) -> bool:
+    """Under the ledger row's lock: the object is still nobody's (no pending upload, no row
+    referencing it), and a delete entry now records that it must go."""
+    with transaction.atomic():
+        entry = (
+            UploadLedgerEntry.objects.select_for_update(skip_locked=True)
+            .filter(storage_path=storage_path)
+            .first()
+        )
+        if entry is None and UploadLedgerEntry.objects.filter(storage_path=storage_path).exists():
+            return False  # locked by a save in progress
+        if entry is not None and entry.intent == UploadLedgerEntry.Intent.UPLOAD:
+            return False
+        if ContentItem.objects.filter(storage_path=storage_path).exists():
+            return False
+        UploadLedgerEntry.objects.update_or_create(
+            storage_path=storage_path,
+            defaults={"intent": UploadLedgerEntry.Intent.DELETE,
+                      "reason": "orphan found by reconcile", "lease_expires_at": None},
+        )  # fmt: skip
+    return True
 
 
 def _handle_dangling(report: ReconcileReport, item_id: int, path: str, reason: str, fix: bool):
@@ -135,8 +140,7 @@ def _handle_dangling(report: ReconcileReport, item_id: int, path: str, reason: s
     else:
         report.dangling_size += 1
     _sample(report, "dangling", {"item_id": item_id, "storage_path": path, "reason": reason})
-    if fix:
-        _mark_for_regeneration(item_id, reason)
+    if fix and content_item_mark_needs_regeneration(content_item_id=item_id, reason=reason):
         report.marked_for_regeneration += 1
 
 

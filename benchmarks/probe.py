@@ -26,8 +26,8 @@ def main() -> None:
     from django.conf import settings
 
     from avatars.providers.download import open_video_download
-    from avatars.storage import VideoStorage
     from contentstudio.storage import supabase_client_config, supabase_transfer_config
+    from videostore.storage import VideoStorage
 
     mode, arg = sys.argv[1], sys.argv[2]
     options = settings.STORAGES["default"]["OPTIONS"]

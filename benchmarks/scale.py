@@ -56,9 +56,9 @@ def pages(count: int) -> dict:
 def populate(count: int) -> dict:
     from django.conf import settings
 
-    from avatars.storage import VideoStorage
     from tests.builders import stored_video_data
     from topics.models import ContentItem, Topic
+    from videostore.storage import VideoStorage
 
     _setup_db()
     storage = VideoStorage().storage
@@ -92,7 +92,7 @@ def reconcile() -> dict:
 def listing() -> dict:
     from django.conf import settings
 
-    from avatars.storage import VideoStorage
+    from videostore.storage import VideoStorage
 
     client = VideoStorage().storage.connection.meta.client
     bucket = settings.STORAGES["default"]["OPTIONS"]["bucket_name"]

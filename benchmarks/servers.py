@@ -98,6 +98,7 @@ def bench_env(extra: dict, s3: S3Server | None = None) -> dict:
         "LOG_LEVEL": "WARNING",
         "DJANGO_ALLOWED_HOSTS": "testserver",
         "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "DJANGO_DEV_TOOLS": "1",
     })  # fmt: skip
     if s3 is not None:
         env.update({

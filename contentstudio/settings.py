@@ -84,9 +84,14 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_q",
+    "videostore",
     "topics",
     "avatars",
 ]
+# Test and demo tools (the fake HeyGen server and its command): debug or DJANGO_DEV_TOOLS=1.
+DEV_TOOLS = _env_bool("DJANGO_DEV_TOOLS", DEBUG)
+if DEV_TOOLS:
+    INSTALLED_APPS.append("devtools")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

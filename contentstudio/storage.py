@@ -46,7 +46,7 @@ def supabase_transfer_config() -> TransferConfig:
     """Multipart settings: 8 MiB parts, at most 3 of a stream's parts in memory (bounded
     memory, download and upload overlapped).
 
-    Videos arrive as non-seekable streams (avatars.storage verifies them while reading), so
+    Videos arrive as non-seekable streams (videostore.storage verifies them while reading), so
     s3transfer must copy each part into memory; `max_in_memory_upload_chunks` parts (default
     10, i.e. 80 MiB) may be queued or uploading at once while the next one is read. 3 parts of
     8 MiB keep a 512 MiB upload near 50 to 57 MiB of peak RSS growth (4 gave 60 to 68 MiB, too
@@ -80,7 +80,7 @@ class SupabaseStorage(S3Storage):
                 "default_acl": None,
                 "querystring_auth": True,
                 "querystring_expire": settings.SIGNED_URL_EXPIRES_SECONDS,
-                # Keys are never reused (see avatars.storage), so no HEAD per candidate name.
+                # Keys are never reused (see videostore.storage), so no HEAD per candidate name.
                 "file_overwrite": True,
                 "max_memory_size": 10 * MiB,
                 "object_parameters": {"CacheControl": "max-age=31536000"},

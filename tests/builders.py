@@ -42,3 +42,14 @@ def make_stored_item(topic: Topic, storage_path: str, size: int) -> ContentItem:
         status=ContentItem.Status.READY,
         storage_path=storage_path,
     )
+
+
+def run_command(name: str, *args: str, **kwargs) -> int:
+    """call_command, returning the exit code the command would give on the command line."""
+    from django.core.management import CommandError, call_command
+
+    try:
+        call_command(name, *args, **kwargs)
+    except CommandError as error:
+        return error.returncode
+    return 0

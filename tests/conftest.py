@@ -100,7 +100,7 @@ def storage_link(settings, s3_server):
 
 @pytest.fixture(scope="session")
 def _fake_heygen_server():
-    from avatars.fake_heygen import FakeHeyGenServer
+    from devtools.fake_heygen import FakeHeyGenServer
 
     server = FakeHeyGenServer().start()
     yield server

@@ -5,11 +5,11 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from avatars.models import UploadLedgerEntry
 from avatars.pipeline import RenderOptions, start_render, wait_for_render
 from avatars.providers import get_provider
-from tests.builders import make_topic
+from tests.builders import make_topic, run_command
 from topics.models import ContentItem
+from videostore.models import UploadLedgerEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,9 +34,8 @@ def test_legacy_rows_are_copied_where_the_url_still_works(fake_heygen, bucket_ke
     working = legacy_item(topic, rendered_url())
     dead = legacy_item(topic, f"{fake_heygen.base_url}/files/gone.mp4?Expires=1&Signature=x", "x")
     out, err = StringIO(), StringIO()
-    with pytest.raises(SystemExit) as exit_info:
-        call_command("backfill_avatar_videos", stdout=out, stderr=err)
-    assert exit_info.value.code == 1  # one row could not be copied, and it says which
+    code = run_command("backfill_avatar_videos", stdout=out, stderr=err)
+    assert code == 1  # one row could not be copied, and it says which
     assert "copied 1 of 2" in out.getvalue()
     assert f"item {dead.pk}" in err.getvalue()
 

@@ -11,13 +11,13 @@ import time
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
 
 from avatars.jobs import recover_stalled_jobs, request_avatar_video
-from avatars.models import UploadLedgerEntry, VideoJob
-from tests.builders import make_topic
+from avatars.models import VideoJob
+from tests.builders import make_topic, run_command
 from tests.workers import Worker, wait_until
 from topics.models import ContentItem
+from videostore.models import UploadLedgerEntry
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -27,9 +27,8 @@ MAX_KILLS = 6
 
 def _reconcile(*args: str) -> tuple[int, dict]:
     out = StringIO()
-    with pytest.raises(SystemExit) as exit_info:
-        call_command("reconcile_storage", "--json", *args, stdout=out)
-    return exit_info.value.code, json.loads(out.getvalue())
+    code = run_command("reconcile_storage", "--json", *args, stdout=out)
+    return code, json.loads(out.getvalue())
 
 
 @pytest.fixture

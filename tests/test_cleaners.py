@@ -2,8 +2,8 @@
 
 import pytest
 
-from avatars.errors import InvalidContentData
 from topics.cleaners import clean_avatar_video_data, clean_content_data
+from topics.errors import InvalidContentData
 
 STORED = {
     "script": "Hello",
@@ -72,3 +72,23 @@ def test_needs_a_url_and_an_object():
         clean_avatar_video_data({"script": "x"})
     with pytest.raises(InvalidContentData, match="must be an object"):
         clean_content_data("avatar_video", ["not", "a", "dict"])
+
+
+@pytest.mark.parametrize(
+    "storage_path",
+    [
+        "avatar_videos//x.mp4",
+        "avatar_videos/./x.mp4",
+        "avatar_videos/x\x7f.mp4",
+        "avatar_videos/" + "x" * 1020 + ".mp4",
+        "avatar_videos/",
+    ],
+)
+def test_one_storage_path_rule_refuses_the_same_paths_everywhere(storage_path):
+    from videostore.errors import InvalidStoragePath
+    from videostore.storage import validate_storage_path
+
+    with pytest.raises(InvalidStoragePath):
+        validate_storage_path(storage_path)
+    with pytest.raises(InvalidContentData, match="storagePath must be a path under"):
+        clean_avatar_video_data(STORED | {"storagePath": storage_path})

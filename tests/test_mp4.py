@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from avatars.errors import InvalidVideo
-from avatars.mp4 import Mp4Info, Mp4Inspector
 from avatars.providers.offline import render_script_video
+from videostore.errors import InvalidVideo
+from videostore.mp4 import Mp4Info, Mp4Inspector
 
 MiB = 1024 * 1024
 

@@ -14,12 +14,13 @@ from django.core.management import CommandError, call_command
 
 from avatars.errors import RenderFailed
 from avatars.jobs import request_avatar_video, run_video_job
-from avatars.models import UploadLedgerEntry, VideoJob
+from avatars.models import VideoJob
 from avatars.pipeline import RenderOptions, generate_avatar_video
 from tests.builders import make_topic
 from tests.conftest import BUCKET
 from tests.faults import failing_content_item_writes
 from topics.models import ContentItem
+from videostore.models import UploadLedgerEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -215,7 +216,7 @@ def test_unknown_topic_and_empty_script_are_clear_errors(fake_heygen):
 
 
 def test_offline_job_retries_after_a_storage_outage(settings, storage_link, bucket_keys):
-    from avatars import ledger
+    from videostore import ledger
 
     settings.AVATAR_PROVIDER = "local"
     settings.OFFLINE_VIDEO_WIDTH, settings.OFFLINE_VIDEO_HEIGHT = 320, 180

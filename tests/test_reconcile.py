@@ -3,12 +3,11 @@
 import json
 
 import pytest
-from django.core.management import call_command
 
-from avatars.models import UploadLedgerEntry
-from tests.builders import make_stored_item, make_topic
+from tests.builders import make_stored_item, make_topic, run_command
 from tests.conftest import BUCKET
 from topics.models import ContentItem
+from videostore.models import UploadLedgerEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,9 +22,8 @@ def reconcile(*args: str) -> tuple[int, dict]:
     from io import StringIO
 
     out = StringIO()
-    with pytest.raises(SystemExit) as exit_info:
-        call_command("reconcile_storage", "--json", *args, stdout=out)
-    return exit_info.value.code, json.loads(out.getvalue())
+    code = run_command("reconcile_storage", "--json", *args, stdout=out)
+    return code, json.loads(out.getvalue())
 
 
 def test_consistent_storage_exits_zero(s3_server):

@@ -3,13 +3,13 @@
 import pytest
 from django.db import DatabaseError, transaction
 
-from avatars import ledger
-from avatars.models import UploadLedgerEntry
 from tests.builders import make_stored_item, make_topic, stored_video_data
 from tests.conftest import BUCKET
 from tests.faults import failing_content_item_writes
 from topics.models import ContentItem, Topic
 from topics.services import GeneratedContent, delete_content_item, save_generated_topic
+from videostore import ledger
+from videostore.models import UploadLedgerEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

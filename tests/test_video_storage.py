@@ -11,10 +11,11 @@ import pytest
 import requests
 from django.core.files.base import ContentFile
 
-from avatars.errors import DownloadError, InvalidVideo, StorageUnavailable
-from avatars.storage import InvalidStoragePath, StoredObject, VideoStorage, validate_storage_path
+from avatars.errors import DownloadError
 from tests.conftest import BUCKET
 from tests.servers import TEST_SECRET_KEY, S3Server, supabase_storage_settings
+from videostore.errors import InvalidStoragePath, InvalidVideo, StorageUnavailable
+from videostore.storage import StoredObject, VideoStorage, validate_storage_path
 
 MiB = 1024 * 1024
 PUBLIC_BASE = f"https://test-project.supabase.co/storage/v1/object/public/{BUCKET}/"

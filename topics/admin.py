@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import Q
 from django.utils.html import format_html, format_html_join
 
-from avatars.errors import AvatarVideoError
+from avatars.errors import GENERATION_ERRORS
 from avatars.jobs import request_avatar_video, request_storage_retry
 from topics.models import ContentItem, Topic
 from topics.selectors import video_view
@@ -128,7 +128,7 @@ class ContentItemAdmin(admin.ModelAdmin):
             try:
                 request_avatar_video(topic=item.topic, script=script, content_item=item)
                 queued += 1
-            except AvatarVideoError as error:
+            except GENERATION_ERRORS as error:
                 self.message_user(request, f"Item {item.pk}: {error}", messages.ERROR)
         self.message_user(request, f"Regeneration queued for {queued} video(s).")
 

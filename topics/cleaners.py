@@ -9,14 +9,12 @@ Storage metadata is all or nothing: a row never points at an object it cannot de
 """
 
 from datetime import datetime
-from pathlib import PurePosixPath
 from typing import Any
 
-from django.conf import settings
+from topics.errors import InvalidContentData
+from videostore.errors import InvalidStoragePath
+from videostore.storage import STORAGE_METADATA_FIELDS, validate_storage_path
 
-from avatars.errors import InvalidContentData
-
-STORAGE_FIELDS = ("fileUrl", "fileName", "fileSize", "fileType", "storagePath", "uploadedAt")
 _NUMBER = (int, float)
 AVATAR_VIDEO_FIELDS: dict[str, tuple[type, ...]] = {
     "script": (str,),
@@ -36,6 +34,8 @@ AVATAR_VIDEO_FIELDS: dict[str, tuple[type, ...]] = {
 AVATAR_VIDEO_METADATA_FIELDS: dict[str, tuple[type, ...]] = {
     "heygen_video_url": (str,),
     "storage_fallback": (bool,),
+    "storage_problem": (str,),
+    "offline_preview": (bool,),
 }
 
 
@@ -59,31 +59,21 @@ def _pick(data: dict, fields: dict[str, tuple[type, ...]], prefix: str = "") -> 
     return cleaned
 
 
-def validate_storage_path(path: str) -> str:
-    """A storage path must sit under the avatar video prefix with no traversal."""
-    prefix = settings.AVATAR_VIDEO_PREFIX
-    parts = PurePosixPath(path).parts
-    if (
-        not path.startswith(prefix)
-        or path.startswith("/")
-        or "\\" in path
-        or ".." in parts
-        or any(ord(ch) < 32 for ch in path)
-    ):
-        raise InvalidContentData(f"content_data.storagePath must be a path under {prefix!r}.")
-    return path
-
-
 def _check_storage_metadata(cleaned: dict) -> None:
-    present = [name for name in STORAGE_FIELDS if name in cleaned]
+    present = [name for name in STORAGE_METADATA_FIELDS if name in cleaned]
     if not present:
         return
-    missing = [name for name in STORAGE_FIELDS if name not in cleaned]
+    missing = [name for name in STORAGE_METADATA_FIELDS if name not in cleaned]
     if missing:
         raise InvalidContentData(
             "content_data has incomplete storage metadata: missing " + ", ".join(missing) + "."
         )
-    validate_storage_path(cleaned["storagePath"])
+    try:
+        validate_storage_path(cleaned["storagePath"])
+    except InvalidStoragePath as error:
+        raise InvalidContentData(
+            f"content_data.storagePath must be a path under the video prefix: {error}"
+        ) from error
     if cleaned["fileSize"] < 0:
         raise InvalidContentData("content_data.fileSize must not be negative.")
     try:
@@ -92,7 +82,7 @@ def _check_storage_metadata(cleaned: dict) -> None:
         raise InvalidContentData("content_data.uploadedAt must be an ISO 8601 time.") from error
 
 
-def clean_avatar_video_data(data: Any) -> dict:
+def clean_avatar_video_data(data: Any, *, require_video: bool = True) -> dict:
     """Keep exactly the documented avatar video fields; raise InvalidContentData otherwise."""
     if not isinstance(data, dict):
         raise InvalidContentData("content_data for an avatar video must be an object.")
@@ -105,7 +95,7 @@ def clean_avatar_video_data(data: Any) -> dict:
     if isinstance(storage_metadata, dict) and "storagePath" not in cleaned:
         cleaned.update(_pick(storage_metadata, AVATAR_VIDEO_FIELDS, "metadata.storage_metadata."))
     _check_storage_metadata(cleaned)
-    if not cleaned.get("videoUrl") and not cleaned.get("fileUrl"):
+    if require_video and not cleaned.get("videoUrl") and not cleaned.get("fileUrl"):
         raise InvalidContentData("content_data for an avatar video needs videoUrl or fileUrl.")
     metadata = _pick(nested, AVATAR_VIDEO_METADATA_FIELDS, "metadata.")
     if metadata:
@@ -113,10 +103,11 @@ def clean_avatar_video_data(data: Any) -> dict:
     return cleaned
 
 
-def clean_content_data(content_type: str, data: Any) -> dict:
-    """Clean content_data for its content type (avatar videos strictly; others as objects)."""
+def clean_content_data(content_type: str, data: Any, *, require_video: bool = True) -> dict:
+    """Clean content_data for its content type (avatar videos strictly; others as objects).
+    `require_video=False` for an item that is waiting for a (new) video."""
     if content_type == "avatar_video":
-        return clean_avatar_video_data(data)
+        return clean_avatar_video_data(data, require_video=require_video)
     if not isinstance(data, dict):
         raise InvalidContentData("content_data must be an object.")
     return data

@@ -3,6 +3,8 @@
 from django import forms
 from django.conf import settings
 
+from topics.validators import validate_language_tag
+
 
 class GenerateAvatarVideoForm(forms.Form):
     """What an author asks for; the limits match the provider's."""
@@ -25,7 +27,4 @@ class GenerateAvatarVideoForm(forms.Form):
         return script
 
     def clean_language(self) -> str:
-        language = self.cleaned_data["language"].strip()
-        if not language.replace("-", "").isalpha():
-            raise forms.ValidationError("Use a language code such as en, he or pt-BR.")
-        return language
+        return validate_language_tag(self.cleaned_data["language"])

@@ -3,6 +3,8 @@
 from django.db import models
 from django.db.models import Q
 
+from topics.validators import LANGUAGE_MAX_CHARS, validate_language_tag
+
 RTL_LANGUAGES = {"he", "ar", "fa", "ur", "yi", "ps", "dv", "ckb", "sd", "ug"}
 
 
@@ -10,7 +12,12 @@ class Topic(models.Model):
     """A lesson topic; content items (avatar videos, text, quizzes...) hang off it."""
 
     title = models.CharField(max_length=255)
-    language = models.CharField(max_length=16, default="en", help_text="BCP 47 code, e.g. en, he")
+    language = models.CharField(
+        max_length=LANGUAGE_MAX_CHARS,
+        default="en",
+        validators=[validate_language_tag],
+        help_text="BCP 47 code, e.g. en, he, pt-BR",
+    )
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -76,4 +83,4 @@ class ContentItem(models.Model):
         permissions = [("regenerate_contentitem", "Can regenerate videos and retry storage")]
 
     def __str__(self) -> str:
-        return f"{self.get_content_type_display()} #{self.pk} for {self.topic_id}"
+        return f"{self.get_content_type_display()} #{self.pk} ({self.topic.title})"

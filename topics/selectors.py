@@ -3,11 +3,10 @@
 from dataclasses import dataclass
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, QuerySet
 
-from avatars.models import VideoJob
-from avatars.storage import VideoStorage
 from topics.models import ContentItem, Topic
+from videostore.storage import VideoStorage
 
 ITEMS_PER_PAGE = 10
 TOPICS_PER_PAGE = 25
@@ -21,11 +20,9 @@ def topic_list(*, query: str = "") -> QuerySet[Topic]:
     return topics.order_by("-updated_at", "-id")
 
 
-def topic_items_page(topic: Topic, page_number) -> Page:
-    """A page of the topic's items, each with its jobs (newest first) prefetched."""
-    items = topic.content_items.prefetch_related(
-        Prefetch("video_jobs", queryset=VideoJob.objects.order_by("-queued_at"), to_attr="jobs")
-    )
+def topic_items_page(topic: Topic, page_number, *, items: QuerySet | None = None) -> Page:
+    """A page of the topic's items, newest first (`items` narrows or prefetches)."""
+    items = topic.content_items.all() if items is None else items
     return Paginator(items, ITEMS_PER_PAGE).get_page(page_number)
 
 

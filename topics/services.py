@@ -6,16 +6,31 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from avatars import ledger
 from topics.cleaners import clean_content_data
 from topics.models import ContentItem, Topic
+from videostore import ledger
+from videostore.storage import MEASURED_FIELDS, STORAGE_METADATA_FIELDS
 
 logger = logging.getLogger(__name__)
 
 
 def create_topic(*, title: str, language: str = "en", description: str = "") -> Topic:
-    """Create a topic."""
-    return Topic.objects.create(title=title.strip(), language=language, description=description)
+    """Create a topic; raises ValidationError on a blank title or a malformed language."""
+    topic = Topic(title=(title or "").strip(), language=(language or "").strip(),
+                  description=(description or "").strip())  # fmt: skip
+    topic.full_clean()
+    topic.save()
+    return topic
+
+
+def update_topic(*, topic: Topic, title: str, language: str, description: str = "") -> Topic:
+    """Edit a topic under the same rules as `create_topic`."""
+    topic.title = (title or "").strip()
+    topic.language = (language or "").strip()
+    topic.description = (description or "").strip()
+    topic.full_clean()
+    topic.save()
+    return topic
 
 
 @dataclass
@@ -63,6 +78,7 @@ def save_generated_topic(
     language: str = "en",
     description: str = "",
     within_transaction: Callable[[], None] | None = None,
+    upload_owner: str | None = None,
 ) -> tuple[Topic, list[ContentItem]]:
     """Save a topic and its generated content items in one transaction.
 
@@ -72,24 +88,145 @@ def save_generated_topic(
     transaction (e.g. closing the job that produced the items). Must not run inside an outer
     transaction (`durable=True`): an outer rollback after our "commit" would orphan objects.
     """
-    uploaded = [path for path in (_storage_path(g.content_data) for g in items) if path]
+    paths = [path for path in (_storage_path(g.content_data) for g in items) if path]
+    # Objects a committed row already references are not new uploads: never discarded here.
+    referenced = set(
+        ContentItem.objects.filter(storage_path__in=paths).values_list("storage_path", flat=True)
+    )
+    uploaded = [path for path in paths if path not in referenced]
     try:
         with transaction.atomic(durable=True):
+            # First, under row locks: the uploads are still pending and ours (a sweeper that
+            # gave them up makes this fail before anything is written).
+            ledger.mark_referenced(uploaded, owner=upload_owner)
             if topic is None:
                 topic = create_topic(title=title, language=language, description=description)
             saved = [
                 _save_item(topic, g, clean_content_data(g.content_type, g.content_data))
                 for g in items
             ]
-            ledger.mark_referenced(uploaded)
             if within_transaction is not None:
                 within_transaction()
-    except BaseException:
+    except BaseException as error:
         for storage_path in uploaded:
             ledger.discard_upload(storage_path, reason="save rolled back")
-        logger.exception("saving generated content failed", extra={"storage_paths": uploaded})
+        logger.warning(
+            "saving generated content failed (%s: %s); uploads discarded: %s",
+            error.__class__.__name__,
+            error,
+            uploaded,
+            extra={"storage_paths": uploaded},
+        )
         raise
     return topic, saved
+
+
+def content_item_create_avatar_video(*, topic: Topic, script: str) -> ContentItem:
+    """A new avatar video item waiting for its first generation (inside the caller's
+    transaction, with the job that will fill it)."""
+    item = ContentItem.objects.create(
+        topic=topic,
+        content_type=ContentItem.ContentType.AVATAR_VIDEO,
+        content_data={"script": script},
+        status=ContentItem.Status.GENERATING,
+    )
+    Topic.objects.filter(pk=topic.pk).update(updated_at=item.created_at)
+    return item
+
+
+def _save_one(
+    *,
+    content_item: ContentItem,
+    content_data: dict,
+    status: str,
+    within_transaction=None,
+    upload_owner: str | None = None,
+) -> ContentItem:
+    _, (item,) = save_generated_topic(
+        topic=content_item.topic,
+        items=[
+            GeneratedContent(
+                content_type=ContentItem.ContentType.AVATAR_VIDEO,
+                content_data=content_data,
+                status=status,
+                content_item_id=content_item.pk,
+            )
+        ],
+        within_transaction=within_transaction,
+        upload_owner=upload_owner,
+    )
+    return item
+
+
+def content_item_mark_stored(
+    *,
+    content_item: ContentItem,
+    content_data: dict,
+    within_transaction: Callable[[], None] | None = None,
+    upload_owner: str | None = None,
+) -> ContentItem:
+    """Point the item at its stored video (the object was uploaded and is in the ledger,
+    pending for `upload_owner`); the item's previous object, if any, goes after commit."""
+    return _save_one(
+        content_item=content_item,
+        content_data=content_data,
+        status=ContentItem.Status.READY,
+        within_transaction=within_transaction,
+        upload_owner=upload_owner,
+    )
+
+
+def content_item_mark_fallback(
+    *,
+    content_item: ContentItem,
+    content_data: dict,
+    within_transaction: Callable[[], None] | None = None,
+) -> ContentItem:
+    """Storage was down: the item plays from the provider's URL until it is copied in.
+    An item that already has a stored video keeps it."""
+    if content_item.storage_path:
+        if within_transaction is not None:
+            with transaction.atomic(durable=True):
+                within_transaction()
+        return content_item
+    return _save_one(
+        content_item=content_item,
+        content_data=content_data,
+        status=ContentItem.Status.NEEDS_STORAGE,
+        within_transaction=within_transaction,
+    )
+
+
+def content_item_mark_failed(*, content_item_id: int) -> bool:
+    """The generation failed: a new item says so; an item with a video keeps it."""
+    return bool(
+        ContentItem.objects.filter(pk=content_item_id, storage_path="")
+        .exclude(status=ContentItem.Status.NEEDS_STORAGE)
+        .update(status=ContentItem.Status.FAILED)
+    )
+
+
+def content_item_mark_needs_regeneration(*, content_item_id: int, reason: str) -> bool:
+    """The item's video is gone (object missing, provider URL expired): it stops pointing at
+    it and waits for a new render. Returns False when the item no longer exists."""
+    with transaction.atomic():
+        item = ContentItem.objects.select_for_update().filter(pk=content_item_id).first()
+        if item is None:
+            return False
+        data = {
+            key: value
+            for key, value in item.content_data.items()
+            if key not in STORAGE_METADATA_FIELDS and key not in MEASURED_FIELDS
+        }
+        if data.get("videoUrl") and data.get("videoUrl") == item.content_data.get("fileUrl"):
+            data.pop("videoUrl")
+        data["duration_seconds"] = item.content_data.get("duration_seconds")
+        data["metadata"] = {**(data.get("metadata") or {}), "storage_problem": reason}
+        item.content_data = clean_content_data(item.content_type, data, require_video=False)
+        item.storage_path = ""
+        item.status = ContentItem.Status.NEEDS_REGENERATION
+        item.save(update_fields=["content_data", "storage_path", "status", "updated_at"])
+    return True
 
 
 def delete_content_item(*, content_item: ContentItem) -> None:

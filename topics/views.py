@@ -6,8 +6,9 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from avatars.errors import AvatarVideoError
+from avatars.errors import GENERATION_ERRORS
 from avatars.jobs import request_avatar_video
+from avatars.selectors import topic_videos_page
 from topics import selectors
 from topics.forms import GenerateAvatarVideoForm
 from topics.models import Topic
@@ -22,7 +23,7 @@ def topic_list(request):
 
 
 def _render_topic(request, topic: Topic, form: GenerateAvatarVideoForm, status: int = 200):
-    page = selectors.topic_items_page(topic, request.GET.get("page"))
+    page = topic_videos_page(topic, request.GET.get("page"))
     items = [(item, selectors.video_view(item)) for item in page]
     context = {"topic": topic, "page": page, "items": items, "form": form}
     return render(request, "studio/topic_detail.html", context, status=status)
@@ -43,7 +44,7 @@ def generate_video(request, topic_id: int):
     if form.is_valid():
         try:
             job = request_avatar_video(topic=topic, **form.cleaned_data)
-        except AvatarVideoError as error:
+        except GENERATION_ERRORS as error:
             form.add_error("script", str(error))
         else:
             messages.success(request, f"Video generation queued (job {job.pk}).")

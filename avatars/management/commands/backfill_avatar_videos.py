@@ -2,10 +2,10 @@
 
 import sys
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from avatars.errors import AvatarVideoError
+from avatars.errors import GENERATION_ERRORS
 from avatars.promotion import copy_provider_video_to_storage, legacy_items
 
 
@@ -17,6 +17,8 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="only count the rows")
 
     def handle(self, *args, **options):
+        if options["limit"] is not None and options["limit"] < 1:
+            raise CommandError("--limit must be 1 or more.", returncode=2)
         items = legacy_items()
         total = items.count() if options["limit"] is None else min(items.count(), options["limit"])
         if options["dry_run"]:
@@ -32,7 +34,7 @@ class Command(BaseCommand):
                     content_item=item, video_url=item.content_data["videoUrl"]
                 )
                 copied += 1
-            except AvatarVideoError as error:
+            except GENERATION_ERRORS as error:
                 failed.append((item.pk, str(error)))
             progress.update(1)
         progress.close()
@@ -40,4 +42,4 @@ class Command(BaseCommand):
             self.stderr.write(f"item {item_id}: {reason}")
         self.stdout.write(f"copied {copied} of {total}; {len(failed)} could not be copied.")
         if failed:
-            sys.exit(1)
+            raise CommandError(f"{len(failed)} row(s) could not be copied.", returncode=1)

@@ -5,7 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 
-from avatars.errors import AvatarVideoError
+from avatars.errors import GENERATION_ERRORS
 from avatars.jobs import request_avatar_video, run_video_job
 from avatars.models import VideoJob
 from topics.models import Topic
@@ -35,7 +35,7 @@ class Command(BaseCommand):
                 max_attempts=1,
                 enqueue=False,
             )
-        except AvatarVideoError as error:
+        except GENERATION_ERRORS as error:
             raise CommandError(str(error)) from error
         run_video_job(job.pk)
         job = VideoJob.objects.select_related("content_item").get(pk=job.pk)

@@ -1,12 +1,11 @@
 """Compare the avatar video objects in storage with the rows that reference them."""
 
 import json
-import sys
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from avatars.errors import StorageUnavailable
 from avatars.reconcile import reconcile_storage
+from videostore.errors import StorageUnavailable
 
 
 class Command(BaseCommand):
@@ -25,8 +24,9 @@ class Command(BaseCommand):
         try:
             report = reconcile_storage(fix=options["fix"], grace_seconds=options["grace_seconds"])
         except StorageUnavailable as error:
-            self.stderr.write(f"Reconciliation could not list storage: {error}")
-            sys.exit(2)
+            raise CommandError(
+                f"Reconciliation could not list storage: {error}", returncode=2
+            ) from error
         data = report.as_dict()
         if options["json"]:
             self.stdout.write(json.dumps(data, default=str))
@@ -42,4 +42,9 @@ class Command(BaseCommand):
                 f"pending deletes {report.pending_deletes}\n"
                 f"{'consistent' if report.consistent else f'{report.problems} problem(s) remain'}"
             )
-        sys.exit(0 if report.consistent else 1)
+        if not report.consistent:
+            raise CommandError(
+                f"{report.problems} problem(s) remain"
+                + ("" if options["fix"] else "; run again with --fix to repair them"),
+                returncode=1,
+            )

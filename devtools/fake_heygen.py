@@ -54,8 +54,17 @@ class FakeHeyGenServer:
         width: int = 320,
         height: int = 180,
         url_ttl_seconds: int = 3600,
+        render_seconds: float = 0,
+        max_concurrent: int = 0,
     ):
         self.api_key = api_key
+        # Wall-clock renders: a video completes `render_seconds` after creation (0: by polls,
+        # `polls_per_step`), like HeyGen, calling the registered webhook when it does.
+        self.render_seconds = render_seconds
+        # The plan's concurrent-render cap (0: none); over it, generate answers 429.
+        self.max_concurrent = max_concurrent
+        self.stats = {"renders_created": 0, "max_in_progress": 0, "downloads": 0,
+                      "concurrency_429": 0}  # fmt: skip
         self.polls_per_step = polls_per_step
         self.width, self.height = width, height
         self.url_ttl_seconds = url_ttl_seconds
@@ -103,6 +112,20 @@ class FakeHeyGenServer:
             self.videos.clear()
             self.webhook = None
             self.requests_seen.clear()
+            self.render_seconds = 0
+            self.max_concurrent = 0
+            for key in self.stats:
+                self.stats[key] = 0
+
+    def in_progress(self) -> int:
+        """Renders created and not yet finished (the provider's own count; under the lock)."""
+        now = time.monotonic()
+        return sum(
+            1
+            for video in self.videos.values()
+            if video["status"] not in ("completed", "failed")
+            and not (self.render_seconds and now - video["created"] >= self.render_seconds)
+        )
 
     def take_fault(self, name: str) -> bool:
         """For counted faults: consume one occurrence."""
@@ -136,6 +159,20 @@ class FakeHeyGenServer:
             f"{self.base_url}/files/{video_id}.mp4?Expires={expires}"
             f"&Signature={self.sign(video_id, expires)}"
         )
+
+    def finish_render(self, video_id: str) -> None:
+        """Wall-clock mode: the render is done; tell the registered webhook, as HeyGen does."""
+        with self.lock:
+            video = self.videos.get(video_id)
+            if video is None or video["status"] in ("completed", "failed"):
+                return
+            video["status"] = "failed" if self.faults.get("render_failed") else "completed"
+            if video["status"] == "failed":
+                video["error"] = {"code": 40119, "message": "Video is too long", "detail": ""}
+            snapshot = dict(video)
+        if snapshot["status"] == "completed":
+            self.render(snapshot["script"])
+        self.send_webhook(snapshot)
 
     def send_webhook(self, video: dict) -> None:
         if not self.webhook:
@@ -215,6 +252,12 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in self._body().items():
                 self.fake.set_fault(name, value)
             return self._json(200, {"faults": self.fake.faults})
+        if path == "/_fake/config":  # {"render_seconds": R, "max_concurrent": C}
+            body = self._body()
+            with self.fake.lock:
+                self.fake.render_seconds = float(body.get("render_seconds", 0))
+                self.fake.max_concurrent = int(body.get("max_concurrent", 0))
+            return self._json(200, {"ok": True})
         if path == "/_fake/reset":
             self.fake.reset()
             return self._json(200, {"ok": True})
@@ -255,6 +298,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(400, "invalid_parameter", "video_inputs is invalid")
         video_id = uuid.uuid4().hex
         with fake.lock:
+            if fake.max_concurrent and fake.in_progress() >= fake.max_concurrent:
+                fake.stats["concurrency_429"] += 1
+                return self._error(
+                    429, "concurrent_limit", "Concurrent video limit reached.", {"Retry-After": "1"}
+                )
             fake.videos[video_id] = {
                 "id": video_id,
                 "script": script,
@@ -262,7 +310,15 @@ class _Handler(BaseHTTPRequestHandler):
                 "polls": 0,
                 "status": "pending",
                 "error": None,
+                "created": time.monotonic(),
             }
+            fake.stats["renders_created"] += 1
+            fake.stats["max_in_progress"] = max(fake.stats["max_in_progress"], fake.in_progress())
+            render_seconds = fake.render_seconds
+        if render_seconds:
+            timer = threading.Timer(render_seconds, fake.finish_render, args=(video_id,))
+            timer.daemon = True
+            timer.start()
         return self._json(200, {"error": None, "data": {"video_id": video_id}})
 
     def do_GET(self):
@@ -270,6 +326,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.fake.requests_seen.append(f"GET {parts.path}")
         if parts.path.startswith("/files/"):
             return self._serve_file(parts)
+        if parts.path == "/_fake/stats":
+            with self.fake.lock:
+                return self._json(200, dict(self.fake.stats))
         if self.fake.faults.get("slow"):
             time.sleep(float(self.fake.faults["slow"]))
         if not self._authorised():
@@ -287,7 +346,14 @@ class _Handler(BaseHTTPRequestHandler):
             if video is None:
                 return self._json(404, {"code": 404, "message": "video not found", "data": None})
             finished_now = False
-            if video["status"] not in ("completed", "failed"):
+            if fake.render_seconds and video["status"] not in ("completed", "failed"):
+                done = time.monotonic() - video["created"] >= fake.render_seconds
+                video["status"] = "completed" if done else "processing"
+                if done and fake.faults.get("render_failed"):
+                    video["status"] = "failed"
+                    video["error"] = {"code": 40119, "message": "Video is too long", "detail": ""}
+                finished_now = done
+            elif video["status"] not in ("completed", "failed"):
                 video["polls"] += 1
                 step = min(video["polls"] // fake.polls_per_step, len(STEPS) - 1)
                 video["status"] = STEPS[step]
@@ -347,6 +413,8 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         path = Path(fake.faults["serve_file"]) if fake.faults.get("serve_file") else None
         path = path or fake.render(fake.videos[video_id]["script"])
+        with fake.lock:
+            fake.stats["downloads"] += 1
         size = path.stat().st_size
         to_send = size
         announced = size

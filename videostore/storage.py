@@ -13,7 +13,7 @@ import os
 import re
 import secrets
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -33,8 +33,8 @@ from django.core.files.storage import Storage, default_storage
 from django.utils import timezone
 from s3transfer.exceptions import RetriesExceededError, S3UploadFailedError
 
-from avatars.errors import InvalidVideo, StorageUnavailable
-from avatars.mp4 import Mp4Info, Mp4Inspector
+from videostore.errors import InvalidStoragePath, InvalidVideo, StorageUnavailable
+from videostore.mp4 import Mp4Info, Mp4Inspector
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +42,18 @@ logger = logging.getLogger(__name__)
 STORAGE_ERRORS = (BotoCoreError, ClientError, Boto3Error, RetriesExceededError,
                   S3UploadFailedError, OSError)  # fmt: skip
 MP4_TYPE = "video/mp4"
+#: The storage metadata a row keeps for its object (the original system's camelCase names):
+#: all of them or none.
+STORAGE_METADATA_FIELDS = ("fileUrl", "fileName", "fileSize", "fileType", "storagePath",
+                           "uploadedAt")  # fmt: skip
+#: What the bytes themselves told us while they streamed in.
+MEASURED_FIELDS = ("checksum", "duration_seconds", "width", "height")
 MAX_ID_CHARS = 64
 MAX_FILE_NAME_CHARS = 128
 MAX_KEY_BYTES = 1024  # S3's limit on key length
 READ_SIZE = 1024 * 1024
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]+")
 _UNSAFE_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-class InvalidStoragePath(ValueError):
-    """A storage path outside the avatar video prefix, or one that could escape it."""
 
 
 @dataclass(frozen=True)
@@ -155,9 +157,18 @@ class VerifyingReader(io.RawIOBase):
     so the backend's upload fails with it. `failure` keeps what it raised.
     """
 
-    def __init__(self, stream, *, name: str, max_bytes: int, expected_size: int | None):
+    def __init__(
+        self,
+        stream,
+        *,
+        name: str,
+        max_bytes: int,
+        expected_size: int | None,
+        on_bytes: Callable[[int], None] | None = None,
+    ):
         super().__init__()
         self.name = name
+        self.on_bytes = on_bytes
         self.content_type = MP4_TYPE  # read by django-storages for the object's ContentType
         self.max_bytes = max_bytes
         self.expected_size = expected_size
@@ -231,6 +242,8 @@ class VerifyingReader(io.RawIOBase):
             )
         self._inspector.feed(chunk)
         self.sha256.update(chunk)
+        if self.on_bytes is not None:
+            self.on_bytes(self.bytes_read)  # may raise to stop the upload (a lost lease)
 
     def _check_end(self) -> None:
         if self.expected_size is not None and self.bytes_read != self.expected_size:
@@ -301,6 +314,7 @@ class VideoStorage:
         storage_path: str | None = None,
         expected_size: int | None = None,
         max_bytes: int | None = None,
+        on_bytes: Callable[[int], None] | None = None,
     ) -> StoredVideo:
         """Stream a video (chunks or a binary file) into storage, verifying it on the way.
 
@@ -318,7 +332,11 @@ class VideoStorage:
             raise InvalidStoragePath(f"{storage_path!r} is taken; storage keys are never reused.")
         base_name = storage_path.rsplit("/", 1)[-1]
         reader = VerifyingReader(
-            stream, name=base_name, max_bytes=limit, expected_size=expected_size
+            stream,
+            name=base_name,
+            max_bytes=limit,
+            expected_size=expected_size,
+            on_bytes=on_bytes,
         )
         stored_name = storage_path
         try:

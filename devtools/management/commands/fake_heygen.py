@@ -4,7 +4,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from avatars.fake_heygen import FakeHeyGenServer
+from devtools.fake_heygen import FakeHeyGenServer
 
 
 class Command(BaseCommand):
@@ -15,6 +15,13 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--api-key", default="fake-heygen-key")
         parser.add_argument("--polls-per-step", type=int, default=1)
+        parser.add_argument(
+            "--render-seconds", type=float, default=0,
+            help="renders complete this many seconds after creation (0: by polls)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--max-concurrent", type=int, default=0, help="concurrent render cap (429 above)"
+        )
 
     def handle(self, *args, **options):
         server = FakeHeyGenServer(
@@ -22,6 +29,8 @@ class Command(BaseCommand):
             port=options["port"],
             api_key=options["api_key"],
             polls_per_step=options["polls_per_step"],
+            render_seconds=options["render_seconds"],
+            max_concurrent=options["max_concurrent"],
         ).start()
         self.stdout.write(
             f"Fake HeyGen on {server.base_url} (key {options['api_key']!r}).\n"

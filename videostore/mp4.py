@@ -9,7 +9,7 @@ comes before the media (fast start) or after it. `finish()` then reads the durat
 import struct
 from dataclasses import dataclass
 
-from avatars.errors import InvalidVideo
+from videostore.errors import InvalidVideo
 
 MiB = 1024 * 1024
 #: The movie header of a long, many-track video is a few MiB; anything larger is not a video

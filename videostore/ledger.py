@@ -1,0 +1,190 @@
+"""The upload ledger: durable bookkeeping so no stored object is ever left unaccounted for.
+
+Order of a safe upload: `register_pending_upload` (committed, with the owner's lease) -> bytes
+written (the owner renews its lease as they flow) -> the row that references the object
+commits together with `mark_referenced`, which locks the entry and checks that it is still
+a pending upload of that owner. A rolled back save calls `discard_upload`; a delete that fails
+stays in the ledger and `retry_pending_deletes` (a scheduled task) finishes it.
+
+Locks, not clocks: the sweeper (`expire_dead_uploads`) turns a pending upload into a delete
+only under a row lock it can take (SKIP LOCKED: a save holding the row is never waited on nor
+overtaken) and only when the owner's lease has expired. A save that finds its entry gone or
+turned into a delete fails cleanly (`UploadLost`) and the object is copied again.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from videostore.errors import StorageUnavailable, VideoStoreError
+from videostore.models import UploadLedgerEntry
+from videostore.storage import VideoStorage
+
+logger = logging.getLogger(__name__)
+Intent = UploadLedgerEntry.Intent
+
+
+class UploadLost(VideoStoreError):
+    """The pending upload a save wanted to commit was given up (its lease had expired)."""
+
+    retryable = True
+
+
+def register_pending_upload(
+    storage_path: str, *, reason: str = "", owner: str = "", lease_seconds: float | None = None
+) -> None:
+    """Commit a record of the object about to be written, before any byte is sent.
+
+    `owner` and `lease_seconds`: the live process that will reference it; without a lease the
+    entry is swept only by an explicit grace period (`expire_stale_uploads`)."""
+    if transaction.get_connection().in_atomic_block:
+        # Inside a transaction the record would vanish with a rollback: refuse loudly.
+        raise RuntimeError("register_pending_upload must run outside a database transaction.")
+    lease = timezone.now() + timedelta(seconds=lease_seconds) if lease_seconds else None
+    UploadLedgerEntry.objects.create(
+        storage_path=storage_path,
+        intent=Intent.UPLOAD,
+        reason=reason[:255],
+        owner=owner[:64],
+        lease_expires_at=lease,
+    )
+
+
+def renew_upload_lease(storage_path: str, *, owner: str, lease_seconds: float) -> bool:
+    """Extend the owner's lease on its pending upload; False when it is no longer its own."""
+    return bool(
+        UploadLedgerEntry.objects.filter(
+            storage_path=storage_path, intent=Intent.UPLOAD, owner=owner
+        ).update(lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds))
+    )
+
+
+def mark_referenced(storage_paths: list[str], *, owner: str | None = None) -> None:
+    """Inside the save transaction: the objects are now owned by the rows being committed.
+
+    Locks each entry and requires it to be a pending upload (of `owner`, when given); a
+    sweeper that gave up on it first makes this raise UploadLost, so the save rolls back
+    instead of committing a row that points at an object about to be deleted."""
+    if not storage_paths:
+        return
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("mark_referenced must run inside the save's transaction.")
+    entries = {
+        entry.storage_path: entry
+        for entry in UploadLedgerEntry.objects.select_for_update().filter(
+            storage_path__in=storage_paths
+        )
+    }
+    for storage_path in storage_paths:
+        entry = entries.get(storage_path)
+        if entry is None or entry.intent != Intent.UPLOAD:
+            raise UploadLost(
+                f"The upload of {storage_path} was given up before the save; copying again."
+            )
+        if owner is not None and entry.owner != owner:
+            raise UploadLost(f"The upload of {storage_path} belongs to another worker.")
+    UploadLedgerEntry.objects.filter(storage_path__in=storage_paths).delete()
+
+
+def schedule_delete(storage_path: str, *, reason: str) -> None:
+    """Inside a transaction: delete the object once (and only if) the transaction commits."""
+    UploadLedgerEntry.objects.update_or_create(
+        storage_path=storage_path,
+        defaults={"intent": Intent.DELETE, "reason": reason[:255], "lease_expires_at": None},
+    )
+    transaction.on_commit(lambda: delete_now(storage_path))
+
+
+def delete_now(storage_path: str, *, video_storage: VideoStorage | None = None) -> bool:
+    """Delete the object and its ledger entry; on failure keep the entry with the error."""
+    try:
+        (video_storage or VideoStorage()).delete_video(storage_path)
+    except StorageUnavailable as error:
+        UploadLedgerEntry.objects.filter(storage_path=storage_path).update(
+            intent=Intent.DELETE,
+            attempts=F("attempts") + 1,
+            last_error=str(error)[:2000],
+            updated_at=timezone.now(),
+        )
+        logger.warning(
+            "delete of %s failed; kept in the ledger for retry: %s",
+            storage_path,
+            error,
+            extra={"storage_path": storage_path, "error": str(error)},
+        )
+        return False
+    UploadLedgerEntry.objects.filter(storage_path=storage_path, intent=Intent.DELETE).delete()
+    return True
+
+
+def discard_upload(
+    storage_path: str, *, reason: str, video_storage: VideoStorage | None = None
+) -> bool:
+    """After a failed or rolled back save (or an orphan found): the object must go, now or
+    by a later retry."""
+    UploadLedgerEntry.objects.update_or_create(
+        storage_path=storage_path,
+        defaults={"intent": Intent.DELETE, "reason": reason[:255], "lease_expires_at": None},
+    )
+    return delete_now(storage_path, video_storage=video_storage)
+
+
+def retry_pending_deletes(*, limit: int = 500) -> dict:
+    """Retry the deletes the ledger still holds; returns counts."""
+    done = failed = 0
+    paths = UploadLedgerEntry.objects.filter(intent=Intent.DELETE).values_list(
+        "storage_path", flat=True
+    )[:limit]
+    video_storage = VideoStorage()
+    for storage_path in list(paths):
+        if delete_now(storage_path, video_storage=video_storage):
+            done += 1
+        else:
+            failed += 1
+    return {"deleted": done, "failed": failed}
+
+
+def _give_up(entries_filter: Q, reason: str, *, limit: int = 1000) -> int:
+    """Turn the matching pending uploads into deletes, each under a lock we can take now."""
+    with transaction.atomic():
+        paths = list(
+            UploadLedgerEntry.objects.select_for_update(skip_locked=True)
+            .filter(entries_filter, intent=Intent.UPLOAD)
+            .values_list("storage_path", flat=True)[:limit]
+        )
+        UploadLedgerEntry.objects.filter(storage_path__in=paths).update(
+            intent=Intent.DELETE, reason=reason, updated_at=timezone.now()
+        )
+    if paths:
+        logger.warning("gave up %d pending upload(s) (%s): %s", len(paths), reason, paths[:10])
+    return len(paths)
+
+
+def expire_dead_uploads() -> int:
+    """Pending uploads whose owner's lease expired belonged to a dead process."""
+    return _give_up(
+        Q(lease_expires_at__lt=timezone.now()), "upload never committed (its worker died)"
+    )
+
+
+def expire_stale_uploads(*, grace_seconds: int) -> int:
+    """Pending uploads without an owner's lease (an unleased caller) after the grace period;
+    leased uploads are only ever given up by `expire_dead_uploads`."""
+    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+    return (
+        _give_up(
+            Q(lease_expires_at__isnull=True, created_at__lte=cutoff),
+            "upload never committed (process died)",
+        )
+        + expire_dead_uploads()
+    )
+
+
+def upload_lease_is_live(storage_path: str) -> bool:
+    """True while a live owner holds the pending upload of this path."""
+    return UploadLedgerEntry.objects.filter(
+        storage_path=storage_path, intent=Intent.UPLOAD, lease_expires_at__gt=timezone.now()
+    ).exists()
