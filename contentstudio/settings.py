@@ -259,11 +259,22 @@ if _env_bool("Q_SYNC", False):
     Q_CLUSTER["sync"] = True
 
 # --- Logging: to stderr, never secrets ------------------------------------------------------
+# LOG_FORMAT=plain (default): one readable line; json: one JSON object per line for a log
+# collector, with the `extra=` fields (storage_path, job_id, ...) as keys of their own.
+LOG_FORMAT = _env("LOG_FORMAT", "plain").lower()
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+    },
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["stderr"], "level": _env("LOG_LEVEL", "INFO")},
     "loggers": {
         "botocore": {"level": "WARNING"},

@@ -33,7 +33,12 @@ from django.core.files.storage import Storage, default_storage
 from django.utils import timezone
 from s3transfer.exceptions import RetriesExceededError, S3UploadFailedError
 
-from videostore.errors import InvalidStoragePath, InvalidVideo, StorageUnavailable
+from videostore.errors import (
+    InvalidStoragePath,
+    InvalidVideo,
+    StorageUnavailable,
+    VideoStoreError,
+)
 from videostore.mp4 import Mp4Info, Mp4Inspector
 
 logger = logging.getLogger(__name__)
@@ -273,6 +278,16 @@ def _describe(error: BaseException) -> str:
     return error.__class__.__name__
 
 
+def _loggable(error: BaseException) -> str:
+    """What a log line may say about any error: storage errors described without their
+    details (URLs, signatures); the project's own typed errors by their message."""
+    if isinstance(error, STORAGE_ERRORS):
+        return _describe(error)
+    if isinstance(error, VideoStoreError):
+        return str(error) or error.__class__.__name__
+    return error.__class__.__name__
+
+
 def _unavailable(error: BaseException) -> StorageUnavailable:
     return StorageUnavailable(f"Storage is unavailable: {_describe(error)}.")
 
@@ -347,9 +362,12 @@ class VideoStorage:
                 raise StorageUnavailable("Storage stopped reading the video before its end.")
             stored_size = self.storage.size(storage_path)
         except BaseException as error:
+            reason = _loggable(error)
             logger.warning(
-                "video upload failed",
-                extra={"storage_path": storage_path, "error": error.__class__.__name__},
+                "upload of %s failed: %s",
+                storage_path,
+                reason,
+                extra={"storage_path": storage_path, "error": reason},
             )
             self._discard(stored_name)
             if error is reader.failure or not isinstance(error, STORAGE_ERRORS):
@@ -373,7 +391,12 @@ class VideoStorage:
             width=reader.info.width,
             height=reader.info.height,
         )
-        logger.info("video stored", extra={"storage_path": storage_path, "size": stored.file_size})
+        logger.info(
+            "video stored at %s (%d bytes)",
+            storage_path,
+            stored.file_size,
+            extra={"storage_path": storage_path, "size": stored.file_size},
+        )
         return stored
 
     def _discard(self, storage_path: str) -> None:
@@ -381,9 +404,12 @@ class VideoStorage:
         try:
             self.storage.delete(storage_path)
         except STORAGE_ERRORS as error:
+            reason = _describe(error)
             logger.warning(
-                "cleanup after a failed upload failed; the ledger will retry",
-                extra={"storage_path": storage_path, "error": _describe(error)},
+                "cleanup of %s after a failed upload failed; the ledger will retry: %s",
+                storage_path,
+                reason,
+                extra={"storage_path": storage_path, "error": reason},
             )
 
     def delete_video(self, storage_path: str) -> None:

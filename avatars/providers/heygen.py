@@ -166,7 +166,12 @@ class HeyGenClient:
         video_id = (body.get("data") or {}).get("video_id") if status == 200 else None
         if not video_id:
             self._raise_for(status if status != 200 else 502, body)
-        logger.info("heygen video created", extra={"video_id": video_id})
+        logger.info(
+            "heygen video %s created for callback %s",
+            video_id,
+            request.callback_id,
+            extra={"video_id": video_id, "callback_id": request.callback_id},
+        )
         return str(video_id)
 
     def get_status(self, provider_video_id: str) -> RenderStatus:

@@ -72,5 +72,10 @@ def render_script_video(
         result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         raise OfflineRenderError(f"ffmpeg failed to render the video: {result.stderr.strip()}")
-    logger.info("offline video rendered", extra={"seconds": duration, "path": str(output_path)})
+    logger.info(
+        "offline video rendered: %s (%s s)",
+        output_path,
+        duration,
+        extra={"seconds": duration, "path": str(output_path)},
+    )
     return output_path
