@@ -1,8 +1,10 @@
-"""Storage against database: find orphans, dangling rows and pending ledger entries.
+"""Storage against database: find orphans, dangling rows, pending ledger entries and
+unfinished multipart uploads.
 
 Both sides are streamed in the same order and merge-joined, so memory stays bounded
 however many objects there are: the listing comes page by page from storage (keys in
-binary order), the rows come from the database ordered by a binary collation.
+binary order), the rows come from the database ordered by a binary collation. Every run is
+recorded (videostore.runs) for the admin's storage health page.
 """
 
 import logging
@@ -19,7 +21,15 @@ from django.utils import timezone
 from topics.models import ContentItem
 from topics.services import content_item_mark_needs_regeneration
 from videostore import ledger
+from videostore.errors import StorageUnavailable
 from videostore.models import UploadLedgerEntry
+from videostore.multipart import (
+    MultipartUpload,
+    abort_multipart_upload,
+    iter_multipart_uploads,
+    upload_state,
+)
+from videostore.runs import record_reconcile_run
 from videostore.storage import StoredObject, VideoStorage
 
 logger = logging.getLogger(__name__)
@@ -42,7 +52,12 @@ class ReconcileReport:
     deleted_orphans: int = 0
     marked_for_regeneration: int = 0
     failed_deletes: int = 0
-    samples: dict[str, list] = field(default_factory=lambda: {"orphans": [], "dangling": []})
+    stale_multipart_uploads: int = 0
+    multipart_uploads_in_flight: int = 0
+    aborted_multipart_uploads: int = 0
+    samples: dict[str, list] = field(
+        default_factory=lambda: {"orphans": [], "dangling": [], "stale_multipart": []}
+    )
 
     @property
     def problems(self) -> int:
@@ -54,6 +69,8 @@ class ReconcileReport:
             + self.dangling_size
             - self.marked_for_regeneration
             + self.failed_deletes
+            + self.stale_multipart_uploads
+            - self.aborted_multipart_uploads
         )
 
     @property
@@ -144,13 +161,55 @@ def _handle_dangling(report: ReconcileReport, item_id: int, path: str, reason: s
         report.marked_for_regeneration += 1
 
 
+def _handle_multipart(
+    report: ReconcileReport, upload: MultipartUpload, *, cutoff: datetime, fix: bool,
+    video_storage: VideoStorage,
+) -> None:  # fmt: skip
+    state = upload_state(upload, cutoff=cutoff)
+    if state == "young":
+        return
+    if state == "in_flight":
+        report.multipart_uploads_in_flight += 1
+        return
+    report.stale_multipart_uploads += 1
+    initiated = upload.initiated.isoformat() if upload.initiated else None
+    _sample(report, "stale_multipart", {"storage_path": upload.storage_path,
+                                        "initiated": initiated})  # fmt: skip
+    if not fix:
+        return
+    try:
+        abort_multipart_upload(upload, video_storage=video_storage)
+    except StorageUnavailable as error:
+        logger.warning("abort of the multipart upload of %s failed: %s",
+                       upload.storage_path, error)  # fmt: skip
+        return
+    # Aborted now, or already ended since the listing: either way its parts are gone.
+    report.aborted_multipart_uploads += 1
+
+
 def reconcile_storage(
     *,
     fix: bool = False,
     grace_seconds: int | None = None,
     video_storage: VideoStorage | None = None,
 ) -> ReconcileReport:
-    """Compare the avatar video prefix in storage with the rows and the upload ledger."""
+    """Compare the avatar video prefix in storage with the rows, the upload ledger and the
+    unfinished multipart uploads; every run, finished or not, is recorded."""
+    started_at = timezone.now()
+    try:
+        report = _reconcile(fix=fix, grace_seconds=grace_seconds, video_storage=video_storage)
+    except StorageUnavailable as error:
+        record_reconcile_run(started_at=started_at, fix=fix, consistent=False, problems=0,
+                             report={}, error=str(error))  # fmt: skip
+        raise
+    record_reconcile_run(started_at=started_at, fix=fix, consistent=report.consistent,
+                         problems=report.problems, report=report.as_dict())  # fmt: skip
+    return report
+
+
+def _reconcile(
+    *, fix: bool, grace_seconds: int | None, video_storage: VideoStorage | None
+) -> ReconcileReport:
     video_storage = video_storage or VideoStorage()
     grace = settings.RECONCILE_GRACE_SECONDS if grace_seconds is None else grace_seconds
     cutoff = timezone.now() - timedelta(seconds=grace)
@@ -182,6 +241,9 @@ def reconcile_storage(
                 _handle_dangling(report, row[0], row[1], "size differs", fix)
             obj = next(objects, None)
             row = next(rows, None)
+
+    for upload in iter_multipart_uploads(prefix=prefix, video_storage=video_storage):
+        _handle_multipart(report, upload, cutoff=cutoff, fix=fix, video_storage=video_storage)
 
     if fix:
         report.failed_deletes = ledger.retry_pending_deletes()["failed"]

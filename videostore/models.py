@@ -1,5 +1,7 @@
-"""The upload ledger: every stored object that no committed row safely references yet."""
+"""The upload ledger (every stored object that no committed row safely references yet) and the
+record of reconciliation runs."""
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 
@@ -37,3 +39,25 @@ class UploadLedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.intent}: {self.storage_path}"
+
+
+class ReconcileRun(models.Model):
+    """One reconciliation of storage against the database, as operators see it afterwards.
+
+    Only the last runs are kept (`videostore.runs.KEEP_RUNS`); `report` is the full report,
+    `error` says why a run could not finish (storage unreachable)."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(db_index=True)
+    fix = models.BooleanField(default=False)
+    consistent = models.BooleanField(default=False)
+    problems = models.PositiveIntegerField(default=0)
+    report = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-finished_at", "-id"]
+
+    def __str__(self) -> str:
+        state = "consistent" if self.consistent else f"{self.problems} problem(s)"
+        return f"Reconcile run at {self.finished_at:%Y-%m-%d %H:%M:%S} ({state})"
