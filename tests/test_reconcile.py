@@ -6,12 +6,21 @@ import pytest
 
 from tests.builders import make_stored_item, make_topic, run_command
 from tests.conftest import BUCKET
+from tests.test_multipart import abort_all
 from topics.models import ContentItem
 from videostore.models import UploadLedgerEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100
+
+
+@pytest.fixture(autouse=True)
+def _no_multipart_uploads(s3_server):
+    """Unfinished uploads other tests left would count as problems here."""
+    abort_all(s3_server)
+    yield
+    abort_all(s3_server)
 
 
 def put(s3_server, key: str, body: bytes = VIDEO) -> None:
@@ -103,3 +112,56 @@ def test_listing_spans_many_pages(s3_server):
     assert report["rows_checked"] == 503
     assert report["orphans_in_grace"] == 502
     assert code == 0
+
+
+def test_every_run_is_recorded_and_only_the_last_ones_are_kept(s3_server, monkeypatch):
+    from videostore import runs
+    from videostore.models import ReconcileRun
+
+    put(s3_server, "avatar_videos/avatar_orphan.mp4")
+    assert reconcile("--grace-seconds", "0")[0] == 1
+    run = runs.last_reconcile_run()
+    assert (run.fix, run.consistent, run.problems, run.error) == (False, False, 1, "")
+    assert run.report["orphans"] == 1
+    assert run.started_at <= run.finished_at
+
+    assert reconcile("--fix", "--grace-seconds", "0")[0] == 0
+    run = runs.last_reconcile_run()
+    assert (run.fix, run.consistent, run.problems) == (True, True, 0)
+    assert run.report["deleted_orphans"] == 1
+
+    monkeypatch.setattr(runs, "KEEP_RUNS", 3)
+    for _ in range(4):
+        reconcile()
+    kept = list(ReconcileRun.objects.order_by("pk"))
+    assert len(kept) == 3 and kept[-1] == runs.last_reconcile_run()
+
+
+def test_a_run_that_cannot_reach_storage_exits_two_and_is_recorded(storage_link):
+    from videostore.runs import last_reconcile_run
+
+    storage_link.cut()
+    assert run_command("reconcile_storage") == 2
+    run = last_reconcile_run()
+    assert run.consistent is False and run.error.startswith("Storage is unavailable")
+    assert "127.0.0.1" not in run.error
+
+
+def test_human_output_lists_sample_paths_and_suggests_fix(s3_server):
+    from io import StringIO
+
+    topic = make_topic()
+    put(s3_server, "avatar_videos/avatar_orphan.mp4")
+    make_stored_item(topic, "avatar_videos/avatar_missing.mp4", 10)
+
+    out = StringIO()
+    assert run_command("reconcile_storage", "--grace-seconds", "0", stdout=out) == 1
+    text = out.getvalue()
+    assert "avatar_videos/avatar_orphan.mp4" in text
+    assert "avatar_videos/avatar_missing.mp4" in text and "missing" in text
+    assert "2 problem(s) remain" in text
+    assert "Run again with --fix" in text
+
+    out = StringIO()
+    assert run_command("reconcile_storage", "--fix", "--grace-seconds", "0", stdout=out) == 0
+    assert "consistent" in out.getvalue() and "--fix to repair" not in out.getvalue()

@@ -4,15 +4,68 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from avatars.reconcile import reconcile_storage
+from avatars.reconcile import ReconcileReport, reconcile_storage
 from videostore.errors import StorageUnavailable
+
+#: Sample paths printed per problem in the human output (the JSON has up to 50).
+SHOWN_SAMPLES = 10
+
+
+def _sample_lines(title: str, samples: list[dict], count: int, describe) -> list[str]:
+    if not samples:
+        return []
+    lines = [f"  {title}:"]
+    lines += [f"    {describe(sample)}" for sample in samples[:SHOWN_SAMPLES]]
+    if count > SHOWN_SAMPLES:
+        lines.append(f"    ... and {count - SHOWN_SAMPLES} more")
+    return lines
+
+
+def human_report(report: ReconcileReport, *, fix: bool) -> str:
+    """The report as operators read it: counts, then sample paths for each problem."""
+    samples = report.samples
+    lines = [
+        f"objects listed: {report.objects_listed}  rows checked: {report.rows_checked}",
+        f"orphans: {report.orphans} (deleted {report.deleted_orphans}, "
+        f"in grace {report.orphans_in_grace})",
+        f"dangling rows: missing {report.dangling_missing}, size differs "
+        f"{report.dangling_size} (marked for regeneration {report.marked_for_regeneration})",
+        f"unfinished multipart uploads: stale {report.stale_multipart_uploads} "
+        f"(aborted {report.aborted_multipart_uploads}, "
+        f"in flight {report.multipart_uploads_in_flight})",
+        f"ledger: pending uploads {report.pending_uploads}, "
+        f"pending deletes {report.pending_deletes} (failed deletes {report.failed_deletes})",
+    ]
+    lines += _sample_lines(
+        "orphans", samples.get("orphans", []), report.orphans,
+        lambda s: f"{s['storage_path']} ({s['size']} bytes)",
+    )  # fmt: skip
+    lines += _sample_lines(
+        "dangling rows", samples.get("dangling", []),
+        report.dangling_missing + report.dangling_size,
+        lambda s: f"{s['storage_path']} (item {s['item_id']}, {s['reason']})",
+    )  # fmt: skip
+    lines += _sample_lines(
+        "stale multipart uploads", samples.get("stale_multipart", []),
+        report.stale_multipart_uploads,
+        lambda s: f"{s['storage_path']} (started {s['initiated'] or 'at an unknown time'})",
+    )  # fmt: skip
+    if report.consistent:
+        lines.append("consistent")
+    else:
+        lines.append(f"{report.problems} problem(s) remain")
+        if not fix:
+            lines.append("Run again with --fix to repair them.")
+    return "\n".join(lines)
 
 
 class Command(BaseCommand):
     help = (
         "List storage under the avatar video prefix against the database: orphans, dangling "
-        "rows, pending uploads. --fix deletes orphans past the grace period and marks dangling "
-        "rows for regeneration. Exit 0 when consistent, 1 when problems remain."
+        "rows, pending uploads, unfinished multipart uploads. --fix deletes orphans past the "
+        "grace period, aborts stale multipart uploads and marks dangling rows for "
+        "regeneration. Exit 0 when consistent, 1 when problems remain, 2 when storage is "
+        "unreachable."
     )
 
     def add_arguments(self, parser):
@@ -27,21 +80,10 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Reconciliation could not list storage: {error}", returncode=2
             ) from error
-        data = report.as_dict()
         if options["json"]:
-            self.stdout.write(json.dumps(data, default=str))
+            self.stdout.write(json.dumps(report.as_dict(), default=str))
         else:
-            self.stdout.write(
-                f"objects listed: {report.objects_listed}  rows checked: {report.rows_checked}\n"
-                f"orphans: {report.orphans} (deleted {report.deleted_orphans}, "
-                f"in grace {report.orphans_in_grace})\n"
-                f"dangling rows: missing {report.dangling_missing}, size differs "
-                f"{report.dangling_size} (marked for regeneration "
-                f"{report.marked_for_regeneration})\n"
-                f"ledger: pending uploads {report.pending_uploads}, "
-                f"pending deletes {report.pending_deletes}\n"
-                f"{'consistent' if report.consistent else f'{report.problems} problem(s) remain'}"
-            )
+            self.stdout.write(human_report(report, fix=options["fix"]))
         if not report.consistent:
             raise CommandError(
                 f"{report.problems} problem(s) remain"
