@@ -30,6 +30,18 @@ class QuotaExceeded(ProviderError):
     retryable = True
 
 
+class RenderSlotsBusy(ProviderError):
+    """The provider is rate limiting or every concurrent render slot is taken (HTTP 429 that is
+    not a quota): the job waits and submits again later instead of sleeping in a worker."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        #: Seconds the provider asked us to wait (its Retry-After), when it said.
+        self.retry_after = retry_after
+
+
 class InvalidAvatarOrVoice(ProviderError):
     """The avatar or voice id does not exist or may not be used."""
 

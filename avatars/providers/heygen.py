@@ -1,12 +1,20 @@
 """HeyGen API client: create a video (v2) and read its status (v1), as documented.
 
-Retries (urllib3 `Retry`) on 429/5xx and connection errors, honouring `Retry-After`, within
-a total deadline per call. Errors come back as the project's typed exceptions with one clear
-sentence; the API key and signed URLs never appear in messages or logs.
+One pooled `requests.Session` per process serves every call (connection reuse). Retries
+(urllib3 `Retry`) on 5xx and connection errors, honouring `Retry-After`, within a total
+deadline per call; a 429 on create is not waited out here (RenderSlotsBusy: the job waits as
+a row, not in a worker), status reads retry it. Redirects are never followed, so the API key
+only ever goes to HEYGEN_API_BASE. Errors come back as the project's typed exceptions with
+one clear sentence; the API key and signed URLs never appear in messages or logs.
 """
 
+import http.cookiejar
 import logging
+import os
+import threading
 import time
+from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,8 +27,10 @@ from avatars.errors import (
     AuthenticationFailed,
     InvalidAvatarOrVoice,
     InvalidRequest,
+    ProviderError,
     ProviderUnavailable,
     QuotaExceeded,
+    RenderSlotsBusy,
 )
 from avatars.providers.base import RenderRequest, RenderStatus
 from avatars.providers.download import HttpVideoDownload, open_video_download
@@ -29,19 +39,30 @@ logger = logging.getLogger(__name__)
 
 URL_LIFETIME = timedelta(days=7)
 QUOTA_CODES = {"trial_video_limit_exceeded", "MOVIO_PAYMENT_INSUFFICIENT_CREDIT", "400664"}
+#: A 429 whose message says this is a plan's quota (trial/daily caps, credits), not a rate.
+QUOTA_WORDS = ("trial", "quota", "credit", "daily", "weekly", "monthly")
 AVATAR_VOICE_CODES = {"400144", "400116", "400685", "avatar_not_found", "voice_not_found"}
 AUTH_CODES = {"40009", "400112", "unauthorized", "invalid_api_key"}
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 
 class _DeadlineRetry(Retry):
     """urllib3 Retry that never sleeps past the call's deadline."""
 
     deadline: float = 0.0
+    #: Answers never retried, whatever their Retry-After says (429 on create: the job waits).
+    final_statuses: frozenset[int] = frozenset()
 
     def new(self, **kwargs):
         retry = super().new(**kwargs)
         retry.deadline = self.deadline
+        retry.final_statuses = self.final_statuses
         return retry
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if status_code in self.final_statuses:
+            return False
+        return super().is_retry(method, status_code, has_retry_after)
 
     def sleep(self, response=None):
         remaining = self.deadline - time.monotonic()
@@ -50,6 +71,52 @@ class _DeadlineRetry(Retry):
         wait = self.get_retry_after(response) if response else None
         wait = self.get_backoff_time() if wait is None else wait
         time.sleep(max(0.0, min(wait, remaining, 60.0)))
+
+
+#: The retry policy of the call running in this thread (each call has its own deadline).
+_call_retry: ContextVar[Retry | None] = ContextVar("heygen_call_retry", default=None)
+
+
+class _PerCallRetryAdapter(HTTPAdapter):
+    """An HTTPAdapter whose pooled connections serve every call, while each call brings its
+    own retry policy: `max_retries` is read per send from the calling thread's context."""
+
+    @property
+    def max_retries(self) -> Retry:
+        return _call_retry.get() or self._default_retries
+
+    @max_retries.setter
+    def max_retries(self, value: Retry) -> None:
+        self._default_retries = value
+
+
+_session: requests.Session | None = None
+_session_pid: int | None = None
+_session_lock = threading.Lock()
+
+
+def _shared_session() -> requests.Session:
+    """The process's session, made on first use (after a fork, a new one for the child:
+    pooled sockets must not be shared between processes)."""
+    global _session, _session_pid
+    with _session_lock:
+        if _session is None or _session_pid != os.getpid():
+            session = requests.Session()
+            # API calls are stateless; a shared cookie jar would carry one caller's
+            # cookies into another's requests.
+            session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+            for prefix in ("http://", "https://"):
+                session.mount(prefix, _PerCallRetryAdapter(pool_connections=4, pool_maxsize=16))
+            _session, _session_pid = session, os.getpid()
+        return _session
+
+
+def _retry_after(headers) -> float | None:
+    value = (headers or {}).get("Retry-After", "")
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        return None
 
 
 class HeyGenClient:
@@ -72,53 +139,78 @@ class HeyGenClient:
         self.deadline = deadline or max(self.timeout * 3, 60.0)
         self.retries = retries
         self.backoff_factor = backoff_factor
-        self.session = requests.Session()
-        self.session.headers.update(
-            {"X-Api-Key": api_key or settings.HEYGEN_API_KEY, "Accept": "application/json"}
-        )
+        self._headers = {
+            "X-Api-Key": api_key or settings.HEYGEN_API_KEY,
+            "Accept": "application/json",
+        }
 
-    def _retry(self) -> _DeadlineRetry:
-        # POST is retried too: 429 and 5xx answers mean HeyGen did not accept the job, and a
-        # duplicate render costs credits but never corrupts our data (callback_id ties it).
+    @property
+    def session(self) -> requests.Session:
+        """The process-wide pooled session every HeyGenClient shares."""
+        return _shared_session()
+
+    def _retry(self, method: str) -> _DeadlineRetry:
+        # POST is retried on 5xx: HeyGen did not accept the job, and a duplicate render costs
+        # credits but never corrupts our data (callback_id ties it). A 429 on POST is not: the
+        # plan's render slots are busy, and the job engine waits for them, not this worker.
         retry = _DeadlineRetry(
             total=self.retries,
             connect=self.retries,
             read=0,  # a timed-out POST may have been accepted: never resend it
+            redirect=0,
             status=self.retries,
             backoff_factor=self.backoff_factor,
-            status_forcelist=(429, 500, 502, 503, 504),
+            status_forcelist=RETRY_STATUSES | {429},
             allowed_methods=frozenset({"GET", "POST"}),
             respect_retry_after_header=True,
             raise_on_status=False,
+            raise_on_redirect=False,
         )
         retry.deadline = time.monotonic() + self.deadline
+        retry.final_statuses = frozenset({429}) if method == "POST" else frozenset()
         return retry
 
-    def _request(self, method: str, path: str, **kwargs) -> tuple[int, dict]:
-        session = requests.Session()
-        session.headers.update(self.session.headers)
-        session.mount("http://", HTTPAdapter(max_retries=self._retry()))
-        session.mount("https://", HTTPAdapter(max_retries=self._retry()))
+    def _request(self, method: str, path: str, **kwargs) -> tuple[int, dict, Mapping[str, str]]:
+        """(HTTP status, JSON body or {}, response headers) of one API call."""
+        token = _call_retry.set(self._retry(method))
         try:
-            response = session.request(
-                method, f"{self.api_base}{path}", timeout=self.timeout, **kwargs
+            response = self.session.request(
+                method,
+                f"{self.api_base}{path}",
+                headers=self._headers,
+                timeout=self.timeout,
+                allow_redirects=False,  # the key must never follow a redirect to another host
+                **kwargs,
             )
         except requests.RequestException as error:
             raise ProviderUnavailable(
                 f"HeyGen could not be reached ({error.__class__.__name__}); try again later."
             ) from error
         finally:
-            session.close()
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
+            _call_retry.reset(token)
+        with response:
+            if 300 <= response.status_code < 400:
+                target = urlsplit(response.headers.get("Location", "")).netloc or "elsewhere"
+                raise ProviderError(
+                    f"HeyGen answered {path} with a redirect (HTTP {response.status_code}) to "
+                    f"{target}; API calls never follow redirects, check HEYGEN_API_BASE."
+                )
+            try:
+                body = response.json()
+            except ValueError:
+                body = {}
         if not isinstance(body, dict):
             body = {}
-        return response.status_code, body
+        return response.status_code, body, response.headers
 
     @staticmethod
-    def _raise_for(status: int, body: dict) -> None:
+    def _raise_for(
+        status: int,
+        body: dict,
+        *,
+        slots_busy_on_429: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         error = body.get("error") or {}
         if not isinstance(error, dict):
             error = {"message": str(error)}
@@ -127,8 +219,18 @@ class HeyGenClient:
         lowered = message.lower()
         if status == 401 or code in AUTH_CODES:
             raise AuthenticationFailed("HeyGen rejected the API key; check HEYGEN_API_KEY.")
-        if status == 402 or code in QUOTA_CODES or (status == 429 and "limit" in lowered):
+        if (
+            status == 402
+            or code in QUOTA_CODES
+            or (status == 429 and any(word in lowered for word in QUOTA_WORDS))
+        ):
             raise QuotaExceeded(f"HeyGen quota or credits exhausted: {message}")
+        if status == 429 and slots_busy_on_429:
+            raise RenderSlotsBusy(
+                f"HeyGen is busy for this account ({code or 'HTTP 429'}: {message}); "
+                "the video will be submitted again later.",
+                retry_after=_retry_after(headers),
+            )
         if code in AVATAR_VOICE_CODES or (
             status in (400, 404) and ("avatar" in lowered or "voice" in lowered)
         ):
@@ -162,12 +264,16 @@ class HeyGenClient:
             "caption": False,
             "test": False,
         }
-        status, body = self._request("POST", "/v2/video/generate", json=payload)
-        video_id = (body.get("data") or {}).get("video_id") if status == 200 else None
+        status, body, headers = self._request("POST", "/v2/video/generate", json=payload)
+        data = body.get("data")
+        video_id = data.get("video_id") if status == 200 and isinstance(data, dict) else None
         if not video_id:
-            self._raise_for(status if status != 200 else 502, body)
+            # A 429 here is a rate or concurrent-render limit (quotas aside): the job waits.
+            self._raise_for(
+                status if status != 200 else 502, body, slots_busy_on_429=True, headers=headers
+            )
         logger.info(
-            "heygen video %s created for callback %s",
+            "heygen video %s created (callback_id %s)",
             video_id,
             request.callback_id,
             extra={"video_id": video_id, "callback_id": request.callback_id},
@@ -176,7 +282,7 @@ class HeyGenClient:
 
     def get_status(self, provider_video_id: str) -> RenderStatus:
         """GET /v1/video_status.get (v1 envelope: code 100 = ok)."""
-        status, body = self._request(
+        status, body, _ = self._request(
             "GET", "/v1/video_status.get", params={"video_id": provider_video_id}
         )
         data = body.get("data")
