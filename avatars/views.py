@@ -1,23 +1,37 @@
-"""Job progress for the studio pages (polled; no front-end build step)."""
+"""Live job progress for the studio pages (polled by static/studio/progress.js; no build step).
 
-from django.contrib.auth.decorators import login_required
-from django.http import JsonResponse
+Only for users who may view content items: the progress carries the item's last error."""
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.views.decorators.http import require_GET
 
+from avatars import cards
 from avatars.models import VideoJob
+
+VIEW_VIDEOS = "topics.view_contentitem"
+MAX_JOBS_PER_POLL = 100
 
 
 @login_required
+@permission_required(VIEW_VIDEOS, raise_exception=True)
+@require_GET
 def job_progress(request, job_id: int) -> JsonResponse:
-    job = get_object_or_404(VideoJob, pk=job_id)
-    return JsonResponse(
-        {
-            "id": job.pk,
-            "state": job.state,
-            "state_label": job.get_state_display(),
-            "is_terminal": job.state in VideoJob.TERMINAL_STATES,
-            "attempts": job.attempts,
-            "last_error": job.last_error,
-            "item_id": job.content_item_id,
-        }
-    )
+    job = get_object_or_404(VideoJob.objects.select_related("content_item"), pk=job_id)
+    return JsonResponse(cards.job_progress([job])[0])
+
+
+@login_required
+@permission_required(VIEW_VIDEOS, raise_exception=True)
+@require_GET
+def jobs_progress(request) -> JsonResponse:
+    """Several jobs in one request (`?id=1&id=2`): one poll for every video on a page."""
+    try:
+        ids = sorted({int(value) for value in request.GET.getlist("id")})
+    except ValueError:
+        return HttpResponseBadRequest("id must be a job number.")
+    if len(ids) > MAX_JOBS_PER_POLL:
+        return HttpResponseBadRequest(f"At most {MAX_JOBS_PER_POLL} jobs per request.")
+    jobs = list(VideoJob.objects.select_related("content_item").filter(pk__in=ids))
+    return JsonResponse({"jobs": cards.job_progress(jobs)})

@@ -1,30 +1,71 @@
-"""Forms of the studio pages."""
+"""Forms of the studio pages. Field rules come from topics.validators and topics.scripts."""
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
-from topics.validators import validate_language_tag
+from topics.scripts import check_script_count, scripts_from_file, split_scripts
+from topics.validators import LANGUAGE_MAX_CHARS, validate_language_tag
+
+LANGUAGE_HELP = "A language code (BCP 47), e.g. en, he, pt-BR."
 
 
-class GenerateAvatarVideoForm(forms.Form):
-    """What an author asks for; the limits match the provider's."""
+class TopicForm(forms.Form):
+    """A topic's title, language and description (saved by topics.services)."""
 
-    script = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 5}),
-        help_text="What the avatar says.",
-    )
-    language = forms.CharField(max_length=16, help_text="e.g. en, he, ar")
-    avatar_id = forms.CharField(max_length=128, required=False, help_text="Blank: the default.")
-    voice_id = forms.CharField(max_length=128, required=False, help_text="Blank: the default.")
-
-    def clean_script(self) -> str:
-        script = self.cleaned_data["script"].strip()
-        limit = settings.AVATAR_SCRIPT_MAX_CHARS
-        if len(script) > limit:
-            raise forms.ValidationError(
-                f"The script has {len(script)} characters; the limit is {limit}."
-            )
-        return script
+    title = forms.CharField(max_length=255)
+    language = forms.CharField(max_length=LANGUAGE_MAX_CHARS, initial="en", help_text=LANGUAGE_HELP)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
 
     def clean_language(self) -> str:
         return validate_language_tag(self.cleaned_data["language"])
+
+
+def check_script_length(scripts: list[str]) -> list[str]:
+    """Every script within the provider's limit (the same limit the pipeline checks)."""
+    limit = settings.AVATAR_SCRIPT_MAX_CHARS
+    for number, script in enumerate(scripts, start=1):
+        if len(script) > limit:
+            which = "The script" if len(scripts) == 1 else f"Script {number}"
+            raise ValidationError(f"{which} has {len(script)} characters; the limit is {limit}.")
+    return scripts
+
+
+class GenerateAvatarVideoForm(forms.Form):
+    """What an author asks for: one video per script block, or per script of a file."""
+
+    script = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 5}),
+        required=False,
+        label="Script",
+        help_text="What the avatar says. Several videos at once: separate the scripts with a "
+        "blank line.",
+    )
+    scripts_file = forms.FileField(
+        required=False,
+        label="Or a scripts file",
+        help_text=".txt (scripts separated by a blank line) or .csv (one script per row).",
+    )
+    language = forms.CharField(max_length=LANGUAGE_MAX_CHARS, help_text=LANGUAGE_HELP)
+    avatar_id = forms.CharField(max_length=128, required=False, help_text="Blank: the default.")
+    voice_id = forms.CharField(max_length=128, required=False, help_text="Blank: the default.")
+
+    def clean_scripts_file(self) -> list[str]:
+        upload = self.cleaned_data.get("scripts_file")
+        if not upload:
+            return []
+        return scripts_from_file(upload.name, upload.read(upload.size + 1))
+
+    def clean_language(self) -> str:
+        return validate_language_tag(self.cleaned_data["language"])
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if "scripts_file" in self.errors:
+            return cleaned
+        scripts = split_scripts(cleaned.get("script", "")) + cleaned.get("scripts_file", [])
+        try:
+            cleaned["scripts"] = check_script_length(check_script_count(scripts))
+        except ValidationError as error:
+            self.add_error("script", error)
+        return cleaned

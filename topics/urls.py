@@ -6,6 +6,24 @@ app_name = "studio"
 
 urlpatterns = [
     path("", views.topic_list, name="topic-list"),
+    path("favicon.ico", views.favicon, name="favicon"),
+    path("topics/new/", views.topic_create, name="topic-create"),
     path("topics/<int:topic_id>/", views.topic_detail, name="topic-detail"),
+    path("topics/<int:topic_id>/edit/", views.topic_edit, name="topic-edit"),
     path("topics/<int:topic_id>/videos/", views.generate_video, name="generate-video"),
+    path(
+        "topics/<int:topic_id>/videos/<int:item_id>/card/",
+        views.video_card_fragment,
+        name="video-card",
+    ),  # fmt: skip
+    path(
+        "topics/<int:topic_id>/videos/<int:item_id>/regenerate/",
+        views.regenerate_video,
+        name="regenerate-video",
+    ),  # fmt: skip
+    path(
+        "topics/<int:topic_id>/videos/<int:item_id>/delete/",
+        views.delete_video,
+        name="delete-video",
+    ),  # fmt: skip
 ]

@@ -1,0 +1,192 @@
+"""What the studio shows of each avatar video (its card) and of each running job (the live
+progress JSON): reads only, a fixed number of queries per page."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db.models import Prefetch, Q
+from django.utils import timezone
+
+from avatars.models import VideoJob
+from avatars.providers.download import _explicitly_listed, _suffix_allowed
+from avatars.status import VideoStatus, copy_percent, step_started_at, video_status
+from topics.models import ContentItem
+from topics.selectors import VideoView, video_view
+from videostore.storage import VideoStorage
+
+State = VideoJob.State
+OFFLINE_PROVIDER = "local"
+
+#: The steps of a generation as the page lists them, with the job states each one covers.
+STEPS = (
+    ("queued", "Waiting for a render slot", (State.QUEUED,)),
+    ("rendering", "Rendering", (State.RENDERING,)),
+    ("copying", "Copying to storage", (State.DOWNLOADING, State.UPLOADING)),
+    ("done", "Done", VideoJob.TERMINAL_STATES),
+)
+
+
+def link_host_allowed(url: str) -> bool:
+    """May the page embed this provider link? Its host must be in the download allow-list
+    (same matching as the download guard; no DNS lookup: the browser fetches it, not us)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return False
+    host = (parts.hostname or "").lower()
+    allowed = [entry.lower() for entry in settings.AVATAR_DOWNLOAD_ALLOWED_HOSTS]
+    if not host or parts.username or parts.password or parts.scheme not in {"http", "https"}:
+        return False
+    if _explicitly_listed(host, port, allowed):
+        return True
+    return parts.scheme == "https" and port in (None, 443) and _suffix_allowed(host, allowed)
+
+
+@dataclass(frozen=True)
+class VideoCard:
+    """One item on the topic page: its player (None when nothing may be played), its one
+    status, and where it came from."""
+
+    item: ContentItem
+    job: VideoJob | None
+    video: VideoView | None
+    status: VideoStatus
+    offline_preview: bool
+    file_name: str
+    link_blocked: bool  # a legacy/provider link whose host is not allowed: not embedded
+    steps: list[dict]  # the generation's steps while a job runs (done, current, todo)
+
+
+def _latest(item: ContentItem) -> VideoJob | None:
+    jobs = getattr(item, "jobs", None)
+    if jobs is None:
+        jobs = list(item.video_jobs.order_by("-queued_at", "-id"))
+    return jobs[0] if jobs else None
+
+
+def _offline(item: ContentItem) -> bool:
+    """Rendered by the offline renderer (a preview, not HeyGen)."""
+    metadata = (item.content_data or {}).get("metadata") or {}
+    if metadata.get("provider"):
+        return metadata["provider"] == OFFLINE_PROVIDER
+    jobs = getattr(item, "jobs", None) or []
+    producer = next((job for job in jobs if job.state in (State.STORED, State.FALLBACK)), None)
+    return producer is not None and producer.provider == OFFLINE_PROVIDER
+
+
+def queue_positions(jobs: Iterable[VideoJob]) -> dict[int, int]:
+    """Position (1 = next) of each queued job among all jobs waiting for a render slot,
+    oldest first; one query."""
+    queued = [job for job in jobs if job is not None and job.state == State.QUEUED]
+    if not queued:
+        return {}
+    last = max(queued, key=lambda job: (job.queued_at, job.pk))
+    now = timezone.now()
+    ahead = (
+        VideoJob.objects.filter(state=State.QUEUED)
+        .filter(Q(queued_at__lt=last.queued_at) | Q(queued_at=last.queued_at, pk__lte=last.pk))
+        .exclude(next_attempt_at__gt=now)  # waiting to retry: not in the line yet
+        .order_by("queued_at", "pk")
+        .values_list("pk", flat=True)
+    )
+    order = {job_id: position for position, job_id in enumerate(ahead, start=1)}
+    return {job.pk: order[job.pk] for job in queued if job.pk in order}
+
+
+def video_cards(items: Iterable[ContentItem]) -> list[VideoCard]:
+    """Cards for items whose jobs are prefetched newest first in `item.jobs`."""
+    items = list(items)
+    storage = VideoStorage()
+    latest = {item.pk: _latest(item) for item in items}
+    positions = queue_positions(latest.values())
+    now = timezone.now()
+    cards = []
+    for item in items:
+        job = latest[item.pk]
+        video = video_view(item, storage)
+        blocked = video is not None and not video.stored and not link_host_allowed(video.play_url)
+        status = video_status(
+            item,
+            job,
+            now=now,
+            queue_position=positions.get(job.pk) if job else None,
+            legacy_link_allowed=not blocked,
+        )
+        cards.append(
+            VideoCard(
+                item=item,
+                job=job,
+                video=None if blocked else video,
+                status=status,
+                offline_preview=_offline(item),
+                file_name=(item.content_data or {}).get("fileName") or item.storage_path,
+                link_blocked=blocked,
+                steps=_steps(job) if status.active else [],
+            )
+        )
+    return cards
+
+
+def video_card(item: ContentItem) -> VideoCard:
+    """The card of one item (for the in-place refresh of a finished job)."""
+    jobs = VideoJob.objects.order_by("-queued_at", "-id")
+    item = (
+        ContentItem.objects.select_related("topic")
+        .prefetch_related(Prefetch("video_jobs", queryset=jobs, to_attr="jobs"))
+        .get(pk=item.pk)
+    )
+    return video_cards([item])[0]
+
+
+def _steps(job: VideoJob) -> list[dict]:
+    current = next(i for i, (_, _, states) in enumerate(STEPS) if job.state in states)
+    return [
+        {
+            "name": name,
+            "label": label,
+            "state": "done" if i < current else "current" if i == current else "todo",
+        }
+        for i, (name, label, _) in enumerate(STEPS)
+    ]
+
+
+def job_progress(jobs: list[VideoJob]) -> list[dict]:
+    """The live progress of each job, as the page's script reads it."""
+    jobs = [job for job in jobs if job is not None]
+    positions = queue_positions(jobs)
+    now = timezone.now()
+    payload = []
+    for job in jobs:
+        item = job.content_item
+        video = video_view(item) if not item.storage_path else None
+        allowed = video is None or video.stored or link_host_allowed(video.play_url)
+        status = video_status(item, job, now=now, queue_position=positions.get(job.pk),
+                              legacy_link_allowed=allowed)  # fmt: skip
+        started = step_started_at(job)
+        payload.append(
+            {
+                "id": job.pk,
+                "item_id": job.content_item_id,
+                "state": job.state,
+                "state_label": job.get_state_display(),
+                "is_terminal": job.state in VideoJob.TERMINAL_STATES,
+                "attempts": job.attempts,
+                "last_error": job.last_error,
+                "status": {
+                    "kind": status.kind,
+                    "label": status.label,
+                    "step": status.step,
+                    "next_step": status.next_step,
+                },
+                "steps": _steps(job),
+                "elapsed_seconds": int((now - started).total_seconds()) if started else None,
+                "queue_position": positions.get(job.pk),
+                "bytes_copied": job.bytes_copied,
+                "bytes_total": job.bytes_total,
+                "percent": copy_percent(job),
+            }
+        )
+    return payload

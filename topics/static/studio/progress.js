@@ -1,0 +1,131 @@
+// Live progress of the videos on a topic page, in place (no reload, no build step).
+// One request polls every running job on the page; the server derives each status
+// (avatars/status.py), this script only shows it. When a job ends, its card is swapped for
+// the server-rendered one (player included).
+(function () {
+  "use strict";
+  const POLL_MS = 1500;
+  const section = document.getElementById("videos");
+
+  function formatBytes(bytes) {
+    if (bytes == null) return "";
+    const units = ["B", "KB", "MB", "GB"];
+    let value = bytes, unit = 0;
+    while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+    return (unit ? value.toFixed(1) : value) + "\u00a0" + units[unit];
+  }
+
+  function formatElapsed(seconds) {
+    if (seconds == null) return "";
+    if (seconds < 60) return seconds + " s";
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min " + (seconds % 60) + " s";
+    return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min";
+  }
+
+  function part(card, role) { return card.querySelector('[data-role="' + role + '"]'); }
+
+  function showPlayerErrors(root) {
+    root.querySelectorAll("video").forEach(function (video) {
+      const message = video.parentElement.querySelector(".player-error");
+      if (!message) return;
+      const fail = function () { message.hidden = false; video.hidden = true; };
+      if (video.error || video.networkState === HTMLMediaElement.NETWORK_NO_SOURCE) fail();
+      video.addEventListener("error", fail);
+    });
+  }
+
+  function enableCopyButtons(root) {
+    root.querySelectorAll("[data-copy-url]").forEach(function (button) {
+      button.addEventListener("click", async function () {
+        const url = button.dataset.copyUrl;
+        try {
+          await navigator.clipboard.writeText(url);
+        } catch (error) {  // no clipboard API (plain http on a LAN address): select and copy
+          const field = document.createElement("textarea");
+          field.value = url;
+          document.body.appendChild(field);
+          field.select();
+          document.execCommand("copy");
+          field.remove();
+        }
+        const label = button.textContent;
+        button.textContent = "Link copied";
+        setTimeout(function () { button.textContent = label; }, 2000);
+      });
+    });
+  }
+
+  function update(card, job) {
+    const status = part(card, "status");
+    status.textContent = job.status.label;
+    status.className = "badge video-status " + job.status.kind;
+    card.dataset.jobState = job.state;
+    const steps = part(card, "steps");
+    steps.replaceChildren.apply(steps, job.steps.map(function (step) {
+      const item = document.createElement("li");
+      item.className = step.state;
+      item.dataset.step = step.name;
+      item.textContent = step.label;
+      return item;
+    }));
+    const elapsed = formatElapsed(job.elapsed_seconds);
+    let step = job.status.step || job.status.label;
+    if (job.queue_position) step = "Waiting for a render slot (position " + job.queue_position + ")";
+    part(card, "step").textContent = step + (elapsed ? " · " + elapsed + " in this step" : "");
+    const bar = part(card, "bar");
+    const bytes = part(card, "bytes");
+    if (job.state === "downloading" || job.state === "uploading") {
+      bar.hidden = job.percent == null;
+      if (job.percent != null) bar.value = job.percent;
+      bytes.textContent = formatBytes(job.bytes_copied) +
+        (job.bytes_total ? " of " + formatBytes(job.bytes_total) + " (" + job.percent + "%)" : " copied");
+    } else {
+      bar.hidden = true;
+      bytes.textContent = job.attempts > 1 ? "Attempt " + job.attempts : "";
+    }
+    part(card, "progress").hidden = false;
+    const next = part(card, "next-step");
+    next.textContent = job.status.next_step;
+    next.hidden = !job.status.next_step;
+  }
+
+  async function replaceCard(card) {
+    const response = await fetch(card.dataset.cardUrl, {credentials: "same-origin"});
+    if (!response.ok) return;
+    const holder = document.createElement("div");
+    holder.innerHTML = (await response.text()).trim();
+    const fresh = holder.firstElementChild;
+    card.replaceWith(fresh);
+    showPlayerErrors(fresh);
+    enableCopyButtons(fresh);
+  }
+
+  async function poll() {
+    const running = section.querySelectorAll('article[data-job-id][data-active="1"]');
+    if (!running.length) return;
+    const url = new URL(section.dataset.progressUrl, window.location.href);
+    running.forEach(function (card) { url.searchParams.append("id", card.dataset.jobId); });
+    try {
+      const response = await fetch(url, {credentials: "same-origin"});
+      if (response.ok) {
+        const jobs = (await response.json()).jobs;
+        for (const job of jobs) {
+          const card = section.querySelector('article[data-job-id="' + job.id + '"]');
+          if (!card) continue;
+          if (job.is_terminal) {
+            await replaceCard(card);
+          } else {
+            update(card, job);
+          }
+        }
+      }
+    } catch (error) {
+      // A network hiccup: the next tick tries again.
+    }
+    setTimeout(poll, POLL_MS);
+  }
+
+  showPlayerErrors(document);
+  enableCopyButtons(document);
+  if (section) poll();
+})();
