@@ -1,4 +1,4 @@
-"""URL routes: the studio, the admin, auth, and local media."""
+"""URL routes: the studio, the admin, auth, local media and the health probe."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -6,8 +6,15 @@ from django.urls import include, path, re_path
 
 from avatars.webhooks import heygen_webhook
 from contentstudio import views as media_views
+from contentstudio.views import healthz, storage_health_page
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path(
+        "admin/storage-health/",
+        admin.site.admin_view(storage_health_page),
+        name="storage-health",
+    ),
     path("admin/", admin.site.urls),
     path("webhooks/heygen/", heygen_webhook, name="heygen-webhook"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
