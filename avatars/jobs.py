@@ -1,55 +1,80 @@
-"""Avatar video generation as django-q2 tasks, with the job state kept in our own table.
+"""Avatar video jobs: requests, the django-q2 tasks that run their steps, and the dispatcher.
 
-django-q2 does not record a worker that died (SIGKILL, OOM), so every task here is
-idempotent and `VideoJob` is the truth: a re-run resumes from the provider video id it
-recorded, and `recover_stalled_jobs` re-enqueues jobs whose worker stopped beating.
+`VideoJob` is the truth; the broker only carries wake-up calls. Each task runs one short step
+(avatars/steps.py) on jobs it claims by lease, so duplicate deliveries, a worker killed at any
+line and any number of workers on any number of hosts are all safe. Nothing here sleeps while
+the provider renders: renders are checked by `dispatch_due_work` (the scheduled task, and
+`manage.py run_video_engine` every few seconds) or at once by the provider's webhook.
 """
 
 import logging
+import time
 import uuid
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
-from django_q.models import Schedule
 from django_q.tasks import async_task
 
-from avatars.errors import GENERATION_ERRORS
+from avatars import leases, steps
+from avatars.errors import InvalidRequest
 from avatars.models import VideoJob
-from avatars.pipeline import (
-    RenderOptions,
-    content_data_from_result,
-    generate_avatar_video,
-    url_expiry,
-    validate_script,
-)
+from avatars.pipeline import validate_script
+from avatars.providers import get_provider
 from topics.models import ContentItem, Topic
-from topics.services import (
-    content_item_create_avatar_video,
-    content_item_mark_failed,
-    content_item_mark_fallback,
-    content_item_mark_stored,
-)
+from topics.services import content_item_create_avatar_video
+from topics.validators import validate_language_tag
+from videostore import ledger
 
 logger = logging.getLogger(__name__)
 
-RUN_TASK = "avatars.jobs.run_video_job"
 State = VideoJob.State
-STAGE_STATES = {
-    "rendering": State.RENDERING,
-    "downloading": State.DOWNLOADING,
-    "uploading": State.UPLOADING,
+TASKS = {
+    "submit": "avatars.jobs.submit_queued_jobs",
+    "check": "avatars.jobs.check_render_job",
+    "copy": "avatars.jobs.copy_video_job",
 }
+#: A copy-ready job nobody has claimed this long gets a new wake-up call (a hint only: the
+#: claim itself is by lock and lease, so a duplicate call is harmless).
+COPY_REDISPATCH_SECONDS = 30
 
 
-def _enqueue(job_id: int) -> None:
-    if settings.Q_CLUSTER.get("sync"):
-        # Sync mode runs the task inline: only after the job row is committed.
-        transaction.on_commit(lambda: async_task(RUN_TASK, job_id))
-    else:
-        # ORM broker: the task row commits (or rolls back) with the job row.
-        async_task(RUN_TASK, job_id, task_name=f"video-job-{job_id}")
+def enqueue(step: str, job_id: int | None = None) -> None:
+    """Wake a worker for `step` once the current transaction commits (the broker may be Redis,
+    outside the database: a wake-up for a row that rolled back must never go out)."""
+    args = () if job_id is None else (job_id,)
+
+    def send() -> None:
+        async_task(TASKS[step], *args, task_name=f"video-{step}-{job_id or 'next'}")
+
+    transaction.on_commit(send)
+
+
+def _clean_language(language: str, topic: Topic) -> str:
+    if not language:
+        return topic.language
+    from django.core.exceptions import ValidationError
+
+    try:
+        return validate_language_tag(language)
+    except ValidationError as error:
+        raise InvalidRequest(error.messages[0]) from error
+
+
+def _create_job(content_item: ContentItem, script: str, language: str, avatar_id: str,
+                voice_id: str, max_attempts: int | None) -> VideoJob:  # fmt: skip
+    return VideoJob.objects.create(
+        content_item=content_item,
+        script=script,
+        language=language,
+        avatar_id=avatar_id,
+        voice_id=voice_id,
+        provider=settings.AVATAR_PROVIDER,
+        max_attempts=max_attempts or settings.VIDEO_JOB_MAX_ATTEMPTS,
+        state_changed_at=timezone.now(),
+    )
 
 
 def request_avatar_video(
@@ -61,10 +86,11 @@ def request_avatar_video(
     voice_id: str = "",
     content_item: ContentItem | None = None,
     max_attempts: int | None = None,
-    enqueue: bool = True,
+    enqueue_submit: bool = True,
 ) -> VideoJob:
     """Queue a generation; a request for an item that already has a running job joins it."""
     script = validate_script(script)
+    language = _clean_language(language, topic)
     with transaction.atomic():
         if content_item is None:
             content_item = content_item_create_avatar_video(topic=topic, script=script)
@@ -75,165 +101,146 @@ def request_avatar_video(
                 return active
         try:
             with transaction.atomic():
-                job = VideoJob.objects.create(
-                    content_item=content_item,
-                    script=script,
-                    language=language or topic.language,
-                    avatar_id=avatar_id,
-                    voice_id=voice_id,
-                    provider=settings.AVATAR_PROVIDER,
-                    max_attempts=max_attempts or settings.VIDEO_JOB_MAX_ATTEMPTS,
-                )
+                job = _create_job(content_item, script, language, avatar_id, voice_id,
+                                  max_attempts)  # fmt: skip
         except IntegrityError:  # a concurrent request won the race: join its job
             return content_item.video_jobs.get(state__in=VideoJob.ACTIVE_STATES)
-        if enqueue:
-            _enqueue(job.pk)
-    logger.info("video job queued", extra={"job_id": job.pk, "item_id": content_item.pk})
+        if enqueue_submit:
+            enqueue("submit")
+    logger.info("video job %s queued for item %s", job.pk, content_item.pk)
     return job
 
 
-def _claim(job_id: int) -> VideoJob | None:
+def request_avatar_video_batch(
+    *, topic: Topic, scripts: list[str], language: str = "", avatar_id: str = "",
+    voice_id: str = "",
+) -> list[VideoJob]:  # fmt: skip
+    """One item and one job per script, all queued in one transaction (all or none)."""
+    cleaned = [validate_script(script) for script in scripts]
+    if not cleaned:
+        raise InvalidRequest("There is no script to generate; write at least one.")
+    language = _clean_language(language, topic)
     with transaction.atomic():
-        job = (
-            VideoJob.objects.select_for_update()
-            .select_related("content_item__topic")
-            .filter(pk=job_id)
-            .first()
-        )
-        if job is None or job.state in VideoJob.TERMINAL_STATES:
-            return None
-        now = timezone.now()
-        stall = timedelta(seconds=settings.VIDEO_JOB_STALL_SECONDS)
-        if job.state != State.QUEUED and job.heartbeat_at and now - job.heartbeat_at < stall:
-            return None  # another worker is on it (a duplicate delivery)
-        if job.attempts >= job.max_attempts:
-            job.state = State.FAILED
-            job.finished_at = now
-            job.last_error = job.last_error or "The worker stopped too many times; giving up."
-            job.save()
-            content_item_mark_failed(content_item_id=job.content_item_id)
-            return None
-        job.attempts += 1
-        job.state = State.RENDERING
-        job.started_at = job.started_at or now
-        job.heartbeat_at = now
-        job.next_attempt_at = None
-        job.save()
-        return job
+        jobs = [
+            _create_job(
+                content_item_create_avatar_video(topic=topic, script=script),
+                script,
+                language,
+                avatar_id,
+                voice_id,
+                None,
+            )  # fmt: skip
+            for script in cleaned
+        ]
+        enqueue("submit")
+    logger.info("%d video jobs queued for topic %s: %s", len(jobs), topic.pk,
+                [job.pk for job in jobs])  # fmt: skip
+    return jobs
 
 
-def _progress_recorder(job: VideoJob):
-    def record(stage: str, details: dict) -> None:
-        changes = {"heartbeat_at": timezone.now()}
-        if stage in STAGE_STATES:
-            changes["state"] = STAGE_STATES[stage]
-        if details.get("provider_video_id"):
-            job.provider_video_id = details["provider_video_id"]
-            changes["provider_video_id"] = details["provider_video_id"]
-        if stage == "rendered":
-            changes["rendered_at"] = timezone.now()
-        VideoJob.objects.filter(pk=job.pk, state__in=VideoJob.ACTIVE_STATES).update(**changes)
-
-    return record
+def request_storage_retry(*, content_item: ContentItem) -> None:
+    """Queue the copy of a fallback item's provider video into storage."""
+    if content_item.status != ContentItem.Status.NEEDS_STORAGE:
+        raise ValueError("Only items waiting for storage (fallback) can be retried.")
+    async_task("avatars.promotion.promote_item_by_id", content_item.pk)
 
 
-def _finish(job: VideoJob, result: dict) -> None:
-    item = job.content_item
-    fallback = result["fallback"]
-
-    def close_job() -> None:
-        VideoJob.objects.filter(pk=job.pk).update(
-            state=State.FALLBACK if fallback else State.STORED,
-            finished_at=timezone.now(),
-            provider_url_expires_at=url_expiry(result),
-            last_error=result.get("storage_error", "")[:2000],
-        )
-
-    mark = content_item_mark_fallback if fallback else content_item_mark_stored
-    mark(
-        content_item=item,
-        content_data=content_data_from_result(result, script=job.script),
-        within_transaction=close_job,
-    )
+# --- tasks ----------------------------------------------------------------------------------
 
 
-def _retry_delay(attempt: int) -> int:
-    return min(settings.VIDEO_JOB_RETRY_BASE_SECONDS * 2 ** (attempt - 1), 900)
+def submit_queued_jobs(limit: int = 100) -> int:
+    """Task: submit queued jobs, oldest first, while render slots are free."""
+    token = leases.new_token()
+    submitted = 0
+    while submitted < limit:
+        job = steps.claim_next_submission(token)
+        if job is None:
+            break
+        steps.submit(job, token, enqueue)
+        submitted += 1
+    return submitted
 
 
-def _fail_or_retry(job: VideoJob, error: Exception) -> None:
-    message = str(error) or error.__class__.__name__
-    if getattr(error, "retryable", False) and job.attempts < job.max_attempts:
-        next_run = timezone.now() + timedelta(seconds=_retry_delay(job.attempts))
-        with transaction.atomic():
-            VideoJob.objects.filter(pk=job.pk).update(
-                state=State.QUEUED, last_error=message[:2000], next_attempt_at=next_run
-            )
-            Schedule.objects.create(
-                name=f"retry video job {job.pk} attempt {job.attempts + 1}",
-                func=RUN_TASK,
-                args=f"{job.pk},",
-                schedule_type=Schedule.ONCE,
-                next_run=next_run,
-            )
-        logger.warning("video job will retry", extra={"job_id": job.pk, "error": message})
-        return
-    with transaction.atomic():
-        VideoJob.objects.filter(pk=job.pk).update(
-            state=State.FAILED, last_error=message[:2000], finished_at=timezone.now()
-        )
-        content_item_mark_failed(content_item_id=job.content_item_id)
-    logger.warning("video job failed", extra={"job_id": job.pk, "error": message})
+def _check(jobs: list[VideoJob], token: str) -> dict:
+    counts: dict[str, int] = {}
+    provider = get_provider() if jobs else None
+    for job in jobs:
+        try:
+            outcome = steps.check(job, token, provider, enqueue)
+        except leases.LeaseLost:
+            outcome = "lost"
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
 
 
-def run_video_job(job_id: int) -> str:
-    """The django-q2 task: run (or resume) one generation job to a terminal state."""
-    job = _claim(job_id)
+def check_render_job(job_id: int) -> dict:
+    """Task: check one render now (the webhook's wake-up; the poller may race it safely)."""
+    token = leases.new_token()
+    return _check(steps.claim_due_checks(token, job_id=job_id), token)
+
+
+def check_due_renders(limit: int = 200) -> dict:
+    """Check every render that is due, in one batch (one status call each)."""
+    token = leases.new_token()
+    return _check(steps.claim_due_checks(token, limit=limit), token)
+
+
+def copy_video_job(job_id: int) -> str:
+    """Task: copy a rendered video into storage and save the item (long; renews its lease)."""
+    token = leases.new_token()
+    job = leases.claim(job_id, token=token, states=(State.DOWNLOADING, State.UPLOADING))
     if job is None:
         return "skipped"
-    options = RenderOptions(
-        script=job.script,
-        language=job.language,
-        avatar_id=job.avatar_id,
-        voice_id=job.voice_id,
-        title=job.content_item.topic.title,
-        callback_id=str(job.callback_id),
+    return steps.copy(job, token)
+
+
+def _copies_to_wake(now) -> list[int]:
+    waiting_since = now - timedelta(seconds=COPY_REDISPATCH_SECONDS)
+    jobs = VideoJob.objects.filter(
+        leases.lease_is_free(now), state__in=(State.DOWNLOADING, State.UPLOADING)
+    ).exclude(next_attempt_at__gt=now)
+    # A job whose holder died (lease expired), whose retry is due, or whose wake-up was lost.
+    jobs = jobs.filter(
+        Q(lease_expires_at__lt=now)
+        | Q(next_attempt_at__isnull=False)
+        | Q(state_changed_at__lt=waiting_since)
+        | Q(state_changed_at__isnull=True)
     )
-    try:
-        result = generate_avatar_video(
-            options,
-            provider_video_id=job.provider_video_id,
-            on_progress=_progress_recorder(job),
-        )
-        _finish(job, result)
-    except GENERATION_ERRORS as error:
-        _fail_or_retry(job, error)
-    except Exception as error:  # a bug or a database error: recorded on the job, not lost
-        logger.exception("video job crashed", extra={"job_id": job.pk})
-        _fail_or_retry(job, error)
-    return VideoJob.objects.values_list("state", flat=True).get(pk=job.pk)
+    return list(jobs.values_list("pk", flat=True)[:500])
 
 
-def recover_stalled_jobs() -> int:
-    """Re-enqueue active jobs whose worker stopped beating (killed, OOM, redeployed)."""
-    cutoff = timezone.now() - timedelta(seconds=settings.VIDEO_JOB_STALL_SECONDS)
-    stalled = VideoJob.objects.filter(
-        state__in=[State.RENDERING, State.DOWNLOADING, State.UPLOADING], heartbeat_at__lt=cutoff
-    ).values_list("pk", flat=True)
-    queued_lost = VideoJob.objects.filter(
-        state=State.QUEUED, next_attempt_at__isnull=True, queued_at__lt=cutoff
-    ).values_list("pk", flat=True)
-    job_ids = sorted(set(stalled) | set(queued_lost))
-    for job_id in job_ids:
-        async_task(RUN_TASK, job_id, task_name=f"video-job-{job_id}-recovered")
-    if job_ids:
-        logger.warning("re-enqueued stalled video jobs", extra={"job_ids": job_ids})
-    return len(job_ids)
+def dispatch_due_work() -> dict:
+    """The engine's sweep: free dead submissions, submit queued jobs into free slots, check
+    due renders, wake copies that nobody holds. Safe to run anywhere, any number at once."""
+    now = timezone.now()
+    report = {"requeued": leases.release_dead_submissions()}
+    report["submitted"] = submit_queued_jobs()
+    report["checked"] = check_due_renders()
+    with transaction.atomic():
+        copies = _copies_to_wake(now)
+        for job_id in copies:
+            enqueue("copy", job_id)
+    report["copies_woken"] = len(copies)
+    report["uploads_given_up"] = ledger.expire_dead_uploads()
+    return report
+
+
+def run_engine(*, tick_seconds: float, stop_after: float | None = None) -> None:
+    """`manage.py run_video_engine`: dispatch due work every tick (a small process of its
+    own, not a worker; django-q2's scheduler only looks every 30 s or so)."""
+    started = time.monotonic()
+    while stop_after is None or time.monotonic() - started < stop_after:
+        begun = time.monotonic()
+        try:
+            dispatch_due_work()
+        except Exception as error:  # a database blip: log it and keep ticking
+            logger.exception("video engine tick failed: %s", error)
+        time.sleep(max(0.0, tick_seconds - (time.monotonic() - begun)))
 
 
 def handle_render_event(*, callback_id: str, provider_video_id: str) -> str:
-    """A provider says a render ended. Only wakes a job nobody is working on; the job then
-    asks the provider itself (the event's own URL is never trusted). Idempotent."""
+    """A provider says a render ended: check that job now (the event's own URL is never
+    trusted; the check asks the provider). Idempotent; racing the poller is safe."""
     try:
         uuid.UUID(callback_id)
     except ValueError:
@@ -245,17 +252,51 @@ def handle_render_event(*, callback_id: str, provider_video_id: str) -> str:
         return "unknown"
     if not job.is_active:
         return "already-finished"
-    stale = timezone.now() - timedelta(seconds=settings.VIDEO_JOB_STALL_SECONDS)
-    if job.state == State.QUEUED and job.next_attempt_at is not None:
-        return "retry-scheduled"
-    if job.heartbeat_at is None or job.heartbeat_at < stale:
-        async_task(RUN_TASK, job.pk, task_name=f"video-job-{job.pk}-webhook")
-        return "resumed"
-    return "in-progress"
+    if job.state != State.RENDERING:
+        return "in-progress"
+    with transaction.atomic():
+        VideoJob.objects.filter(pk=job.pk, state=State.RENDERING).update(
+            next_check_at=timezone.now()
+        )
+        enqueue("check", job.pk)
+    return "checking"
 
 
-def request_storage_retry(*, content_item: ContentItem) -> None:
-    """Queue the copy of a fallback item's provider video into storage."""
-    if content_item.status != ContentItem.Status.NEEDS_STORAGE:
-        raise ValueError("Only items waiting for storage (fallback) can be retried.")
-    async_task("avatars.promotion.promote_item_by_id", content_item.pk)
+def run_job_inline(job_id: int, *, poll_interval: float | None = None) -> VideoJob:
+    """Drive one job to a terminal state in this process (commands, tests): the same steps
+    the workers run, with waits between render checks (a command may wait; a worker never)."""
+    interval = settings.HEYGEN_POLL_INTERVAL_SECONDS if poll_interval is None else poll_interval
+    token = leases.new_token()
+
+    def no_enqueue(step: str, job_id: int | None = None) -> None:
+        return None
+
+    while True:
+        job = VideoJob.objects.get(pk=job_id)
+        if job.state in VideoJob.TERMINAL_STATES:
+            return job
+        if job.state == State.QUEUED:
+            claimed = steps.claim_next_submission(token, job_id=job_id)
+            if claimed is not None:
+                steps.submit(claimed, token, no_enqueue)
+                continue
+            _wait_until(job.next_attempt_at, interval)
+        elif job.state == State.RENDERING:
+            claimed = steps.claim_due_checks(token, job_id=job_id)
+            if claimed:
+                _check(claimed, token)
+            job.refresh_from_db()
+            if job.state == State.RENDERING:
+                _wait_until(job.next_check_at, interval, cap=interval)
+        else:
+            claimed = leases.claim(job_id, token=token, states=(State.DOWNLOADING, State.UPLOADING))
+            if claimed is not None:
+                steps.copy(claimed, token)
+            else:
+                _wait_until(job.next_attempt_at or job.lease_expires_at, interval)
+
+
+def _wait_until(when, interval: float, cap: float | None = None) -> None:
+    seconds = interval if when is None else (when - timezone.now()).total_seconds()
+    seconds = max(0.05, seconds if cap is None else min(seconds, cap))
+    time.sleep(seconds)

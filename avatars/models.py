@@ -42,7 +42,6 @@ class VideoJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     rendered_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # The engine of short steps: who holds the job and until when (a lease, renewed while a
     # step works), when the render is next checked, and what the copy has done so far.

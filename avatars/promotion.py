@@ -6,8 +6,11 @@ rows are promoted by a scheduled task in time, and marked for regeneration once 
 """
 
 import logging
+import time
+import uuid
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
@@ -18,9 +21,25 @@ from avatars.providers import get_provider
 from avatars.providers.base import RenderStatus, VideoProvider
 from topics.models import ContentItem
 from topics.services import content_item_mark_needs_regeneration, content_item_mark_stored
+from videostore import ledger
 from videostore.storage import VideoStorage
 
 logger = logging.getLogger(__name__)
+
+
+def _lease_renewer(owner: str):
+    """Keeps the upload's ledger lease alive while the bytes flow (at most once a second)."""
+    last = [0.0]
+
+    def renew(stage: str, details: dict) -> None:
+        if stage == "copying" and time.monotonic() - last[0] >= 1.0:
+            last[0] = time.monotonic()
+            ledger.renew_upload_lease(
+                details["storage_path"], owner=owner,
+                lease_seconds=settings.VIDEO_JOB_LEASE_SECONDS,
+            )  # fmt: skip
+
+    return renew
 
 
 def copy_provider_video_to_storage(
@@ -37,10 +56,14 @@ def copy_provider_video_to_storage(
         status="completed",
         video_url=video_url,
     )
+    owner = f"promote-item-{content_item.pk}-{uuid.uuid4().hex[:8]}"
     stored = store_rendered_video(
         status,
         provider=provider or get_provider(),
         video_storage=video_storage or VideoStorage(),
+        on_progress=_lease_renewer(owner),
+        upload_owner=owner,
+        lease_seconds=settings.VIDEO_JOB_LEASE_SECONDS,
     )
     metadata = stored.as_metadata()
     data.update(metadata)
@@ -53,8 +76,10 @@ def copy_provider_video_to_storage(
     data["metadata"].pop("storage_problem", None)
     if not data.get("duration_seconds") and metadata.get("duration_seconds"):
         data["duration_seconds"] = metadata["duration_seconds"]
-    item = content_item_mark_stored(content_item=content_item, content_data=data)
-    logger.info("provider video copied to storage", extra={"item_id": item.pk})
+    item = content_item_mark_stored(
+        content_item=content_item, content_data=data, upload_owner=owner
+    )
+    logger.info("provider video of item %s copied to %s", item.pk, stored.storage_path)
     return item
 
 
@@ -87,9 +112,8 @@ def promote_item(content_item: ContentItem, *, url_expires_at=None) -> str:
     try:
         copy_provider_video_to_storage(content_item=content_item, video_url=video_url)
     except GENERATION_ERRORS as error:
-        logger.warning(
-            "promotion failed; will retry", extra={"item_id": content_item.pk, "error": str(error)}
-        )
+        logger.warning("copy of item %s into storage failed; will retry: %s", content_item.pk,
+                       error, extra={"item_id": content_item.pk, "error": str(error)})  # fmt: skip
         return "failed"
     return "stored"
 

@@ -236,16 +236,27 @@ OFFLINE_VIDEO_MAX_SECONDS = _env_int("OFFLINE_VIDEO_MAX_SECONDS", 20)
 
 # Objects younger than this may belong to an upload still in flight: never swept.
 RECONCILE_GRACE_SECONDS = _env_int("RECONCILE_GRACE_SECONDS", 6 * 3600)
-# A worker beats at every poll and stage; silent this long means it died.
-VIDEO_JOB_STALL_SECONDS = _env_int("VIDEO_JOB_STALL_SECONDS", 900)
+# The job engine: short steps, each holding its job under a lease that it renews while it
+# works; a job whose lease expired belongs to a dead worker and is taken over.
+VIDEO_JOB_LEASE_SECONDS = _env_int("VIDEO_JOB_LEASE_SECONDS", 60)
 VIDEO_JOB_MAX_ATTEMPTS = _env_int("VIDEO_JOB_MAX_ATTEMPTS", 3)
 VIDEO_JOB_RETRY_BASE_SECONDS = _env_int("VIDEO_JOB_RETRY_BASE_SECONDS", 30)
+# Renders in progress at the provider at once (HeyGen plans cap concurrent renders); the
+# other jobs wait as queued rows and are submitted oldest first as slots free up.
+HEYGEN_MAX_CONCURRENT_RENDERS = _env_int("HEYGEN_MAX_CONCURRENT_RENDERS", 5)
+# Render checks back off from HEYGEN_POLL_INTERVAL_SECONDS up to this.
+HEYGEN_POLL_MAX_INTERVAL_SECONDS = float(_env("HEYGEN_POLL_MAX_INTERVAL_SECONDS", "60"))
+# How often `manage.py run_video_engine` looks for due work (render checks, copies to start).
+VIDEO_ENGINE_TICK_SECONDS = float(_env("VIDEO_ENGINE_TICK_SECONDS", "2"))
 
-# --- Jobs (django-q2, ORM broker) -----------------------------------------------------------
-# timeout < retry, so the broker never hands a running task to a second worker.
+# --- Jobs (django-q2) -----------------------------------------------------------------------
+# The ORM broker on the database by default (any number of qcluster processes on any number
+# of hosts); Q_BROKER_URL=redis://host:6379/0 for the Redis broker. Job state stays in the
+# database either way. Tasks are short steps; timeout < retry, so the broker never hands a
+# running task to a second worker.
+Q_BROKER_URL = _env("Q_BROKER_URL")
 Q_CLUSTER = {
     "name": "contentstudio",
-    "orm": "default",
     "workers": _env_int("Q_WORKERS", 2),
     "timeout": _env_int("Q_TIMEOUT_SECONDS", 2400),
     "retry": _env_int("Q_RETRY_SECONDS", 2700),
@@ -255,6 +266,12 @@ Q_CLUSTER = {
     "poll": 0.5,
     "save_limit": 500,
 }
+if Q_BROKER_URL.startswith(("redis://", "rediss://")):
+    Q_CLUSTER["redis"] = Q_BROKER_URL
+elif Q_BROKER_URL:
+    raise ImproperlyConfigured("Q_BROKER_URL must be a redis:// URL (or unset for the ORM broker).")
+else:
+    Q_CLUSTER["orm"] = "default"
 if _env_bool("Q_SYNC", False):
     Q_CLUSTER["sync"] = True
 

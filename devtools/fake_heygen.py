@@ -39,6 +39,7 @@ FAULTS = {
     "quota": "generate answers 429 trial_video_limit_exceeded",
     "invalid_avatar": "generate answers 400 avatar not found",
     "serve_file": "serve this file (path) as every video's bytes",
+    "no_video_url": "completed renders come without a video_url",
 }
 
 
@@ -379,7 +380,7 @@ class _Handler(BaseHTTPRequestHandler):
             "created_at": int(time.time()),
             "error": snapshot["error"],
         }
-        if snapshot["status"] == "completed":
+        if snapshot["status"] == "completed" and not fake.faults.get("no_video_url"):
             fake.render(snapshot["script"])
             data["video_url"] = fake.video_url(video_id)
             data["duration"] = 4.0

@@ -10,7 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import responses
 from django.utils import timezone
-from django_q.models import Schedule
 
 from avatars.errors import (
     AuthenticationFailed,
@@ -98,21 +97,22 @@ def test_errors_are_typed_and_never_show_the_key(status, body, error):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_retryable_failure_schedules_a_retry_with_backoff(fake_heygen, settings):
-    from avatars.jobs import request_avatar_video, run_video_job
+def test_a_retryable_failure_waits_in_the_queue_with_backoff(fake_heygen, settings):
+    from avatars.jobs import request_avatar_video, submit_queued_jobs
     from tests.builders import make_topic
 
     settings.VIDEO_JOB_RETRY_BASE_SECONDS = 30
     fake_heygen.set_fault("generate_500", 100)
-    job = request_avatar_video(topic=make_topic(), script="Hi", enqueue=False, max_attempts=3)
+    job = request_avatar_video(
+        topic=make_topic(), script="Hi", enqueue_submit=False, max_attempts=3
+    )
     started = timezone.now()
-    assert run_video_job(job.pk) == "queued"
+    submit_queued_jobs()
     job.refresh_from_db()
+    assert job.state == "queued" and job.claimed_by == ""
     assert job.attempts == 1 and "HTTP 500" in job.last_error
-    schedule = Schedule.objects.get(func="avatars.jobs.run_video_job")
-    assert schedule.schedule_type == Schedule.ONCE and schedule.args == f"{job.pk},"
-    assert schedule.next_run == job.next_attempt_at
     assert (job.next_attempt_at - started).total_seconds() >= 30
+    assert submit_queued_jobs() == 0  # not due yet: it waits as a row, not in a worker
 
 
 # --- Over real HTTP: the fake HeyGen, and small local servers ------------------------------

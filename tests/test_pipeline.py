@@ -12,10 +12,12 @@ import pytest
 import requests
 from django.core.management import CommandError, call_command
 
+from avatars import leases, steps
 from avatars.errors import RenderFailed
-from avatars.jobs import request_avatar_video, run_video_job
+from avatars.jobs import request_avatar_video, run_job_inline
 from avatars.models import VideoJob
 from avatars.pipeline import RenderOptions, generate_avatar_video
+from avatars.providers import get_provider
 from tests.builders import make_topic
 from tests.conftest import BUCKET
 from tests.faults import failing_content_item_writes
@@ -182,8 +184,8 @@ def test_regenerate_replaces_the_object_and_deletes_the_old_one(fake_heygen, buc
     first = generate_command(topic.pk)
     item = ContentItem.objects.get(pk=first["id"])
     job = request_avatar_video(topic=topic, script="A second take.", content_item=item,
-                               enqueue=False)  # fmt: skip
-    assert run_video_job(job.pk) == "stored"
+                               enqueue_submit=False)  # fmt: skip
+    assert run_job_inline(job.pk, poll_interval=0.05).state == "stored"
     item.refresh_from_db()
     assert item.storage_path != first["content_data"]["storagePath"]
     assert bucket_keys() == [item.storage_path]
@@ -191,9 +193,9 @@ def test_regenerate_replaces_the_object_and_deletes_the_old_one(fake_heygen, buc
 
 def test_a_second_regenerate_joins_the_running_job(fake_heygen):
     topic = make_topic()
-    job = request_avatar_video(topic=topic, script="One", enqueue=False)
+    job = request_avatar_video(topic=topic, script="One", enqueue_submit=False)
     again = request_avatar_video(
-        topic=topic, script="Two", content_item=job.content_item, enqueue=False
+        topic=topic, script="Two", content_item=job.content_item, enqueue_submit=False
     )
     assert again.pk == job.pk
     assert VideoJob.objects.count() == 1
@@ -220,11 +222,21 @@ def test_offline_job_retries_after_a_storage_outage(settings, storage_link, buck
 
     settings.AVATAR_PROVIDER = "local"
     settings.OFFLINE_VIDEO_WIDTH, settings.OFFLINE_VIDEO_HEIGHT = 320, 180
-    job = request_avatar_video(topic=make_topic(), script="Offline", enqueue=False, max_attempts=2)
+    job = request_avatar_video(
+        topic=make_topic(), script="Offline", enqueue_submit=False, max_attempts=2
+    )
     storage_link.cut()
-    assert run_video_job(job.pk) == "queued"  # no provider URL to fall back on: retry later
+    token = leases.new_token()
+    steps.submit(steps.claim_next_submission(token), token, lambda *args: None)
+    (rendering,) = steps.claim_due_checks(token, job_id=job.pk)
+    assert steps.check(rendering, token, get_provider(), lambda *args: None) == "rendered"
+    copying = leases.claim(job.pk, token=token, states=("downloading",))
+    # No provider URL to fall back on (the offline renderer's files): retry later.
+    assert steps.copy(copying, token) == "retry"
+    assert VideoJob.objects.get(pk=job.pk).state == "downloading"
     storage_link.restore()
-    assert run_video_job(job.pk) == "stored"
+    VideoJob.objects.filter(pk=job.pk).update(next_attempt_at=None)
+    assert run_job_inline(job.pk, poll_interval=0.05).state == "stored"
     ledger.retry_pending_deletes()  # the first attempt's cleanup, deferred by the outage
     item = ContentItem.objects.get()
     assert bucket_keys() == [item.storage_path]

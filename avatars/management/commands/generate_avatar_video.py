@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 
 from avatars.errors import GENERATION_ERRORS
-from avatars.jobs import request_avatar_video, run_video_job
+from avatars.jobs import request_avatar_video, run_job_inline
 from avatars.models import VideoJob
 from topics.models import Topic
 
@@ -33,11 +33,11 @@ class Command(BaseCommand):
                 avatar_id=options["avatar_id"],
                 voice_id=options["voice_id"],
                 max_attempts=1,
-                enqueue=False,
+                enqueue_submit=False,
             )
         except GENERATION_ERRORS as error:
             raise CommandError(str(error)) from error
-        run_video_job(job.pk)
+        run_job_inline(job.pk)
         job = VideoJob.objects.select_related("content_item").get(pk=job.pk)
         if job.state == VideoJob.State.FAILED:
             raise CommandError(f"Video generation failed: {job.last_error}")

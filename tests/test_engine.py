@@ -1,0 +1,230 @@
+"""The job engine step by step, against the fake HeyGen server and the S3 server over HTTP."""
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from avatars import jobs, leases, steps
+from avatars.jobs import request_avatar_video
+from avatars.models import VideoJob
+from avatars.providers import get_provider
+from tests.builders import make_topic
+from topics.models import ContentItem
+from videostore.models import UploadLedgerEntry
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.jobs]
+State = VideoJob.State
+
+
+def no_enqueue(step, job_id=None):
+    return None
+
+
+def queue(n: int = 1, topic=None) -> list[VideoJob]:
+    topic = topic or make_topic()
+    return [
+        request_avatar_video(topic=topic, script=f"Lesson {i}: leaves.", enqueue_submit=False)
+        for i in range(n)
+    ]
+
+
+def make_due(job: VideoJob) -> None:
+    time.sleep(0.05)  # longer than the fake's shortest render
+    VideoJob.objects.filter(pk=job.pk).update(next_check_at=timezone.now())
+
+
+def test_each_step_moves_the_job_on_and_frees_the_worker(fake_heygen, bucket_keys):
+    (job,) = queue()
+    assert job.state == State.QUEUED
+    assert jobs.submit_queued_jobs() == 1
+    job.refresh_from_db()
+    assert job.state == State.RENDERING and job.provider_video_id
+    assert job.claimed_by == "" and job.lease_expires_at is None  # nobody waits on the render
+    assert fake_heygen.stats["renders_created"] == 1
+
+    VideoJob.objects.filter(pk=job.pk).update(next_check_at=timezone.now() + timedelta(hours=1))
+    assert jobs.check_due_renders() == {}  # not due: not even asked
+    for _ in range(5):  # the fake walks pending -> processing -> completed, one poll a step
+        make_due(job)
+        jobs.check_due_renders()
+        job.refresh_from_db()
+        if job.state != State.RENDERING:
+            break
+        assert job.next_check_at > timezone.now()  # backoff: the next look is scheduled
+    assert job.state == State.DOWNLOADING and job.rendered_at
+
+    assert jobs.copy_video_job(job.pk) == "stored"
+    job.refresh_from_db()
+    item = ContentItem.objects.get(pk=job.content_item_id)
+    assert job.state == State.STORED and job.bytes_copied == item.content_data["fileSize"]
+    assert item.status == ContentItem.Status.READY
+    assert bucket_keys() == [item.storage_path]
+    assert not UploadLedgerEntry.objects.exists()
+    assert jobs.copy_video_job(job.pk) == "skipped"  # a duplicate delivery changes nothing
+    assert fake_heygen.stats["renders_created"] == 1
+
+
+def test_completed_without_a_video_url_is_a_clear_failure(fake_heygen, bucket_keys):
+    fake_heygen.set_fault("no_video_url")
+    (job,) = queue()
+    job = jobs.run_job_inline(job.pk, poll_interval=0.01)
+    assert job.state == State.FAILED
+    assert "no video URL" in job.last_error
+    assert ContentItem.objects.get(pk=job.content_item_id).status == ContentItem.Status.FAILED
+    assert bucket_keys() == []
+
+
+def test_render_slots_cap_the_jobs_in_rendering_oldest_first(settings, fake_heygen):
+    settings.HEYGEN_MAX_CONCURRENT_RENDERS = 2
+    queued = queue(5)
+    assert jobs.submit_queued_jobs() == 2
+    rendering = VideoJob.objects.filter(state=State.RENDERING)
+    assert sorted(rendering.values_list("pk", flat=True)) == [queued[0].pk, queued[1].pk]
+    assert jobs.submit_queued_jobs() == 0  # no slot: the others wait as rows, not in a worker
+    assert fake_heygen.in_progress() == 2
+    fake_heygen.render_seconds = 0.01  # the first two finish
+    make_due(queued[0])
+    make_due(queued[1])
+    jobs.check_due_renders()
+    assert jobs.submit_queued_jobs() == 2
+    assert VideoJob.objects.filter(state=State.RENDERING).count() == 2
+    assert VideoJob.objects.get(pk=queued[4].pk).state == State.QUEUED
+
+
+def test_a_concurrency_429_puts_the_job_back_without_an_attempt(settings, fake_heygen):
+    settings.HEYGEN_MAX_CONCURRENT_RENDERS = 5
+    fake_heygen.max_concurrent = 1  # the provider's own plan cap is lower than ours
+    first, second = queue(2)
+    assert jobs.submit_queued_jobs() == 2
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.state == State.RENDERING
+    assert second.state == State.QUEUED and second.attempts == 0
+    assert "render slot" in second.last_error and second.next_attempt_at > timezone.now()
+    assert fake_heygen.stats["renders_created"] == 1
+    assert fake_heygen.stats["concurrency_429"] == 1
+
+
+def test_webhook_and_poller_racing_advance_a_job_once(fake_heygen):
+    fake_heygen.render_seconds = 0.01
+    (job,) = queue()
+    jobs.submit_queued_jobs()
+    job.refresh_from_db()
+    make_due(job)
+    outcomes: list[dict] = []
+    barrier = threading.Barrier(2)
+
+    def run(check):
+        barrier.wait()
+        try:
+            outcomes.append(check())
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=run, args=(lambda: jobs.check_render_job(job.pk),)),
+        threading.Thread(target=run, args=(jobs.check_due_renders,)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    rendered = sum(outcome.get("rendered", 0) for outcome in outcomes)
+    assert rendered == 1
+    job.refresh_from_db()
+    assert job.state == State.DOWNLOADING
+
+
+def test_a_dead_workers_copy_is_taken_over_once_its_lease_expires(fake_heygen, bucket_keys):
+    (job,) = queue()
+    jobs.submit_queued_jobs()
+    job.refresh_from_db()
+    fake_heygen.render_seconds = 0.01
+    make_due(job)
+    jobs.check_due_renders()
+    dead = leases.claim(job.pk, token="dead-host:1:x", states=(State.DOWNLOADING,))
+    assert dead is not None
+    assert jobs.copy_video_job(job.pk) == "skipped"  # the lease is live: hands off
+    VideoJob.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(1))
+    assert job.pk in jobs._copies_to_wake(timezone.now())
+    assert jobs.copy_video_job(job.pk) == "stored"
+    job.refresh_from_db()
+    assert job.attempts == 1  # the takeover counts
+    assert fake_heygen.stats["renders_created"] == 1  # resumed from the recorded id
+    with pytest.raises(leases.LeaseLost):  # the dead worker, were it to wake, changes nothing
+        leases.transition(job.pk, token="dead-host:1:x", state=State.FAILED)
+    assert bucket_keys() == [ContentItem.objects.get(pk=job.content_item_id).storage_path]
+
+
+def test_a_submitter_that_died_before_recording_the_id_frees_its_slot(settings, fake_heygen):
+    settings.HEYGEN_MAX_CONCURRENT_RENDERS = 1
+    (job,) = queue()
+    claimed = steps.claim_next_submission("dead-host:2:y")
+    assert claimed.pk == job.pk
+    assert jobs.submit_queued_jobs() == 0
+    VideoJob.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(1))
+    assert leases.release_dead_submissions() == 1
+    assert jobs.submit_queued_jobs() == 1
+
+
+def _fail_item_updates():
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE OR REPLACE FUNCTION cs_fail_item() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION 'items table refuses updates'; END; $$ LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                "CREATE TRIGGER cs_fail_item BEFORE UPDATE ON topics_contentitem "
+                "FOR EACH ROW EXECUTE FUNCTION cs_fail_item()"
+            )
+        else:
+            cursor.execute(
+                "CREATE TRIGGER cs_fail_item BEFORE UPDATE ON topics_contentitem "
+                "BEGIN SELECT RAISE(ABORT, 'items table refuses updates'); END"
+            )
+
+
+def _drop_trigger():
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("DROP TRIGGER IF EXISTS cs_fail_item ON topics_contentitem")
+        else:
+            cursor.execute("DROP TRIGGER IF EXISTS cs_fail_item")
+
+
+def test_a_failing_item_update_cannot_leave_the_job_unfinished(settings, fake_heygen, bucket_keys):
+    settings.VIDEO_JOB_MAX_ATTEMPTS = 1
+    (job,) = queue()
+    _fail_item_updates()
+    try:
+        job = jobs.run_job_inline(job.pk, poll_interval=0.01)
+    finally:
+        _drop_trigger()
+    assert job.state == State.FAILED
+    assert "refuses updates" in job.last_error
+    assert bucket_keys() == []  # the uploaded object went with the rolled back save
+    assert not UploadLedgerEntry.objects.filter(intent="upload").exists()
+
+
+def test_the_engine_sweep_runs_the_whole_course_without_a_worker_waiting(settings, fake_heygen):
+    settings.HEYGEN_MAX_CONCURRENT_RENDERS = 3
+    fake_heygen.render_seconds = 0.01
+    queued = queue(4)
+    report = jobs.dispatch_due_work()
+    assert report["submitted"] == 3
+    time.sleep(0.05)
+    VideoJob.objects.update(next_check_at=timezone.now())
+    for job in VideoJob.objects.filter(state=State.RENDERING):
+        assert jobs.check_render_job(job.pk) == {"rendered": 1}
+    for job in VideoJob.objects.filter(state=State.DOWNLOADING):
+        assert jobs.copy_video_job(job.pk) == "stored"
+    jobs.dispatch_due_work()
+    last = VideoJob.objects.get(pk=queued[3].pk)
+    assert last.state == State.RENDERING
+    assert jobs.run_job_inline(last.pk, poll_interval=0.01).state == State.STORED
+    assert get_provider().name == "heygen"
