@@ -1,6 +1,8 @@
 """Health for operators: /healthz against real storage (up, then cut) and the admin's
 storage health page against a seeded ledger and seeded jobs."""
 
+import shutil
+import subprocess
 from datetime import timedelta
 
 import pytest
@@ -10,7 +12,7 @@ from django.utils import timezone
 from avatars.models import VideoJob
 from tests.builders import make_topic
 from tests.conftest import BUCKET
-from tests.servers import TEST_ACCESS_KEY, TEST_SECRET_KEY
+from tests.servers import TEST_ACCESS_KEY, TEST_SECRET_KEY, free_port, wait_for_port
 from tests.test_multipart import abort_all, start_unfinished_upload
 from topics.models import ContentItem
 from videostore.models import UploadLedgerEntry
@@ -59,6 +61,46 @@ def test_healthz_answers_503_and_names_storage_when_the_link_is_cut(client, stor
 
     storage_link.restore()
     assert client.get("/healthz").status_code == 200
+
+
+@pytest.fixture
+def redis_broker(monkeypatch):
+    """django-q2 pointed at a real Redis server (with a password) of the test's own."""
+    from django_q.conf import Conf
+
+    redis_server = shutil.which("redis-server")
+    if not redis_server:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    process = subprocess.Popen(
+        [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--requirepass", "broker-password-do-not-show"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for_port(port)
+        monkeypatch.setattr(Conf, "ORM", None)
+        monkeypatch.setattr(
+            Conf, "REDIS", f"redis://:broker-password-do-not-show@127.0.0.1:{port}/0"
+        )
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_healthz_names_the_broker_when_redis_goes_down(client, s3_server, redis_broker):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json()["checks"]["broker"]["ok"] is True
+
+    redis_broker.terminate()
+    redis_broker.wait(timeout=10)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["failing"] == ["broker"] and body["checks"]["broker"]["ok"] is False
+    assert "broker-password-do-not-show" not in response.content.decode()
+    assert_nothing_secret(response.content.decode())
 
 
 def test_healthz_needs_no_login_and_refuses_writes(client, s3_server):
