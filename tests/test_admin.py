@@ -1,15 +1,20 @@
-"""Django admin: browse with filters and search, regenerate and delete with permissions."""
+"""Django admin: browse, search scripts, regenerate and delete after a confirmation page,
+delete topics with their videos, the job queue, django-q for superusers only."""
+
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.utils import timezone
 
 from avatars.models import VideoJob
 from tests.builders import make_stored_item, make_topic
 from tests.conftest import BUCKET
-from topics.models import ContentItem
+from topics.models import ContentItem, Topic
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHANGELIST = "/admin/topics/contentitem/"
+JOBS = "/admin/avatars/videojob/"
 
 
 @pytest.fixture(autouse=True)
@@ -24,20 +29,35 @@ def staff(client, *perms: str) -> User:
     return user
 
 
+def act(client, action: str, *items: ContentItem, confirm: bool = True, **extra):
+    data = {"action": action, "_selected_action": [item.pk for item in items], **extra}
+    if confirm:
+        data["post"] = "yes"
+    return client.post(CHANGELIST, data, follow=True)
+
+
+def test_the_admin_is_titled_content_studio(client):
+    staff(client)
+    assert "Content Studio admin" in client.get("/admin/").content.decode()
+
+
 def test_changelist_filters_and_search(client):
     staff(client)
     topic = make_topic("Photosynthesis")
     make_stored_item(topic, "avatar_videos/avatar_abc123_1.mp4", 10)
     ContentItem.objects.create(
         topic=make_topic("Legacy"), content_type="avatar_video",
-        content_data={"videoUrl": "https://files2.heygen.ai/x.mp4", "videoId": "zzz"},
+        content_data={"videoUrl": "https://files2.heygen.ai/x.mp4", "videoId": "zzz",
+                      "script": "Mitochondria are the powerhouse"},
     )  # fmt: skip
     assert "avatar_abc123_1.mp4" in client.get(f"{CHANGELIST}?stored=yes").content.decode()
     assert "avatar_abc123_1.mp4" not in client.get(f"{CHANGELIST}?stored=no").content.decode()
     assert client.get(f"{CHANGELIST}?fallback=yes&topic__language=en").status_code == 200
     found = client.get(f"{CHANGELIST}?q=avatar_abc123_1").content.decode()
-    assert "Photosynthesis" in found and "Legacy" not in found
-    assert "Photosynthesis" in client.get(f"{CHANGELIST}?q=photo").content.decode()
+    assert "Photosynthesis" in found and "Legacy)" not in found
+    by_script = client.get(f"{CHANGELIST}?q=powerhouse").content.decode()
+    assert "Legacy)" in by_script and "(Photosynthesis)" not in by_script
+    assert "Avatar video #" in by_script  # readable labels
 
 
 def test_change_page_previews_the_video_and_shows_metadata_read_only(client):
@@ -53,39 +73,103 @@ def test_regenerate_needs_the_permission(client):
     staff(client)
     page = client.get(CHANGELIST).content.decode()
     assert "regenerate_video" not in page and "delete_with_file" not in page
-    response = client.post(
-        CHANGELIST, {"action": "regenerate_video", "_selected_action": [item.pk]}, follow=True
-    )
+    response = act(client, "regenerate_video", item)
     assert not VideoJob.objects.exists()
     assert response.status_code == 200
 
 
-def test_regenerate_action_queues_one_job(client):
+def test_regenerate_asks_first_then_queues_one_job(client):
     item = make_stored_item(make_topic(), "avatar_videos/avatar_rg_2.mp4", 10)
     staff(client, "regenerate_contentitem")
+    confirm = act(client, "regenerate_video", item, confirm=False).content.decode()
+    assert "render credit" in confirm and 'name="post" value="yes"' in confirm
+    assert not VideoJob.objects.exists()
     for _ in range(2):  # a second click joins the running job
-        response = client.post(
-            CHANGELIST, {"action": "regenerate_video", "_selected_action": [item.pk]}, follow=True
-        )
+        response = act(client, "regenerate_video", item)
     assert "Regeneration queued for 1 video(s)." in response.content.decode()
     assert VideoJob.objects.filter(content_item=item).count() == 1
 
 
-def test_delete_with_file_removes_row_and_object(client, s3_server, bucket_keys):
+def test_delete_with_file_asks_first_then_removes_row_and_object(client, s3_server, bucket_keys):
     s3_server.client().put_object(Bucket=BUCKET, Key="avatar_videos/avatar_dl_1.mp4", Body=b"x")
     item = make_stored_item(make_topic(), "avatar_videos/avatar_dl_1.mp4", 1)
     staff(client, "delete_contentitem")
-    client.post(CHANGELIST, {"action": "delete_with_file", "_selected_action": [item.pk]})
+    confirm = act(client, "delete_with_file", item, confirm=False).content.decode()
+    assert "avatar_videos/avatar_dl_1.mp4" in confirm and "cannot be undone" in confirm
+    assert ContentItem.objects.exists() and bucket_keys() == ["avatar_videos/avatar_dl_1.mp4"]
+    act(client, "delete_with_file", item)
     assert not ContentItem.objects.exists()
     assert bucket_keys() == []
 
 
-def test_jobs_are_visible_with_state_and_error(client):
+def test_retry_storage_with_nothing_to_retry_warns(client):
+    item = make_stored_item(make_topic(), "avatar_videos/avatar_rs_1.mp4", 1)
+    staff(client, "regenerate_contentitem")
+    page = act(client, "retry_storage", item).content.decode()
+    assert "Nothing to retry for 1 item(s)" in page and "queued for 0" not in page
+    assert 'class="warning"' in page
+
+
+@pytest.mark.parametrize("language", ["hebrew please", "english!!"])
+def test_topic_admin_refuses_a_malformed_language(client, language):
+    staff(client, "add_topic", "change_topic", "view_topic")
+    response = client.post("/admin/topics/topic/add/", {
+        "title": "Cells", "language": language, "description": "",
+        "content_items-TOTAL_FORMS": "0", "content_items-INITIAL_FORMS": "0",
+    })  # fmt: skip
+    assert response.status_code == 200 and "BCP 47" in response.content.decode()
+    assert not Topic.objects.exists()
+
+
+def test_a_topic_with_videos_is_deleted_with_its_files(client, s3_server, bucket_keys):
+    s3_server.client().put_object(Bucket=BUCKET, Key="avatar_videos/avatar_td_1.mp4", Body=b"x")
+    topic = make_topic("Doomed")
+    item = make_stored_item(topic, "avatar_videos/avatar_td_1.mp4", 1)
+    VideoJob.objects.create(content_item=item, script="x", state="stored")
+    staff(client, "view_topic", "delete_topic", "delete_contentitem")  # no job permission
+    url = f"/admin/topics/topic/{topic.pk}/delete/"
+    confirm = client.get(url).content.decode()
+    assert "permission" not in confirm and "Yes, I’m sure" in confirm
+    client.post(url, {"post": "yes"})
+    assert not Topic.objects.exists() and not ContentItem.objects.exists()
+    assert not VideoJob.objects.exists()
+    assert bucket_keys() == []
+
+
+def test_deleting_a_topic_with_videos_needs_the_item_permission(client):
+    topic = make_topic("Kept")
+    make_stored_item(topic, "avatar_videos/avatar_td_2.mp4", 1)
+    staff(client, "view_topic", "delete_topic")
+    page = client.get(f"/admin/topics/topic/{topic.pk}/delete/").content.decode()
+    assert "permission to delete" in page and "content item" in page
+    client.post(f"/admin/topics/topic/{topic.pk}/delete/", {"post": "yes"})
+    assert Topic.objects.exists()
+
+
+def test_django_q_tables_are_for_superusers_only(client):
+    user = staff(client, "view_schedule", "view_success")
+    assert "Django Q" not in client.get("/admin/").content.decode()
+    assert client.get("/admin/django_q/schedule/").status_code == 403
+    user.is_superuser = True
+    user.save()
+    assert client.get("/admin/django_q/schedule/").status_code == 200
+
+
+def test_job_list_shows_the_queue(client):
     item = make_stored_item(make_topic(), "avatar_videos/avatar_j_1.mp4", 1)
+    VideoJob.objects.create(content_item=item, script="x", state="failed",
+                            last_error="HeyGen said no")  # fmt: skip
+    stalled_item = make_stored_item(make_topic("Other"), "avatar_videos/avatar_j_2.mp4", 1)
     VideoJob.objects.create(
-        content_item=item, script="x", state="failed", last_error="HeyGen said no"
-    )
+        content_item=stalled_item, script="x", state="uploading", claimed_by="worker-7",
+        lease_expires_at=timezone.now() - timedelta(minutes=1),
+        state_changed_at=timezone.now() - timedelta(minutes=3),
+    )  # fmt: skip
     user = staff(client)
     user.user_permissions.add(Permission.objects.get(codename="view_videojob"))
-    page = client.get("/admin/avatars/videojob/").content.decode()
-    assert "HeyGen said no" in page and "Failed" in page
+    page = client.get(JOBS).content.decode()
+    assert "HeyGen said no" in page and "Failed: <strong>1</strong>" in page
+    assert "Uploading: <strong>1</strong>" in page and "Stalled (lease expired): <strong>1" in page
+    assert "worker-7" in page and "3 min" in page
+    stalled = client.get(f"{JOBS}?stalled=yes").content.decode()
+    assert "worker-7" in stalled and "HeyGen said no" not in stalled

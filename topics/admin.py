@@ -1,17 +1,28 @@
-"""Admin for topics and content items: browse, preview, regenerate, retry storage, delete."""
+"""Admin for topics and content items: browse, preview, regenerate, retry storage, delete.
+
+Writes go through services (avatars.studio, topics.services); actions that spend a render
+credit or delete a file ask first, on an intermediate page."""
 
 from django.contrib import admin, messages
-from django.db.models import Q
+from django.contrib.admin import helpers
+from django.db.models import Count, Q
+from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
+from avatars import studio
 from avatars.errors import GENERATION_ERRORS
-from avatars.jobs import request_avatar_video, request_storage_retry
+from avatars.models import VideoJob
 from topics.models import ContentItem, Topic
 from topics.selectors import video_view
 from topics.services import delete_content_item
 
+admin.site.site_header = "Content Studio admin"
+admin.site.site_title = "Content Studio admin"
+admin.site.index_title = "Topics, videos and jobs"
+
 METADATA_FIELDS = ("fileUrl", "fileName", "fileSize", "fileType", "storagePath", "uploadedAt",
                    "checksum", "duration_seconds", "width", "height")  # fmt: skip
+CONFIRM_TEMPLATE = "admin/topics/contentitem/confirm_action.html"
 
 
 class ContentItemInline(admin.TabularInline):
@@ -28,10 +39,35 @@ class ContentItemInline(admin.TabularInline):
 
 @admin.register(Topic)
 class TopicAdmin(admin.ModelAdmin):
-    list_display = ("title", "language", "updated_at")
+    """The language field carries validate_language_tag (the model's rule), as every door."""
+
+    list_display = ("title", "language", "item_count", "updated_at")
     search_fields = ("title",)
     list_filter = ("language",)
     inlines = [ContentItemInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(item_count=Count("content_items"))
+
+    @admin.display(description="items", ordering="item_count")
+    def item_count(self, topic):
+        return topic.item_count
+
+    def get_deleted_objects(self, objs, request):
+        """A topic's items go through the delete service (their files after commit) and their
+        jobs with them: the items need the item delete permission, the jobs none of their own."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        cascaded = {str(VideoJob._meta.verbose_name)}
+        if request.user.has_perm("topics.delete_contentitem"):
+            cascaded.add(str(ContentItem._meta.verbose_name))
+        return deleted, counts, {p for p in perms_needed if p not in cascaded}, protected
+
+    def delete_model(self, request, obj):
+        studio.delete_topic(topic=obj)
+
+    def delete_queryset(self, request, queryset):
+        for topic in queryset:
+            studio.delete_topic(topic=topic)
 
 
 class StoredFilter(admin.SimpleListFilter):
@@ -65,11 +101,30 @@ class FallbackFilter(admin.SimpleListFilter):
         return queryset
 
 
+def confirm_page(model_admin, request, queryset, *, action: str, title: str, question: str,
+                 confirm_label: str, show_files: bool = False) -> TemplateResponse:  # fmt: skip
+    """An intermediate page: the selected items, the question, a button that posts again."""
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "question": question,
+        "confirm_label": confirm_label,
+        "queryset": queryset,
+        "action": action,
+        "show_files": show_files,
+        "opts": model_admin.model._meta,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    request.current_app = model_admin.admin_site.name
+    return TemplateResponse(request, CONFIRM_TEMPLATE, context)
+
+
 @admin.register(ContentItem)
 class ContentItemAdmin(admin.ModelAdmin):
-    list_display = ("id", "topic", "content_type", "status", "storage_path", "created_at")
+    list_display = ("__str__", "status", "file_name", "created_at")
     list_filter = ("content_type", "status", "topic__language", FallbackFilter, StoredFilter)
-    search_fields = ("topic__title", "content_data__videoId")
+    search_fields = ("topic__title", "content_data__videoId", "content_data__script",
+                     "storage_path")  # fmt: skip
     list_select_related = ("topic",)
     list_per_page = 20
     show_full_result_count = False  # no COUNT(*) over the whole table on every page
@@ -93,11 +148,13 @@ class ContentItemAdmin(admin.ModelAdmin):
     def has_delete_with_file_permission(self, request):
         return request.user.has_perm("topics.delete_contentitem")
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if not self.has_delete_with_file_permission(request):
-            actions.pop("delete_with_file", None)
-        return actions
+    @admin.display(description="file", ordering="storage_path")
+    def file_name(self, item):
+        if not item.storage_path:
+            return "—"
+        name = item.storage_path.rsplit("/", 1)[-1]
+        short = name if len(name) <= 28 else f"{name[:12]}…{name[-12:]}"
+        return format_html('<span title="{}">{}</span>', item.storage_path, short)
 
     @admin.display(description="video")
     def video_preview(self, item):
@@ -120,30 +177,59 @@ class ContentItemAdmin(admin.ModelAdmin):
     def script(self, item):
         return item.content_data.get("script", "")
 
-    @admin.action(description="Regenerate video", permissions=["regenerate"])
+    @admin.action(description="Regenerate video (uses a render credit each)",
+                  permissions=["regenerate"])  # fmt: skip
     def regenerate_video(self, request, queryset):
+        videos = queryset.filter(content_type=ContentItem.ContentType.AVATAR_VIDEO)
+        if request.POST.get("post") != "yes":
+            count = videos.count()
+            return confirm_page(
+                self, request, videos, action="regenerate_video",
+                title="Regenerate videos?",
+                question=f"Render {count} video(s) again from their scripts? Each uses one "
+                "render credit at the provider; the current videos stay until the new ones "
+                "are stored.",
+                confirm_label=f"Yes, regenerate {count} video(s)",
+            )  # fmt: skip
         queued = 0
-        for item in queryset.filter(content_type=ContentItem.ContentType.AVATAR_VIDEO):
-            script = item.content_data.get("script", "")
+        for item in videos.select_related("topic"):
             try:
-                request_avatar_video(topic=item.topic, script=script, content_item=item)
+                studio.regenerate_video(content_item=item)
                 queued += 1
             except GENERATION_ERRORS as error:
-                self.message_user(request, f"Item {item.pk}: {error}", messages.ERROR)
+                self.message_user(request, f"{item}: {error}", messages.ERROR)
         self.message_user(request, f"Regeneration queued for {queued} video(s).")
+        return None
 
     @admin.action(description="Retry storage (copy the provider video)", permissions=["regenerate"])
     def retry_storage(self, request, queryset):
-        queued = 0
-        for item in queryset.filter(status=ContentItem.Status.NEEDS_STORAGE):
-            request_storage_retry(content_item=item)
-            queued += 1
-        self.message_user(request, f"Storage retry queued for {queued} item(s).")
+        queued = sum(studio.retry_storage(content_item=item) for item in queryset)
+        skipped = len(queryset) - queued
+        if queued:
+            self.message_user(request, f"Storage retry queued for {queued} item(s).")
+        if skipped:
+            self.message_user(
+                request,
+                f"Nothing to retry for {skipped} item(s): only videos waiting for storage "
+                "(fallback, playing the provider's link) can be copied again.",
+                messages.WARNING,
+            )
 
     @admin.action(description="Delete with file", permissions=["delete_with_file"])
     def delete_with_file(self, request, queryset):
+        if request.POST.get("post") != "yes":
+            count = queryset.count()
+            return confirm_page(
+                self, request, queryset, action="delete_with_file",
+                title="Delete videos and their files?",
+                question=f"Delete {count} item(s)? Their files are deleted from storage; "
+                "this cannot be undone.",
+                confirm_label=f"Yes, delete {count} item(s) and their files",
+                show_files=True,
+            )  # fmt: skip
         count = 0
         for item in queryset:
             delete_content_item(content_item=item)
             count += 1
         self.message_user(request, f"Deleted {count} item(s); their files go after commit.")
+        return None
