@@ -61,10 +61,10 @@ def test_reads_duration_and_picture_size_whatever_the_chunking(mp4_files, layout
     assert info == Mp4Info(duration_seconds=2.0, width=320, height=180)
 
 
-def test_fragmented_mp4_has_picture_size_but_no_header_duration(mp4_files):
-    info = inspect(mp4_files["fragmented"], 7)
-    assert (info.width, info.height) == (320, 180)
-    assert info.duration_seconds is None
+def test_a_fragmented_mp4_is_refused_its_samples_cannot_be_checked(mp4_files):
+    # Its header has no duration and no sample tables: the media is described in moof boxes.
+    with pytest.raises(InvalidVideo, match="fragmented"):
+        inspect(mp4_files["fragmented"], 7)
 
 
 def test_64_bit_box_sizes_and_a_last_box_running_to_the_end(mp4_files):
@@ -164,3 +164,152 @@ def test_a_garbled_movie_header_is_refused(mp4_files):
 def test_sample_fixture_is_understood(sample_mp4: Path):
     info = inspect(sample_mp4.read_bytes(), 64 * 1024)
     assert info == Mp4Info(duration_seconds=2.0, width=320, height=180)
+
+
+# --- Content checks: a video track with a picture, a duration, frames, data inside the file --
+
+
+def box(box_type: bytes, *children: bytes) -> bytes:
+    body = b"".join(children)
+    return struct.pack(">I4s", 8 + len(body), box_type) + body
+
+
+def full_box(box_type: bytes, body: bytes, version: int = 0) -> bytes:
+    return box(box_type, struct.pack(">I", version << 24) + body)
+
+
+def header_only_mp4(*, html: bytes, duration: int = 2000, samples: int = 0, offset: int = 0):
+    """ftyp + a moov for a 320x180 video track (mvhd says `duration` ms) whose sample tables
+    list `samples` samples of 1000 bytes in one chunk at `offset`, then a box of HTML."""
+    mvhd = full_box(b"mvhd", struct.pack(">IIII", 0, 0, 1000, duration) + bytes(80))
+    tkhd = full_box(b"tkhd", bytes(20) + bytes(52) + struct.pack(">II", 320 << 16, 180 << 16))
+    hdlr = full_box(b"hdlr", struct.pack(">I4s", 0, b"vide") + bytes(12) + b"\\0")
+    stbl = box(
+        b"stbl",
+        full_box(b"stsd", struct.pack(">I", 0)),
+        full_box(b"stts", struct.pack(">I", 0)),
+        full_box(b"stsc", struct.pack(">IIII", 1, 1, samples, 1) if samples else bytes(4)),
+        full_box(b"stsz", struct.pack(">II", 1000 if samples else 0, samples)),
+        full_box(b"stco", struct.pack(">II", 1, offset) if samples else bytes(4)),
+    )
+    trak = box(b"trak", tkhd, box(b"mdia", hdlr, box(b"minf", stbl)))
+    return box(b"ftyp", b"isom", struct.pack(">I", 512), b"isomiso2avc1mp41") + box(
+        b"moov", mvhd, trak
+    ) + box(b"html", html)  # fmt: skip
+
+
+def html_header_mp4() -> bytes:
+    """The 346-byte case: an MP4 header (ftyp, a moov with only its mvhd) and no media, then
+    an HTML page in a box of its own."""
+    ftyp = box(b"ftyp", b"isom", struct.pack(">I", 512), b"isomiso2avc1mp41")
+    mvhd = full_box(b"mvhd", struct.pack(">IIII", 0, 0, 1000, 2000) + bytes(80))
+    head = ftyp + box(b"moov", mvhd)
+    page = b"<!DOCTYPE html><html><head><title>403</title></head><body>Access denied</body></html>"
+    return head + box(b"html", page.ljust(346 - len(head) - 8, b"\n"))
+
+
+def test_an_mp4_header_with_no_media_and_an_html_box_is_refused():
+    data = html_header_mp4()
+    assert len(data) == 346 and data[4:8] == b"ftyp" and b"<html>" in data
+    with pytest.raises(InvalidVideo, match="no video track"):
+        inspect(data, 64)
+
+
+def test_a_video_track_without_frames_is_refused():
+    with pytest.raises(InvalidVideo, match="video track has no frames"):
+        inspect(header_only_mp4(html=b"<html></html>"), 64)
+
+
+def test_sample_data_pointing_beyond_the_end_of_the_file_is_refused():
+    data = header_only_mp4(html=b"<html></html>", samples=25, offset=200)
+    with pytest.raises(
+        InvalidVideo,
+        match=rf"its video track's data reaches byte 25200, beyond the end of the {len(data)}-byte",
+    ):
+        inspect(data, 7)
+
+
+def test_the_same_tables_pointing_inside_the_file_pass():
+    head = header_only_mp4(html=b"", samples=25, offset=0)
+    data = header_only_mp4(html=bytes(25_000), samples=25, offset=len(head))
+    assert inspect(data, 1000) == Mp4Info(duration_seconds=2.0, width=320, height=180)
+
+
+def test_a_header_without_duration_is_refused():
+    with pytest.raises(InvalidVideo, match="no duration"):
+        inspect(header_only_mp4(html=b"", duration=0), 64)
+
+
+def patch_moov(data: bytes, pattern: bytes, replacement: bytes) -> bytes:
+    assert data.count(pattern) == 1 and len(pattern) == len(replacement)
+    return data.replace(pattern, replacement)
+
+
+@pytest.mark.parametrize("layout", ["faststart", "moov-at-end"])
+def test_a_file_without_a_video_track_is_refused(mp4_files, layout):
+    data = mp4_files[layout]
+    vide_at = data.index(b"vide", data.index(b"hdlr"))
+    audio_only = data[:vide_at] + b"soun" + data[vide_at + 4 :]
+    with pytest.raises(InvalidVideo, match="no video track"):
+        inspect(audio_only, 64 * 1024)
+
+
+@pytest.mark.parametrize("layout", ["faststart", "moov-at-end"])
+def test_media_data_cut_out_of_a_well_formed_file_is_refused(mp4_files, layout):
+    # The boxes stay consistent (mdat shrunk to 16 bytes) but the chunk offsets still point
+    # at the media that is gone.
+    data = mp4_files[layout]
+    rebuilt = b""
+    for box_type, offset, size in top_level_boxes(data):
+        if box_type == b"mdat":
+            rebuilt += struct.pack(">I4s", 24, b"mdat") + data[offset + 8 : offset + 24]
+        else:
+            rebuilt += data[offset : offset + size]
+    with pytest.raises(InvalidVideo, match="beyond the end of the"):
+        inspect(rebuilt, 64 * 1024)
+
+
+CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl"}
+
+
+def stco_to_co64(data: bytes, shift: int = 0) -> bytes:
+    """The boxes of `data` with every stco rewritten as co64 (offsets + `shift`)."""
+    out = b""
+    for box_type, offset, size in top_level_boxes(data):
+        body = data[offset + 8 : offset + size]
+        if box_type in CONTAINERS:
+            body = stco_to_co64(body, shift)
+        elif box_type == b"stco":
+            (count,) = struct.unpack_from(">I", body, 4)
+            offsets = struct.unpack_from(f">{count}I", body, 8)
+            box_type = b"co64"
+            body = body[:8] + struct.pack(f">{count}Q", *(o + shift for o in offsets))
+        out += struct.pack(">I4s", 8 + len(body), box_type) + body
+    return out
+
+
+def test_64_bit_chunk_offsets_are_read(mp4_files):
+    data = mp4_files["moov-at-end"]  # media before moov: widening moov moves no sample
+    assert b"stco" in data
+    co64 = stco_to_co64(data)
+    assert b"stco" not in co64 and b"co64" in co64
+    assert inspect(co64, 7) == Mp4Info(duration_seconds=2.0, width=320, height=180)
+    with pytest.raises(InvalidVideo, match="beyond the end"):
+        inspect(stco_to_co64(data, shift=2**33), 64 * 1024)
+
+
+@pytest.mark.parametrize("layout", ["faststart", "moov-at-end"])
+def test_disagreeing_sample_tables_are_malformed(mp4_files, layout):
+    data = bytearray(mp4_files[layout])
+    stsz = data.index(b"stsz")
+    (count,) = struct.unpack_from(">I", data, stsz + 12)
+    struct.pack_into(">I", data, stsz + 12, count - 1)  # one sample fewer than stsc places
+    with pytest.raises(InvalidVideo, match="malformed"):
+        inspect(bytes(data), 64 * 1024)
+
+
+@pytest.mark.parametrize("movflags", [None, ["-movflags", "0"]], ids=["faststart", "moov-last"])
+def test_videos_the_offline_renderer_makes_pass(tmp_path, movflags):
+    path = render_script_video("Checks", tmp_path / "v.mp4", width=640, height=360, seconds=3,
+                               extra_args=movflags)  # fmt: skip
+    assert inspect(path.read_bytes(), 1000) == Mp4Info(3.0, 640, 360)

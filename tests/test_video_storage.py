@@ -12,8 +12,10 @@ import requests
 from django.core.files.base import ContentFile
 
 from avatars.errors import DownloadError
+from avatars.providers.offline import render_script_video
 from tests.conftest import BUCKET
 from tests.servers import TEST_SECRET_KEY, S3Server, supabase_storage_settings
+from tests.test_mp4 import html_header_mp4
 from videostore.errors import InvalidStoragePath, InvalidVideo, StorageUnavailable
 from videostore.storage import StoredObject, VideoStorage, validate_storage_path
 
@@ -142,6 +144,25 @@ def test_an_html_page_is_refused_and_nothing_is_stored(video_storage, bucket_key
     with pytest.raises(InvalidVideo, match="not an MP4 video: it looks like an HTML"):
         video_storage.upload_video(chunked(page, 1000), "a.mp4")
     assert bucket_keys() == []
+
+
+def test_an_mp4_header_without_media_is_refused_and_nothing_is_stored(video_storage, bucket_keys):
+    data = html_header_mp4()
+    with pytest.raises(InvalidVideo, match="no video track"):
+        video_storage.upload_video(chunked(data, 100), "a.mp4", expected_size=len(data))
+    assert bucket_keys() == []
+
+
+@pytest.mark.parametrize("movflags", [None, ["-movflags", "0"]], ids=["faststart", "moov-last"])
+def test_rendered_videos_pass_the_content_checks_in_either_layout(
+    video_storage, bucket_keys, tmp_path, movflags
+):
+    path = render_script_video("Stored", tmp_path / "v.mp4", width=320, height=180, seconds=2,
+                               extra_args=movflags)  # fmt: skip
+    with path.open("rb") as stream:
+        stored = video_storage.upload_video(stream, "v.mp4")
+    assert (stored.duration_seconds, stored.width, stored.height) == (2.0, 320, 180)
+    assert bucket_keys() == [stored.storage_path]
 
 
 def test_a_truncated_download_is_refused_and_nothing_is_stored(
