@@ -7,6 +7,24 @@ from tqdm import tqdm
 
 from avatars.errors import GENERATION_ERRORS
 from avatars.promotion import copy_provider_video_to_storage, legacy_items
+from avatars.providers import get_provider
+from avatars.providers.download import HttpVideoDownload, open_video_download, redact
+
+
+class ProviderLinkDownloads:
+    """Legacy rows hold provider links (https): fetched through the download guard (allowed
+    hosts only), whichever provider renders new videos here."""
+
+    name = "link"
+
+    def open_download(self, video_url: str) -> HttpVideoDownload:
+        return open_video_download(video_url)
+
+
+def downloader_for(video_url: str):
+    if video_url.startswith(("http://", "https://")):
+        return ProviderLinkDownloads()
+    return get_provider()  # e.g. file:// renders of the offline provider
 
 
 class Command(BaseCommand):
@@ -29,17 +47,22 @@ class Command(BaseCommand):
         for item in items.iterator(chunk_size=100):
             if copied + len(failed) >= total:
                 break
+            video_url = item.content_data["videoUrl"]
             try:
                 copy_provider_video_to_storage(
-                    content_item=item, video_url=item.content_data["videoUrl"]
+                    content_item=item, video_url=video_url, provider=downloader_for(video_url)
                 )
                 copied += 1
             except GENERATION_ERRORS as error:
-                failed.append((item.pk, str(error)))
+                failed.append((item.pk, redact(video_url), str(error)))
             progress.update(1)
         progress.close()
-        for item_id, reason in failed:
-            self.stderr.write(f"item {item_id}: {reason}")
+        for item_id, link, reason in failed:
+            self.stderr.write(f"item {item_id} ({link}): {reason}")
         self.stdout.write(f"copied {copied} of {total}; {len(failed)} could not be copied.")
         if failed:
+            self.stdout.write(
+                "A host that is not allowed can be added to AVATAR_DOWNLOAD_ALLOWED_HOSTS; an "
+                "expired link cannot be copied: regenerate those videos in the studio."
+            )
             raise CommandError(f"{len(failed)} row(s) could not be copied.", returncode=1)
