@@ -42,6 +42,41 @@ def supabase_client_config() -> Config:
     )
 
 
+def _lift_namespaced_error(parsed=None, **kwargs) -> None:
+    """`after-call` handler: Supabase wraps S3 errors in `<Error xmlns="...">`, which botocore
+    does not recognise as an error document: it leaves `Error.Code` empty and puts Code and
+    Message at the top level. Put them back where ClientError (and its subclasses, such as
+    NoSuchKey) reads them, so errors stay specific."""
+    if not isinstance(parsed, dict):
+        return
+    error = parsed.get("Error")
+    if not isinstance(error, dict) or error.get("Code"):
+        return
+    for field in ("Code", "Message"):
+        value = parsed.get(field)
+        if isinstance(value, str) and value and not error.get(field):
+            error[field] = value
+
+
+def _declare_xml_body(request, **kwargs) -> None:
+    """`before-sign` handler for DeleteObjects: boto3 sends its XML body without a
+    Content-Type, and Supabase's server parses only text/xml or application/xml bodies."""
+    if request.body and "Content-Type" not in request.headers:
+        request.headers["Content-Type"] = "application/xml"
+
+
+def register_supabase_handlers(events) -> None:
+    """Teach a boto3 session's or client's event system Supabase's S3 dialect."""
+    events.register(
+        "after-call.s3", _lift_namespaced_error, unique_id="contentstudio-supabase-error-code"
+    )
+    events.register(
+        "before-sign.s3.DeleteObjects",
+        _declare_xml_body,
+        unique_id="contentstudio-supabase-delete-objects-type",
+    )
+
+
 def supabase_transfer_config() -> TransferConfig:
     """Multipart settings: 8 MiB parts, at most 3 of a stream's parts in memory (bounded
     memory, download and upload overlapped).
@@ -87,6 +122,12 @@ class SupabaseStorage(S3Storage):
             }
         )
         return defaults
+
+    def _create_session(self):
+        # Every client this backend makes (per thread, signed or not) speaks Supabase's dialect.
+        session = super()._create_session()
+        register_supabase_handlers(session.events)
+        return session
 
     def public_url(self, name: str) -> str:
         """Supabase's public object URL: <project>/storage/v1/object/public/<bucket>/<path>."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import boto3
 import requests
 
-from contentstudio.storage import supabase_client_config
+from contentstudio.storage import register_supabase_handlers, supabase_client_config
 
 TEST_REGION = "us-east-1"
 TEST_ACCESS_KEY = "test-access-key-id"
@@ -66,7 +66,7 @@ class S3Server:
         self.process = None
 
     def client(self):
-        return boto3.client(
+        client = boto3.client(
             "s3",
             endpoint_url=self.endpoint,
             region_name=TEST_REGION,
@@ -74,6 +74,10 @@ class S3Server:
             aws_secret_access_key=TEST_SECRET_KEY,
             config=supabase_client_config(),
         )
+        # As the production backend does: DeleteObjects sends a Content-Type (Supabase's
+        # server refuses the batch without one) and namespaced errors keep their codes.
+        register_supabase_handlers(client.meta.events)
+        return client
 
     def create_bucket(self, bucket: str, public: bool = True) -> None:
         client = self.client()

@@ -3,18 +3,25 @@
 import os
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import boto3
 import pytest
 import requests
+from botocore.config import Config
+from botocore.exceptions import ClientError
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage, storages
 
-from contentstudio.storage import LocalMediaStorage, SupabaseStorage
+from contentstudio.storage import LocalMediaStorage, SupabaseStorage, supabase_client_config
 from tests.conftest import BUCKET
-from tests.servers import supabase_storage_settings
+from tests.servers import TEST_SECRET_KEY, S3Server, supabase_storage_settings
+from videostore.errors import StorageUnavailable
+from videostore.storage import VideoStorage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -181,3 +188,158 @@ def test_without_a_secret_key_a_private_random_key_file_is_used(tmp_path):
     key = key_file.read_text().strip()
     assert len(key) >= 50 and key in first.stdout and key in second.stdout
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+
+
+# --- Supabase's S3 dialect: namespaced error documents, DeleteObjects needs a Content-Type ---
+
+S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+
+def supabase_error(code: str, message: str) -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><Error xmlns="{S3_NS}"><Code>{code}</Code>'
+        f"<Message>{message}</Message><Resource>{BUCKET}/x</Resource></Error>"
+    ).encode()
+
+
+class SupabaseLikeServer:
+    """A loopback HTTP server answering every S3 call as Supabase's storage server answers an
+    error: `answers[method] = (status, code, message)`, the body wrapped in a namespaced
+    `<Error xmlns=...>` (HEAD: no body). DeleteObjects without an XML Content-Type gets 400
+    InvalidRequest, as Supabase answers. It records (method, path, Content-Type)."""
+
+    def __init__(self, answers: dict[str, tuple[int, str, str]]):
+        self.answers = answers
+        self.seen: list[tuple[str, str, str | None]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format, *args):
+                return
+
+            def _answer(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                content_type = self.headers.get("Content-Type")
+                server.seen.append((self.command, self.path, content_type))
+                status, code, message = server.answers[self.command]
+                if self.path.endswith("?delete"):
+                    if content_type not in ("application/xml", "text/xml"):
+                        status, code, message = 400, "InvalidRequest", "Invalid body"
+                    else:
+                        status, code, message = 200, "", ""
+                body = b"" if self.command == "HEAD" or not code else supabase_error(code, message)
+                if status == 200 and self.path.endswith("?delete"):
+                    body = f'<DeleteResult xmlns="{S3_NS}"></DeleteResult>'.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _answer
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.port = self.httpd.server_address[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+NOT_FOUND = {method: (404, "NoSuchKey", "Object not found") for method in
+             ("GET", "PUT", "POST", "DELETE", "HEAD")}  # fmt: skip
+
+
+@pytest.fixture
+def supabase_like(settings):
+    """Point the production backend at a Supabase-like server; call with its answers."""
+    servers: list[SupabaseLikeServer] = []
+
+    def start(answers: dict) -> SupabaseLikeServer:
+        server = SupabaseLikeServer(answers)
+        servers.append(server)
+        stub = S3Server(port=server.port)  # only its endpoint: nothing is started
+        for key, value in supabase_storage_settings(stub, BUCKET).items():
+            setattr(settings, key, value)
+        # One attempt: a 5xx is not retried for seconds in a test.
+        options = settings.STORAGES["default"]["OPTIONS"]
+        options["client_config"] = supabase_client_config().merge(
+            Config(retries={"max_attempts": 1, "mode": "standard"})
+        )
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_botocore_alone_reads_supabase_errors_as_an_empty_code(supabase_like):
+    server = supabase_like(NOT_FOUND)
+    client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1",
+                          aws_access_key_id="a", aws_secret_access_key="b",
+                          config=supabase_client_config())  # fmt: skip
+    with pytest.raises(ClientError) as raised:
+        client.get_object(Bucket=BUCKET, Key="avatar_videos/x.mp4")
+    assert raised.value.response["Error"]["Code"] == ""  # why the backend teaches botocore
+
+
+def test_the_backend_keeps_supabase_error_codes_specific(supabase_like):
+    supabase_like(NOT_FOUND)
+    client = default_storage.connection.meta.client
+    with pytest.raises(client.exceptions.NoSuchKey) as raised:
+        client.get_object(Bucket=BUCKET, Key="avatar_videos/x.mp4")
+    assert raised.value.response["Error"] == {"Code": "NoSuchKey", "Message": "Object not found"}
+
+
+def test_a_missing_object_on_supabase_is_missing_not_an_outage(supabase_like):
+    server = supabase_like(NOT_FOUND)
+    path = "avatar_videos/avatar_missing_00000000.mp4"
+    video_storage = VideoStorage()
+    video_storage.delete_video(path)  # idempotent: nothing to delete is fine
+    assert video_storage.size(path) is None
+    assert video_storage.exists(path) is False
+    assert [method for method, _, _ in server.seen] == ["DELETE", "HEAD", "HEAD"]
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [
+        (403, "AccessDenied", r"^Storage refused access \(AccessDenied, HTTP 403\); check the S3"),
+        (404, "NoSuchBucket", r"^Storage has no such bucket or object \(NoSuchBucket, HTTP 404\)"),
+        (500, "InternalError", r"^Storage is unavailable: it is failing \(InternalError, HTTP 500"),
+        (503, "SlowDown", r"^Storage is unavailable: it is failing \(SlowDown, HTTP 503\)"),
+    ],
+)
+def test_supabase_errors_read_right_in_errors_and_logs(
+    supabase_like, sample_mp4, caplog, status, code, expected
+):
+    supabase_like({method: (status, code, "no") for method in NOT_FOUND} | {"HEAD": (404, "", "")})
+    with pytest.raises(StorageUnavailable, match=expected) as raised:
+        with sample_mp4.open("rb") as stream:
+            VideoStorage().upload_video(stream, "a.mp4")
+    assert TEST_SECRET_KEY not in str(raised.value)
+    logged = [r.getMessage() for r in caplog.records if r.name == "videostore.storage"]
+    assert any(f"{code}, HTTP {status}" in line and "avatar_videos/" in line for line in logged)
+
+
+@pytest.mark.parametrize("status", [403, 500])
+def test_listing_and_deleting_map_supabase_errors_by_status(supabase_like, status):
+    supabase_like({method: (status, "", "") for method in NOT_FOUND})  # no code at all
+    meaning = "refused access" if status == 403 else "unavailable: it is failing"
+    with pytest.raises(StorageUnavailable, match=rf"{meaning} \(HTTP {status}\)"):
+        list(VideoStorage().iter_objects())
+    with pytest.raises(StorageUnavailable, match=rf"{meaning} \(HTTP {status}\)"):
+        VideoStorage().delete_video("avatar_videos/avatar_x_00000000.mp4")
+
+
+def test_batch_deletes_send_a_content_type_supabase_accepts(supabase_like):
+    server = supabase_like(NOT_FOUND)
+    objects = {"Objects": [{"Key": "avatar_videos/a.mp4"}, {"Key": "avatar_videos/b.mp4"}]}
+    default_storage.connection.meta.client.delete_objects(Bucket=BUCKET, Delete=objects)
+    S3Server(port=server.port).client().delete_objects(Bucket=BUCKET, Delete=objects)
+    assert [seen[2] for seen in server.seen] == ["application/xml", "application/xml"]
