@@ -10,7 +10,9 @@ PYTEST_ARGS ?= -n 2
 .PHONY: install run test bench lint browser clean
 
 $(STAMP): pyproject.toml
+	@echo "==> Creating the virtualenv in $(VENV) (first run only)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "==> Installing Content Studio and its dependencies (about a minute on a first run)"
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
@@ -19,7 +21,9 @@ install: $(STAMP)
 
 # The studio and its job worker on the embedded default: SQLite, local files, offline provider.
 run: $(STAMP)
+	@echo "==> Migrating the database"
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py migrate --noinput
+	@echo "==> Loading the demo topics"
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py load_demo
 	@echo "Content Studio on http://$(HOST):$(PORT)/  (admin/admin on a fresh embedded install)"
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} sh -c '$(PY) manage.py qcluster & worker=$$!; \

@@ -1,16 +1,23 @@
-"""The studio in Debian's chromium, driven by Playwright: log in, generate, watch, play."""
+"""The studio in Debian's chromium, driven by Playwright: create a topic, generate several
+videos and watch them progress in place, play, regenerate and delete after a confirmation,
+permissions, the admin's confirmation pages, deleting a topic with videos."""
 
 import os
+import re
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
+from django.db import connection
 
-from tests.builders import make_topic
+from avatars.jobs import run_job_inline
+from avatars.models import VideoJob
+from tests.builders import make_stored_item, make_topic
 from tests.conftest import BUCKET
 from tests.servers import supabase_storage_settings
-from tests.workers import Worker
+from topics.models import ContentItem, Topic
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -18,6 +25,8 @@ ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
+AUTHOR = ["view_topic", "add_topic", "change_topic", "view_contentitem", "add_contentitem",
+          "regenerate_contentitem", "delete_contentitem"]  # fmt: skip
 
 pytestmark = [
     pytest.mark.browser,
@@ -27,7 +36,13 @@ pytestmark = [
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API + ORM
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
+def no_inline_tasks(settings):
+    """Jobs stay queued unless a test runs them (InlineWorker)."""
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": False}
+
+
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
@@ -53,13 +68,33 @@ def private_bucket(settings, s3_server):
         setattr(settings, key, value)
 
 
-def log_in(page, live_server, username="author", password="pw-12345-long", staff=False):
-    User.objects.create_user(username, password=password, is_staff=staff, is_superuser=staff)
+class InlineWorker(threading.Thread):
+    """Runs jobs one after the other, as a worker would, beside the live server."""
+
+    def __init__(self, job_ids: list[int]):
+        super().__init__(daemon=True)
+        self.job_ids = job_ids
+
+    def run(self) -> None:
+        try:
+            for job_id in self.job_ids:
+                run_job_inline(job_id, poll_interval=0.1)
+        finally:
+            connection.close()
+
+
+def log_in(page, live_server, username="author", perms=AUTHOR, superuser=False) -> User:
+    password = "pw-12345-long"
+    user = User.objects.create_user(
+        username, password=password, is_staff=superuser, is_superuser=superuser
+    )
+    user.user_permissions.add(*Permission.objects.filter(codename__in=perms))
     page.goto(f"{live_server.url}/accounts/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/")
+    return user
 
 
 def shot(page, name: str) -> None:
@@ -70,25 +105,49 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(folder / file_name), full_page=True)
 
 
-def test_generate_watch_progress_and_play(page, live_server, fake_heygen, private_bucket):
-    fake_heygen.polls_per_step = 2
-    topic = make_topic("Photosynthesis basics")
+def test_create_a_topic_generate_two_videos_and_watch_them_in_place(
+    page, live_server, fake_heygen, private_bucket
+):
+    fake_heygen.render_seconds = 2.5
+    make_topic("Cell biology")
     log_in(page, live_server)
     shot(page, "topic-list")
-    page.goto(f"{live_server.url}/topics/{topic.pk}/")
-    page.fill("#id_script", "")
+    page.click("text=New topic")
+    page.fill("#id_title", "Photosynthesis basics")
+    page.fill("#id_language", "hebrew please")
+    page.click("text=Create topic")
+    page.wait_for_selector("#error-language")
+    page.fill("#id_language", "en")
+    page.click("text=Create topic")
+    topic = Topic.objects.get(title="Photosynthesis basics")
+    page.wait_for_url(f"{live_server.url}/topics/{topic.pk}/")
+
     page.click("text=Generate video")
     page.wait_for_selector("#error-script")
+    assert page.url.endswith(f"/topics/{topic.pk}/videos/")
     shot(page, "generate-form-errors")
 
-    page.fill("#id_script", "Plants turn light, water and air into sugar.")
-    worker = Worker()
-    try:
-        page.click("text=Generate video")
-        page.wait_for_selector(".job-state", state="attached")
-        page.wait_for_selector(".job-state.stored", timeout=60_000)
-    finally:
-        worker.stop()
+    page.fill("#id_script", "Plants turn light into sugar.\n\nLeaves hold chlorophyll.")
+    page.click("text=Generate video")
+    page.wait_for_url(f"{live_server.url}/topics/{topic.pk}/")
+    assert page.locator("article.item[data-active='1']").count() == 2
+    page.evaluate("window.__sameDocument = true")  # gone if the page reloads
+    jobs = list(VideoJob.objects.order_by("pk").values_list("pk", flat=True))
+    worker = InlineWorker(jobs)
+    worker.start()
+    # The second waits in line while the first renders; the step and its time update in place.
+    page.wait_for_selector("text=/Waiting for a render slot \\(position 1\\)/")
+    page.wait_for_selector("li.current[data-step='rendering']")
+    page.wait_for_function(
+        "() => /in this step/.test(document.querySelector('[data-role=step]').textContent)"
+    )
+    shot(page, "topic-progress")
+    page.wait_for_function("() => document.querySelectorAll('.video-status.stored').length == 2",
+                           timeout=60_000)  # fmt: skip
+    worker.join(timeout=30)
+    assert page.evaluate("window.__sameDocument") is True
+    assert page.locator("article.item[data-active='1']").count() == 0
+
     video = page.locator("video").first
     src = video.get_attribute("src")
     assert "X-Amz-Signature=" in src and "/avatar_videos/avatar_" in src
@@ -96,11 +155,63 @@ def test_generate_watch_progress_and_play(page, live_server, fake_heygen, privat
         "() => { const v = document.querySelector('video'); return v && v.readyState >= 1 }"
     )
     assert page.evaluate("document.querySelector('video').duration") > 0
-    assert page.locator("text=320×180").count() == 1
+    assert page.locator("text=320×180").count() == 2
+    assert page.locator(".player-error:visible").count() == 0
     shot(page, "topic-with-player")
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     shot(page, "topic-phone")
+
+
+def test_regenerate_and_delete_after_a_confirmation(page, live_server, s3_server, bucket_keys):
+    topic = make_topic("Osmosis")
+    s3_server.client().put_object(Bucket=BUCKET, Key="avatar_videos/avatar_del_1.mp4", Body=b"x")
+    doomed = make_stored_item(topic, "avatar_videos/avatar_del_1.mp4", 1)
+    kept = make_stored_item(topic, "avatar_videos/avatar_keep_1.mp4", 1)
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/topics/{topic.pk}/")
+    # Not a playable file: the player says so instead of showing 0:00.
+    page.wait_for_selector(f"#item-{doomed.pk} .player-error", state="visible")
+
+    page.click(f"#item-{kept.pk} [data-action=regenerate]")
+    page.wait_for_selector("text=uses one render credit")
+    shot(page, "studio-confirm-regenerate")
+    assert not VideoJob.objects.exists()
+    page.click("text=Yes, regenerate")
+    page.wait_for_selector(f"#item-{kept.pk} .video-status.regenerating")
+    assert VideoJob.objects.filter(content_item=kept).count() == 1
+
+    page.click(f"#item-{doomed.pk} [data-action=delete]")
+    page.wait_for_selector("code.file-name:has-text('avatar_videos/avatar_del_1.mp4')")
+    shot(page, "studio-confirm-delete")
+    assert bucket_keys() == ["avatar_videos/avatar_del_1.mp4"]
+    page.click("text=Yes, delete the video and its file")
+    page.wait_for_selector("text=deleted; its file")
+    assert page.locator(f"#item-{doomed.pk}").count() == 0
+    assert not ContentItem.objects.filter(pk=doomed.pk).exists()
+    assert bucket_keys() == []
+
+
+def test_a_user_without_permissions_sees_no_buttons_and_gets_403(page, live_server):
+    item = make_stored_item(make_topic("Read only"), "avatar_videos/avatar_ro_1.mp4", 1)
+    log_in(page, live_server, "viewer", perms=["view_topic", "view_contentitem"])
+    assert page.locator("text=New topic").count() == 0
+    page.goto(f"{live_server.url}/topics/{item.topic_id}/")
+    for hidden in ("[data-action=regenerate]", "[data-action=delete]", "#id_script",
+                   "text=Edit topic"):  # fmt: skip
+        assert page.locator(hidden).count() == 0
+    assert page.locator("[data-action=download]").count() == 1
+    status = page.evaluate(
+        """async (url) => {
+            const token = document.cookie.match(/csrftoken=([^;]+)/)[1];
+            const response = await fetch(url, {method: "POST", headers: {"X-CSRFToken": token}});
+            return response.status;
+        }""",
+        f"/topics/{item.topic_id}/videos/{item.pk}/regenerate/",
+    )
+    assert status == 403 and not VideoJob.objects.exists()
+    response = page.goto(f"{live_server.url}/topics/{item.topic_id}/videos/{item.pk}/delete/")
+    assert response.status == 403
 
 
 def test_right_to_left_topic(page, live_server):
@@ -112,15 +223,46 @@ def test_right_to_left_topic(page, live_server):
     shot(page, "topic-rtl")
 
 
-def test_admin_regenerate_action(page, live_server, settings):
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": False}
-    from tests.builders import make_stored_item
-
-    item = make_stored_item(make_topic(), "avatar_videos/avatar_adm_1.mp4", 10)
-    log_in(page, live_server, "boss", staff=True)
+def test_admin_confirmation_pages_and_deleting_a_topic_with_videos(
+    page, live_server, s3_server, bucket_keys
+):
+    topic = make_topic("Old course")
+    s3_server.client().put_object(Bucket=BUCKET, Key="avatar_videos/avatar_adm_1.mp4", Body=b"x")
+    s3_server.client().put_object(Bucket=BUCKET, Key="avatar_videos/avatar_adm_2.mp4", Body=b"y")
+    item = make_stored_item(topic, "avatar_videos/avatar_adm_1.mp4", 10)
+    other = make_stored_item(topic, "avatar_videos/avatar_adm_2.mp4", 10)
+    log_in(page, live_server, "boss", perms=[], superuser=True)
     page.goto(f"{live_server.url}/admin/topics/contentitem/")
-    page.check(f"input[name=_selected_action][value='{item.pk}']")
-    page.select_option("select[name=action]", "regenerate_video")
-    page.click("button[name=index]")
+    assert page.locator("#site-name").inner_text() == "Content Studio admin"
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+    def run_action(action: str, item_id: int) -> None:
+        page.check(f"input[name=_selected_action][value='{item_id}']")
+        page.select_option("select[name=action]", action)
+        page.click("button[name=index]")
+
+    run_action("regenerate_video", item.pk)
+    page.wait_for_selector("text=/render credit/")
+    shot(page, "admin-confirm-regenerate")
+    assert not VideoJob.objects.exists()
+    page.click("input[type=submit][value^='Yes, regenerate']")
     page.wait_for_selector("text=Regeneration queued for 1 video(s).")
     shot(page, "admin-changelist")
+
+    run_action("delete_with_file", other.pk)
+    page.wait_for_selector("code:has-text('avatar_videos/avatar_adm_2.mp4')")
+    assert bucket_keys() == ["avatar_videos/avatar_adm_1.mp4", "avatar_videos/avatar_adm_2.mp4"]
+    page.click("input[type=submit][value^='Yes, delete']")
+    page.wait_for_selector("text=/Deleted 1 item/")
+    assert bucket_keys() == ["avatar_videos/avatar_adm_1.mp4"]
+
+    page.goto(f"{live_server.url}/admin/avatars/videojob/")
+    page.wait_for_selector(".job-state-counts")
+    assert re.search(r"Queued: 1", page.locator(".job-state-counts").inner_text())
+    shot(page, "admin-jobs")
+
+    page.goto(f"{live_server.url}/admin/topics/topic/{topic.pk}/delete/")
+    page.click("input[type=submit]")
+    page.wait_for_selector("text=/deleted successfully/")
+    assert not Topic.objects.filter(pk=topic.pk).exists()
+    assert not VideoJob.objects.exists() and bucket_keys() == []

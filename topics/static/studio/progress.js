@@ -29,7 +29,7 @@
       const message = video.parentElement.querySelector(".player-error");
       if (!message) return;
       const fail = function () { message.hidden = false; video.hidden = true; };
-      if (video.error || video.networkState === HTMLMediaElement.NETWORK_NO_SOURCE) fail();
+      if (video.error) fail();  // failed before this script ran
       video.addEventListener("error", fail);
     });
   }
@@ -71,6 +71,7 @@
     const elapsed = formatElapsed(job.elapsed_seconds);
     let step = job.status.step || job.status.label;
     if (job.queue_position) step = "Waiting for a render slot (position " + job.queue_position + ")";
+    if (elapsed) step = step.replace(/ \((\d+ s|\d+ min|\d+ h \d+ min)\)$/, "");  // said once
     part(card, "step").textContent = step + (elapsed ? " · " + elapsed + " in this step" : "");
     const bar = part(card, "bar");
     const bytes = part(card, "bytes");
