@@ -68,6 +68,16 @@ def test_change_page_previews_the_video_and_shows_metadata_read_only(client):
     assert "4321" in page and 'name="content_data"' not in page
 
 
+def test_change_page_does_not_embed_a_legacy_link_on_an_unknown_host(client):
+    staff(client)
+    item = ContentItem.objects.create(
+        topic=make_topic(), content_type="avatar_video", status=ContentItem.Status.READY,
+        content_data={"videoUrl": "https://evil.example.com/x.mp4", "script": "Old"},
+    )  # fmt: skip
+    page = client.get(f"{CHANGELIST}{item.pk}/change/").content.decode()
+    assert "<video" not in page and "Not stored yet (legacy link" in page
+
+
 def test_regenerate_needs_the_permission(client):
     item = make_stored_item(make_topic(), "avatar_videos/avatar_rg_1.mp4", 10)
     staff(client)

@@ -162,6 +162,21 @@ def test_generate_form_queues_a_job_and_progress_is_json(client, author):
     assert "studio/progress.js" in page
 
 
+def test_progress_during_the_copy_gives_bytes_and_percentage(client, author):
+    item = make_stored_item(make_topic(), "avatar_videos/avatar_cp_1.mp4", 10)
+    job = VideoJob.objects.create(content_item=item, script="x", state="uploading",
+                                  bytes_total=4_000_000, bytes_copied=1_800_000)  # fmt: skip
+    progress = client.get(f"/avatars/jobs/{job.pk}/progress").json()
+    assert (progress["bytes_copied"], progress["bytes_total"], progress["percent"]) == (
+        1_800_000,
+        4_000_000,
+        45,
+    )
+    assert progress["status"]["label"].startswith("Regenerating: the current video stays")
+    assert progress["status"]["step"] == "Copying to storage (45%)"
+    assert [s["state"] for s in progress["steps"]] == ["done", "done", "current", "todo"]
+
+
 def test_several_scripts_make_one_video_each(client, author):
     topic = make_topic()
     scripts = "First lesson.\n\nSecond lesson,\non two lines.\n \nThird."

@@ -10,6 +10,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
 from avatars import studio
+from avatars.cards import link_host_allowed
 from avatars.errors import GENERATION_ERRORS
 from avatars.models import VideoJob
 from topics.models import ContentItem, Topic
@@ -161,6 +162,8 @@ class ContentItemAdmin(admin.ModelAdmin):
         video = video_view(item)
         if video is None:
             return "—"
+        if not video.stored and not link_host_allowed(video.play_url):
+            return "Not stored yet (legacy link on a host outside AVATAR_DOWNLOAD_ALLOWED_HOSTS)"
         return format_html(
             '<video controls preload="metadata" src="{}" style="max-width:480px"></video>',
             video.play_url,
