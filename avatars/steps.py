@@ -148,7 +148,8 @@ def submit(job: VideoJob, token: str, enqueue: Enqueue) -> str:
         leases.transition(
             job.pk, token=token, state=State.QUEUED,
             last_error=f"Waiting for a render slot: {error}"[:2000],
-            next_attempt_at=timezone.now() + timedelta(seconds=SLOT_WAIT_SECONDS),
+            next_attempt_at=timezone.now()
+            + timedelta(seconds=getattr(error, "retry_after", None) or SLOT_WAIT_SECONDS),
         )  # fmt: skip
         return "waiting"
     except GENERATION_ERRORS as error:

@@ -77,6 +77,7 @@ class FakeHeyGenServer:
         self.lock = threading.Lock()
         self.render_dir = Path(tempfile.mkdtemp(prefix="fake-heygen-"))
         self._renders: dict[str, Path] = {}
+        self._render_locks: dict[str, threading.Lock] = {}
         handler = type("Handler", (_Handler,), {"fake": self})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
@@ -139,16 +140,23 @@ class FakeHeyGenServer:
             return True
 
     def render(self, script: str) -> Path:
+        """The script's MP4, rendered once (one writer per file: threads wait for it)."""
         key = hashlib.sha256(f"{script}|{self.width}x{self.height}".encode()).hexdigest()[:16]
         with self.lock:
             path = self._renders.get(key)
-        if path is None:
-            path = render_script_video(
-                script, self.render_dir / f"{key}.mp4", width=self.width, height=self.height,
-                max_seconds=4,
-            )  # fmt: skip
+            render_lock = self._render_locks.setdefault(key, threading.Lock())
+        if path is not None:
+            return path
+        with render_lock:
             with self.lock:
-                self._renders[key] = path
+                path = self._renders.get(key)
+            if path is None:
+                path = render_script_video(
+                    script, self.render_dir / f"{key}.mp4", width=self.width,
+                    height=self.height, max_seconds=4,
+                )  # fmt: skip
+                with self.lock:
+                    self._renders[key] = path
         return path
 
     def sign(self, video_id: str, expires: int) -> str:

@@ -1,8 +1,9 @@
 """Workers killed with SIGKILL at random points; afterwards storage and database agree.
 
-Real django-q2 workers (subprocesses) run generations against the fake HeyGen server and
-the S3 server; the test kills them at random moments, restarts them, lets the stalled-job
-sweeper re-enqueue, then runs `reconcile_storage --fix --grace-seconds 0`.
+Real django-q2 workers (subprocesses) and the engine's sweep run generations against the fake
+HeyGen server and the S3 server; the test kills workers at random moments and restarts them
+(their jobs are taken over when the lease expires), then runs
+`reconcile_storage --fix --grace-seconds 0`.
 """
 
 import json
@@ -12,14 +13,14 @@ from io import StringIO
 
 import pytest
 
-from avatars.jobs import recover_stalled_jobs, request_avatar_video
+from avatars.jobs import request_avatar_video
 from avatars.models import VideoJob
 from tests.builders import make_topic, run_command
-from tests.workers import Worker, wait_until
+from tests.workers import Engine, Worker, wait_until
 from topics.models import ContentItem
 from videostore.models import UploadLedgerEntry
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.jobs]
 
 RUNS = 8
 MAX_KILLS = 6
@@ -33,7 +34,7 @@ def _reconcile(*args: str) -> tuple[int, dict]:
 
 @pytest.fixture
 def chaos_settings(settings, fake_heygen):
-    settings.VIDEO_JOB_STALL_SECONDS = 2
+    settings.VIDEO_JOB_LEASE_SECONDS = 2
     settings.VIDEO_JOB_RETRY_BASE_SECONDS = 1
     settings.VIDEO_JOB_MAX_ATTEMPTS = 6
     return settings
@@ -50,9 +51,8 @@ def test_random_worker_kills_leave_no_orphans_and_no_dangling_rows(
         request_avatar_video(topic=topic, script=f"Lesson part {n}: light and leaves.")
         for n in range(RUNS)
     ]
-    extra = {"VIDEO_JOB_STALL_SECONDS": "2", "VIDEO_JOB_MAX_ATTEMPTS": "6"}
     kills = 0
-    worker = Worker(**extra)
+    worker, engine = Worker(), Engine()
     deadline = time.monotonic() + 150
     try:
         while time.monotonic() < deadline:
@@ -60,15 +60,12 @@ def test_random_worker_kills_leave_no_orphans_and_no_dangling_rows(
                 break
             time.sleep(rng.uniform(0.3, 2.0))
             if kills < MAX_KILLS and rng.random() < 0.6:
-                worker.kill()
+                worker.kill()  # its jobs are taken over once their 2-second leases expire
                 kills += 1
-                time.sleep(2.2)  # let heartbeats go stale, as after a real crash
-                recover_stalled_jobs()
-                worker = Worker(**extra)
-            else:
-                recover_stalled_jobs()
+                worker = Worker()
     finally:
         worker.stop()
+        engine.stop()
 
     outcomes = {state: 0 for state in VideoJob.State.values}
     for job in VideoJob.objects.filter(pk__in=[j.pk for j in jobs]):
@@ -102,7 +99,7 @@ def test_worker_killed_mid_upload_then_reconcile_is_consistent(
     fake_heygen.set_fault("slow_download", 3.0)
     topic = make_topic("Kill mid-upload")
     job = request_avatar_video(topic=topic, script="A lesson that will be interrupted.")
-    worker = Worker(VIDEO_JOB_STALL_SECONDS="2")
+    worker, engine = Worker(), Engine()
     try:
         wait_until(
             lambda: (
@@ -113,10 +110,16 @@ def test_worker_killed_mid_upload_then_reconcile_is_consistent(
             message="the job never reached the download/upload stage",
         )
         time.sleep(0.5)
+        engine.kill()
         worker.kill()
     finally:
         worker.stop()
+        engine.stop()
     assert UploadLedgerEntry.objects.filter(intent=UploadLedgerEntry.Intent.UPLOAD).exists()
+    # While the dead worker's lease runs, its upload is not touched, whatever the grace period.
+    code, report = _reconcile("--fix", "--grace-seconds", "0")
+    assert UploadLedgerEntry.objects.filter(intent=UploadLedgerEntry.Intent.UPLOAD).exists()
+    time.sleep(2.5)  # the lease expires: the worker is dead
     code, report = _reconcile("--fix", "--grace-seconds", "0")
     assert code == 0, report
     assert bucket_keys() == []

@@ -31,7 +31,7 @@ def generate_command(topic_id: int, script: str = "Plants turn light into sugar.
     out = StringIO()
     call_command(
         "generate_avatar_video", "--topic-id", str(topic_id), "--script", script,
-        "--language", "en", stdout=out,
+        "--language", "en", "--json", stdout=out,
     )  # fmt: skip
     return json.loads(out.getvalue())
 
@@ -84,10 +84,11 @@ def test_result_has_the_original_shape(fake_heygen):
     assert result["metadata"]["storage_metadata"]["storagePath"] == result["storagePath"]
 
 
-def test_provider_429_is_retried_with_retry_after(fake_heygen, bucket_keys):
+def test_provider_429_waits_for_a_render_slot_then_stores(fake_heygen, bucket_keys):
     fake_heygen.set_fault("generate_429", 2)
     item = generate_command(make_topic().pk)
     assert item["status"] == "ready"
+    assert item["job"]["state"] == "stored"
     assert bucket_keys() == [item["content_data"]["storagePath"]]
 
 

@@ -47,6 +47,9 @@ def worker_env(**extra: str) -> dict:
             "OFFLINE_VIDEO_WIDTH": str(settings.OFFLINE_VIDEO_WIDTH),
             "OFFLINE_VIDEO_HEIGHT": str(settings.OFFLINE_VIDEO_HEIGHT),
             "Q_WORKERS": "1",
+            "HEYGEN_MAX_CONCURRENT_RENDERS": str(settings.HEYGEN_MAX_CONCURRENT_RENDERS),
+            "VIDEO_JOB_LEASE_SECONDS": str(settings.VIDEO_JOB_LEASE_SECONDS),
+            "VIDEO_JOB_MAX_ATTEMPTS": str(settings.VIDEO_JOB_MAX_ATTEMPTS),
         }
     )
     if settings.HEYGEN_API_KEY:
@@ -70,11 +73,13 @@ def worker_env(**extra: str) -> dict:
 
 
 class Worker:
-    """One `manage.py qcluster` process group."""
+    """One `manage.py qcluster` process group (or another long-running command)."""
+
+    command: tuple[str, ...] = ("qcluster",)
 
     def __init__(self, **extra_env: str):
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
+            [sys.executable, "manage.py", *self.command],
             cwd=ROOT,
             env=worker_env(**extra_env),
             stdout=subprocess.DEVNULL,
@@ -99,6 +104,12 @@ class Worker:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class Engine(Worker):
+    """`manage.py run_video_engine`: the sweep that submits, checks renders and wakes copies."""
+
+    command = ("run_video_engine", "--tick", "0.5")
 
 
 def wait_until(predicate, *, timeout: float, interval: float = 0.2, message: str = "") -> None:

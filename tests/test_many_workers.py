@@ -1,0 +1,96 @@
+"""Many workers on many machines: three qcluster process groups share thirty jobs, one is
+killed with SIGKILL mid-run, and every job still ends stored, rendered once."""
+
+import json
+import os
+import subprocess
+from io import StringIO
+
+import pytest
+
+from avatars.jobs import request_avatar_video_batch
+from avatars.models import VideoJob
+from tests.builders import make_topic, run_command
+from tests.workers import Engine, Worker, wait_until
+from topics.models import ContentItem
+from videostore.models import UploadLedgerEntry
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.jobs]
+
+JOBS = 30
+
+
+def group_pids(worker: Worker) -> set[int]:
+    found = subprocess.run(["pgrep", "-g", str(worker.process.pid)], capture_output=True,
+                           text=True, check=False)  # fmt: skip
+    return {int(pid) for pid in found.stdout.split()}
+
+
+def holders(pids: set[int], **lookups) -> list[int]:
+    """Jobs whose lease is held by one of these processes (tokens name host:pid:...)."""
+    held = VideoJob.objects.exclude(claimed_by="").filter(**lookups)
+    return [pk for pk, token in held.values_list("pk", "claimed_by")
+            if int(token.split(":")[1]) in pids]  # fmt: skip
+
+
+def copying_and_not_submitting(worker: Worker) -> list[int]:
+    """The cluster holds a copy, and no submission whose provider id is not yet recorded (a
+    kill inside that one HTTP call is the one moment a render can be paid twice)."""
+    pids = group_pids(worker)
+    if holders(pids, state="rendering", provider_video_id=""):
+        return []
+    return holders(pids, state="uploading")
+
+
+def test_three_clusters_share_thirty_jobs_and_survive_a_kill_9(settings, fake_heygen, bucket_keys):
+    settings.HEYGEN_MAX_CONCURRENT_RENDERS = 10
+    settings.VIDEO_JOB_LEASE_SECONDS = 3
+    settings.VIDEO_JOB_MAX_ATTEMPTS = 5
+    settings.HEYGEN_POLL_INTERVAL_SECONDS = 0.5
+    fake_heygen.render_seconds = 2
+    fake_heygen.max_concurrent = 10  # the provider's own count is checked too
+    fake_heygen.set_fault("slow_download", 0.6)  # copies last long enough to be killed in
+    topic = make_topic("Course")
+    jobs = request_avatar_video_batch(
+        topic=topic, scripts=[f"Lesson {n}: light, water and leaves." for n in range(JOBS)]
+    )
+    clusters = [Worker(Q_WORKERS="2") for _ in range(3)]
+    engine = Engine()
+    killed_holding: list[int] = []
+    try:
+        wait_until(
+            lambda: copying_and_not_submitting(clusters[0]), timeout=90, interval=0.05,
+            message="the first cluster never took a copy",
+        )  # fmt: skip
+        killed_holding = holders(group_pids(clusters[0]), state="uploading")
+        clusters[0].kill()  # SIGKILL to the whole process group: no cleanup at all
+        wait_until(
+            lambda: not VideoJob.objects.filter(state__in=VideoJob.ACTIVE_STATES).exists(),
+            timeout=180, message="jobs did not all finish",
+        )  # fmt: skip
+    finally:
+        for process in [*clusters, engine]:
+            process.stop()
+
+    finished = VideoJob.objects.filter(pk__in=[job.pk for job in jobs])
+    states = {job.pk: (job.state, job.last_error) for job in finished}
+    assert all(state == "stored" for state, _ in states.values()), states
+    assert killed_holding, "the killed cluster held no copy when it died"
+    assert fake_heygen.stats["renders_created"] == JOBS  # each video rendered once
+    assert fake_heygen.stats["max_in_progress"] <= settings.HEYGEN_MAX_CONCURRENT_RENDERS
+    assert fake_heygen.stats["concurrency_429"] == 0
+    paths = list(
+        ContentItem.objects.exclude(storage_path="").values_list("storage_path", flat=True)
+    )
+    assert len(paths) == len(set(paths)) == JOBS  # stored once each
+    assert sorted(bucket_keys()) == sorted(paths)  # no orphan, no dangling row
+    out = StringIO()
+    assert run_command("reconcile_storage", "--json", "--grace-seconds", "0", stdout=out) == 0
+    report = json.loads(out.getvalue())
+    assert report["orphans"] == 0 and report["dangling_missing"] == 0
+    assert not UploadLedgerEntry.objects.filter(intent="upload").exists()
+    copies_again = fake_heygen.stats["downloads"] - JOBS
+    assert copies_again >= len(killed_holding)  # the killed copies ran again from the start
+    broker = os.environ.get("Q_BROKER_URL") or "orm"
+    print(f"\nmany workers: {JOBS} jobs, killed cluster held {len(killed_holding)} copies, "
+          f"copies run again: {copies_again}, broker: {broker}")  # fmt: skip
