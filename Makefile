@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?= -n 2
+# `make test` runs the job tests a second time on django-q2's Redis broker when Redis answers.
+REDIS_URL ?= redis://127.0.0.1:6379/0
 
 .PHONY: install run test bench lint browser clean
 
@@ -25,9 +27,11 @@ run: $(STAMP)
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py migrate --noinput
 	@echo "==> Loading the demo topics"
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py load_demo
+	@echo "==> Starting the job workers (qcluster) and the video engine's sweep"
 	@echo "Content Studio on http://$(HOST):$(PORT)/  (admin/admin on a fresh embedded install)"
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} sh -c '$(PY) manage.py qcluster & worker=$$!; \
-		trap "kill $$worker 2>/dev/null" EXIT INT TERM; \
+		$(PY) manage.py run_video_engine & engine=$$!; \
+		trap "kill $$worker $$engine 2>/dev/null" EXIT INT TERM; \
 		$(PY) manage.py runserver --noreload $(HOST):$(PORT)'
 
 # Browser tests drive Debian's chromium; install it when missing and we may (root).
@@ -38,6 +42,12 @@ browser:
 
 test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+	@if $(PY) -c "import redis; redis.from_url('$(REDIS_URL)').ping()" 2>/dev/null; then \
+		echo "==> The job tests again, on the Redis broker ($(REDIS_URL))"; \
+		Q_BROKER_URL=$(REDIS_URL) $(PY) -m pytest -m jobs -p no:xdist -q; \
+	else \
+		echo "==> Redis does not answer at $(REDIS_URL): job tests on the Redis broker skipped"; \
+	fi
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

@@ -30,6 +30,18 @@ def django_db_setup(django_db_setup, django_db_blocker):
                 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _empty_redis_queue():
+    """On the Redis broker, wake-ups left in the queue by an earlier run name rows of another
+    database: start from an empty queue (the ORM broker's queue lives in the test database)."""
+    from django.conf import settings
+
+    if "redis" in settings.Q_CLUSTER:
+        from django_q.brokers import get_broker
+
+        get_broker().purge_queue()
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     server = S3Server().start()

@@ -2,6 +2,7 @@
 --wait progress, and the single command's doors (--script-file, --language, --json)."""
 
 import json
+import time
 from io import StringIO
 
 import pytest
@@ -85,10 +86,17 @@ def test_wait_shows_progress_until_all_end_and_exits_1_if_any_failed(tmp_path, m
     path = tmp_path / "s.txt"
     path.write_text("Plants need light.\n\nThis one fails.\n")
 
+    real_sleep = time.sleep
+    running = []
+
     def workers_run(seconds):  # what the job workers do while the command polls
+        if running:  # `time` is one module: the inline run's own waits sleep for real
+            return real_sleep(seconds)
+        running.append(True)
         first, second = VideoJob.objects.order_by("pk")
         run_job_inline(first.pk, poll_interval=0.05)
         VideoJob.objects.filter(pk=second.pk).update(state="failed", last_error="Render refused")
+        running.clear()
 
     monkeypatch.setattr("avatars.management.commands.generate_avatar_videos.time.sleep",
                         workers_run)  # fmt: skip

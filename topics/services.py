@@ -99,14 +99,14 @@ def save_generated_topic(
             # First, under row locks: the uploads are still pending and ours (a sweeper that
             # gave them up makes this fail before anything is written).
             ledger.mark_referenced(uploaded, owner=upload_owner)
+            if within_transaction is not None:
+                within_transaction()  # e.g. the job's row, locked before the long writes
             if topic is None:
                 topic = create_topic(title=title, language=language, description=description)
             saved = [
                 _save_item(topic, g, clean_content_data(g.content_type, g.content_data))
                 for g in items
             ]
-            if within_transaction is not None:
-                within_transaction()
     except BaseException as error:
         for storage_path in uploaded:
             ledger.discard_upload(storage_path, reason="save rolled back")
@@ -236,3 +236,15 @@ def delete_content_item(*, content_item: ContentItem) -> None:
         content_item.delete()
         if storage_path:
             ledger.schedule_delete(storage_path, reason="content item deleted")
+
+
+def delete_topic(*, topic: Topic) -> int:
+    """Delete a topic with its items; their stored files go after commit (through the upload
+    ledger), their generation jobs with the rows (a database cascade). Returns the number of
+    items deleted."""
+    with transaction.atomic():
+        items = list(ContentItem.objects.select_for_update().filter(topic=topic))
+        for item in items:
+            delete_content_item(content_item=item)
+        topic.delete()
+    return len(items)
