@@ -36,9 +36,6 @@ TASKS = {
     "check": "avatars.jobs.check_render_job",
     "copy": "avatars.jobs.copy_video_job",
 }
-#: A copy-ready job nobody has claimed this long gets a new wake-up call (a hint only: the
-#: claim itself is by lock and lease, so a duplicate call is harmless).
-COPY_REDISPATCH_SECONDS = 30
 
 
 def enqueue(step: str, job_id: int | None = None) -> None:
@@ -194,19 +191,24 @@ def copy_video_job(job_id: int) -> str:
     return steps.copy(job, token)
 
 
-def _copies_to_wake(now) -> list[int]:
-    waiting_since = now - timedelta(seconds=COPY_REDISPATCH_SECONDS)
-    jobs = VideoJob.objects.filter(
-        leases.lease_is_free(now), state__in=(State.DOWNLOADING, State.UPLOADING)
-    ).exclude(next_attempt_at__gt=now)
-    # A job whose holder died (lease expired), whose retry is due, or whose wake-up was lost.
-    jobs = jobs.filter(
-        Q(lease_expires_at__lt=now)
-        | Q(next_attempt_at__isnull=False)
-        | Q(state_changed_at__lt=waiting_since)
-        | Q(state_changed_at__isnull=True)
-    )
-    return list(jobs.values_list("pk", flat=True)[:500])
+def _wake_copies(now) -> int:
+    """Wake copies nobody holds that are due: a dead holder's (its lease ended), a retry's,
+    or one whose wake-up call went missing. Each is then left alone for a while, so a backlog
+    of copies waiting for a free worker is not flooded with duplicate calls."""
+    with transaction.atomic():
+        due = list(
+            VideoJob.objects.select_for_update(skip_locked=True)
+            .filter(leases.lease_is_free(now), state__in=(State.DOWNLOADING, State.UPLOADING))
+            .exclude(next_attempt_at__gt=now)
+            .filter(Q(next_check_at__isnull=True) | Q(next_check_at__lte=now))
+            .values_list("pk", flat=True)[:500]
+        )
+        VideoJob.objects.filter(pk__in=due).update(
+            next_check_at=now + timedelta(seconds=steps.COPY_REDISPATCH_SECONDS)
+        )
+        for job_id in due:
+            enqueue("copy", job_id)
+    return len(due)
 
 
 def dispatch_due_work() -> dict:
@@ -216,11 +218,7 @@ def dispatch_due_work() -> dict:
     report = {"requeued": leases.release_dead_submissions()}
     report["submitted"] = submit_queued_jobs()
     report["checked"] = check_due_renders()
-    with transaction.atomic():
-        copies = _copies_to_wake(now)
-        for job_id in copies:
-            enqueue("copy", job_id)
-    report["copies_woken"] = len(copies)
+    report["copies_woken"] = _wake_copies(now)
     report["uploads_given_up"] = ledger.expire_dead_uploads()
     return report
 

@@ -66,15 +66,18 @@ def claim(job_id: int, *, token: str, states: tuple[str, ...], due: bool = True)
             job.attempts += 1
         job.claimed_by = token
         job.lease_expires_at = lease_until(now)
-        job.save(update_fields=["claimed_by", "lease_expires_at", "attempts", "updated_at"])
+        job.next_check_at = job.lease_expires_at  # the sweep looks again when the lease ends
+        job.save(update_fields=["claimed_by", "lease_expires_at", "next_check_at", "attempts",
+                                "updated_at"])  # fmt: skip
         return job
 
 
 def renew(job_id: int, *, token: str, **changes) -> None:
     """Extend our lease (and record progress); LeaseLost when the job is no longer ours."""
+    until = lease_until()
     updated = VideoJob.objects.filter(
         pk=job_id, claimed_by=token, state__in=VideoJob.ACTIVE_STATES
-    ).update(lease_expires_at=lease_until(), updated_at=timezone.now(), **changes)
+    ).update(lease_expires_at=until, next_check_at=until, updated_at=timezone.now(), **changes)
     if not updated:
         raise LeaseLost(f"video job {job_id} was taken over by another worker")
 

@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 State = VideoJob.State
 #: Until a render slot frees up, a job the provider refused for concurrency waits this long.
 SLOT_WAIT_SECONDS = 5
+#: A copy-ready job nobody has taken gets a new wake-up call after this long (a hint only: the
+#: claim is by lock and lease, so a duplicate call is harmless; a lost one is repaired).
+COPY_REDISPATCH_SECONDS = 300
 #: How often a copy records its progress and renews its leases.
 PROGRESS_EVERY_SECONDS = 1.0
 
@@ -95,7 +98,7 @@ def fail_or_retry(job: VideoJob, token: str, error: Exception, *, back_to: str) 
         try:
             leases.transition(
                 job.pk, token=token, state=back_to, attempts=attempts,
-                last_error=message[:2000], next_attempt_at=next_run,
+                last_error=message[:2000], next_attempt_at=next_run, next_check_at=next_run,
             )  # fmt: skip
         except LeaseLost:
             return "lost"
@@ -215,9 +218,11 @@ def check(job: VideoJob, token: str, provider, enqueue: Enqueue) -> str:
         fail(job, token, "The provider reported the render complete but gave no video URL.")
         return "failed"
     if status.status == "completed":
+        # The copy is woken now; the sweep looks again only if nobody has taken it by then.
         leases.transition(
             job.pk, token=token, state=State.DOWNLOADING, rendered_at=timezone.now(),
-            next_check_at=None, last_error="",
+            next_check_at=timezone.now() + timedelta(seconds=COPY_REDISPATCH_SECONDS),
+            last_error="",
         )  # fmt: skip
         enqueue("copy", job.pk)
         enqueue("submit", None)  # a render slot is free
@@ -311,7 +316,8 @@ def _store(job: VideoJob, token: str, status: RenderStatus, provider, video_stor
         if not status.video_url.startswith(("https://", "http://")):
             raise
         result = build_result(status, language=job.language, stored=None,
-                              storage_error=str(error))  # fmt: skip
+                              storage_error=str(error),
+                              offline_preview=provider.name == "local")  # fmt: skip
         logger.warning("video job %s: storage unavailable, provider URL kept until %s: %s",
                        job.pk, status.url_expires_at, error)  # fmt: skip
         content_item_mark_fallback(
@@ -321,7 +327,8 @@ def _store(job: VideoJob, token: str, status: RenderStatus, provider, video_stor
                                       provider_url_expires_at=status.url_expires_at),
         )  # fmt: skip
         return "fallback"
-    result = build_result(status, language=job.language, stored=stored)
+    result = build_result(status, language=job.language, stored=stored,
+                          offline_preview=provider.name == "local")  # fmt: skip
     content_item_mark_stored(
         content_item=item,
         content_data=content_data_from_result(result, script=job.script),

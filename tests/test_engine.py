@@ -149,8 +149,10 @@ def test_a_dead_workers_copy_is_taken_over_once_its_lease_expires(fake_heygen, b
     dead = leases.claim(job.pk, token="dead-host:1:x", states=(State.DOWNLOADING,))
     assert dead is not None
     assert jobs.copy_video_job(job.pk) == "skipped"  # the lease is live: hands off
-    VideoJob.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(1))
-    assert job.pk in jobs._copies_to_wake(timezone.now())
+    ended = timezone.now() - timedelta(1)
+    VideoJob.objects.filter(pk=job.pk).update(lease_expires_at=ended, next_check_at=ended)
+    assert jobs._wake_copies(timezone.now()) == 1  # the sweep wakes the dead worker's copy once
+    assert jobs._wake_copies(timezone.now()) == 0
     assert jobs.copy_video_job(job.pk) == "stored"
     job.refresh_from_db()
     assert job.attempts == 1  # the takeover counts
