@@ -3,21 +3,19 @@ progress JSON): reads only, a fixed number of queries per page."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 from avatars.models import VideoJob
-from avatars.providers.download import _explicitly_listed, _suffix_allowed
+from avatars.pipeline import OFFLINE_PROVIDER
+from avatars.providers.download import host_is_allowed
 from avatars.status import VideoStatus, copy_percent, step_started_at, video_status
 from topics.models import ContentItem
 from topics.selectors import VideoView, video_view
 from videostore.storage import VideoStorage
 
 State = VideoJob.State
-OFFLINE_PROVIDER = "local"
 
 #: The steps of a generation as the page lists them, with the job states each one covers.
 STEPS = (
@@ -26,23 +24,6 @@ STEPS = (
     ("copying", "Copying to storage", (State.DOWNLOADING, State.UPLOADING)),
     ("done", "Done", VideoJob.TERMINAL_STATES),
 )
-
-
-def link_host_allowed(url: str) -> bool:
-    """May the page embed this provider link? Its host must be in the download allow-list
-    (same matching as the download guard; no DNS lookup: the browser fetches it, not us)."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        return False
-    host = (parts.hostname or "").lower()
-    allowed = [entry.lower() for entry in settings.AVATAR_DOWNLOAD_ALLOWED_HOSTS]
-    if not host or parts.username or parts.password or parts.scheme not in {"http", "https"}:
-        return False
-    if _explicitly_listed(host, port, allowed):
-        return True
-    return parts.scheme == "https" and port in (None, 443) and _suffix_allowed(host, allowed)
 
 
 @dataclass(frozen=True)
@@ -70,8 +51,8 @@ def _latest(item: ContentItem) -> VideoJob | None:
 def _offline(item: ContentItem) -> bool:
     """Rendered by the offline renderer (a preview, not HeyGen)."""
     metadata = (item.content_data or {}).get("metadata") or {}
-    if metadata.get("provider"):
-        return metadata["provider"] == OFFLINE_PROVIDER
+    if metadata.get("offline_preview"):
+        return True
     jobs = getattr(item, "jobs", None) or []
     producer = next((job for job in jobs if job.state in (State.STORED, State.FALLBACK)), None)
     return producer is not None and producer.provider == OFFLINE_PROVIDER
@@ -96,30 +77,48 @@ def queue_positions(jobs: Iterable[VideoJob]) -> dict[int, int]:
     return {job.pk: order[job.pk] for job in queued if job.pk in order}
 
 
-def video_cards(items: Iterable[ContentItem]) -> list[VideoCard]:
-    """Cards for items whose jobs are prefetched newest first in `item.jobs`."""
+def legacy_link_blocked(item: ContentItem) -> bool:
+    """The item plays from a provider link (nothing stored) on a host outside the download
+    allow-list: no page may embed it."""
+    url = (item.content_data or {}).get("videoUrl") or ""
+    return not item.storage_path and bool(url) and not host_is_allowed(url)
+
+
+def video_statuses(items: Iterable[ContentItem]) -> dict[int, VideoStatus]:
+    """The one status of each item (by pk), its jobs prefetched newest first in `item.jobs`
+    (the latest alone is enough); one query, for the queue positions."""
     items = list(items)
-    storage = VideoStorage()
     latest = {item.pk: _latest(item) for item in items}
     positions = queue_positions(latest.values())
     now = timezone.now()
-    cards = []
+    statuses = {}
     for item in items:
         job = latest[item.pk]
-        video = video_view(item, storage)
-        blocked = video is not None and not video.stored and not link_host_allowed(video.play_url)
-        status = video_status(
+        statuses[item.pk] = video_status(
             item,
             job,
             now=now,
             queue_position=positions.get(job.pk) if job else None,
-            legacy_link_allowed=not blocked,
+            legacy_link_allowed=not legacy_link_blocked(item),
         )
+    return statuses
+
+
+def video_cards(items: Iterable[ContentItem]) -> list[VideoCard]:
+    """Cards for items whose jobs are prefetched newest first in `item.jobs`."""
+    items = list(items)
+    storage = VideoStorage()
+    statuses = video_statuses(items)
+    cards = []
+    for item in items:
+        job = _latest(item)
+        status = statuses[item.pk]
+        blocked = legacy_link_blocked(item)
         cards.append(
             VideoCard(
                 item=item,
                 job=job,
-                video=None if blocked else video,
+                video=None if blocked else video_view(item, storage),
                 status=status,
                 offline_preview=_offline(item),
                 file_name=(item.content_data or {}).get("fileName") or item.storage_path,
@@ -161,10 +160,8 @@ def job_progress(jobs: list[VideoJob]) -> list[dict]:
     payload = []
     for job in jobs:
         item = job.content_item
-        video = video_view(item) if not item.storage_path else None
-        allowed = video is None or video.stored or link_host_allowed(video.play_url)
         status = video_status(item, job, now=now, queue_position=positions.get(job.pk),
-                              legacy_link_allowed=allowed)  # fmt: skip
+                              legacy_link_allowed=not legacy_link_blocked(item))  # fmt: skip
         started = step_started_at(job)
         payload.append(
             {

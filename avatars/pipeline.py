@@ -18,6 +18,7 @@ from django.conf import settings
 from avatars.errors import InvalidRequest, RenderFailed, RenderTimeout
 from avatars.providers import get_provider
 from avatars.providers.base import RenderRequest, RenderStatus, VideoProvider
+from avatars.providers.local import LocalVideoProvider
 from videostore import ledger
 from videostore.errors import StorageUnavailable
 from videostore.storage import (
@@ -28,6 +29,9 @@ from videostore.storage import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: The offline renderer's name: its videos are previews made on this machine.
+OFFLINE_PROVIDER = LocalVideoProvider.name
 
 ProgressCallback = Callable[[str, dict], None]
 
@@ -151,9 +155,15 @@ def _fallback_allowed(status: RenderStatus) -> bool:
 
 
 def build_result(
-    status: RenderStatus, *, language: str, stored: StoredVideo | None, storage_error: str = ""
+    status: RenderStatus,
+    *,
+    language: str,
+    stored: StoredVideo | None,
+    storage_error: str = "",
+    offline_preview: bool = False,
 ) -> dict:
-    """The result in the original system's shape."""
+    """The result in the original system's shape; `offline_preview`: rendered by the offline
+    renderer (a preview made on this machine, not an avatar video from the provider)."""
     fallback = stored is None
     storage_metadata = stored.as_metadata() if stored else None
     result = {
@@ -172,6 +182,7 @@ def build_result(
             "generation_status": status.status,
             "storage_fallback": fallback,
             "storage_metadata": storage_metadata,
+            "offline_preview": offline_preview,
         },
         "provider_url_expires_at": status.url_expires_at if fallback else None,
         "storage_error": storage_error,
@@ -198,6 +209,7 @@ def generate_avatar_video(
     """
     provider = provider or get_provider()
     video_storage = video_storage or VideoStorage()
+    offline_preview = provider.name == OFFLINE_PROVIDER
     if not provider_video_id:
         provider_video_id = start_render(options, provider=provider)
     on_progress("rendering", {"provider_video_id": provider_video_id})
@@ -211,13 +223,21 @@ def generate_avatar_video(
         if not _fallback_allowed(status):
             raise
         logger.warning(
-            "storage unavailable; falling back to the provider URL",
+            "storage unavailable for video %s; falling back to the provider URL: %s",
+            provider_video_id,
+            error,
             extra={"video_id": provider_video_id, "error": str(error)},
         )
         return build_result(
-            status, language=options.language, stored=None, storage_error=str(error)
+            status,
+            language=options.language,
+            stored=None,
+            storage_error=str(error),
+            offline_preview=offline_preview,
         )
-    return build_result(status, language=options.language, stored=stored)
+    return build_result(
+        status, language=options.language, stored=stored, offline_preview=offline_preview
+    )
 
 
 def content_data_from_result(result: dict, *, script: str) -> dict:
@@ -229,6 +249,8 @@ def content_data_from_result(result: dict, *, script: str) -> dict:
         "heygen_video_url": result["metadata"]["heygen_video_url"],
         "storage_fallback": result["fallback"],
     }
+    if result["metadata"].get("offline_preview"):
+        data["metadata"]["offline_preview"] = True
     return data
 
 

@@ -1,13 +1,11 @@
 """The studio's and the admin's video actions, composed from the services of both apps: one
 place for what "generate", "regenerate", "retry storage" and "delete a topic" mean."""
 
-from django.db import transaction
-
 from avatars import jobs
 from avatars.errors import InvalidRequest
 from avatars.models import VideoJob
 from topics.models import ContentItem, Topic
-from topics.services import delete_content_item
+from topics.services import delete_topic as delete_topic  # a topic's delete is its own service
 
 
 def generate_videos(
@@ -38,14 +36,3 @@ def retry_storage(*, content_item: ContentItem) -> bool:
         return False
     jobs.request_storage_retry(content_item=content_item)
     return True
-
-
-def delete_topic(*, topic: Topic) -> int:
-    """Delete a topic with its items; their stored files go after commit (through the upload
-    ledger), their jobs with the rows. Returns the number of items deleted."""
-    with transaction.atomic():
-        items = list(ContentItem.objects.select_for_update().filter(topic=topic))
-        for item in items:
-            delete_content_item(content_item=item)
-        topic.delete()
-    return len(items)

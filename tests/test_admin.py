@@ -183,3 +183,63 @@ def test_job_list_shows_the_queue(client):
     assert "worker-7" in page and "3 min" in page
     stalled = client.get(f"{JOBS}?stalled=yes").content.decode()
     assert "worker-7" in stalled and "HeyGen said no" not in stalled
+
+
+def test_status_column_shows_the_one_derived_status(client):
+    regenerating = make_stored_item(make_topic("Cells"), "avatar_videos/avatar_st_1.mp4", 1)
+    VideoJob.objects.create(content_item=regenerating, script="x", state="rendering",
+                            state_changed_at=timezone.now() - timedelta(minutes=2))  # fmt: skip
+    ContentItem.objects.create(
+        topic=make_topic("Legacy"), content_type="avatar_video", status="ready",
+        content_data={"videoUrl": "https://evil.example.com/x.mp4", "script": "Old"},
+    )  # fmt: skip
+    staff(client)
+    page = client.get(CHANGELIST).content.decode()
+    assert "Regenerating: the current video stays until the new one is stored" in page
+    assert "Not stored yet (legacy link)" in page
+    rows = page.split('id="result_list"')[1].split("</table>")[0]
+    assert "Rendering (2 min)" in rows and "Ready" not in rows  # not the stored status
+
+
+def test_changelist_queries_do_not_grow_with_the_items(client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(CHANGELIST).status_code == 200
+        return len(captured)
+
+    staff(client)
+    topic = make_topic()
+
+    def add_items(count: int) -> None:
+        for _ in range(count):
+            item = make_stored_item(topic, f"avatar_videos/avatar_q_{ContentItem.objects.count()}"
+                                    ".mp4", 1)  # fmt: skip
+            for state in ("stored", "queued"):
+                VideoJob.objects.create(content_item=item, script="x", state=state)
+
+    add_items(1)
+    few = queries()
+    add_items(6)
+    assert queries() == few
+    assert "Waiting for a render slot (position 7)" in client.get(CHANGELIST).content.decode()
+
+
+def test_delete_topic_service_deletes_items_jobs_and_files_after_commit(s3_server, bucket_keys):
+    from django.db import transaction
+
+    from topics.services import delete_topic
+
+    s3_server.client().put_object(Bucket=BUCKET, Key="avatar_videos/avatar_ds_1.mp4", Body=b"x")
+    topic = make_topic("Doomed")
+    item = make_stored_item(topic, "avatar_videos/avatar_ds_1.mp4", 1)
+    VideoJob.objects.create(content_item=item, script="x", state="stored")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        delete_topic(topic=topic)
+        raise RuntimeError("rolled back")
+    assert Topic.objects.exists() and bucket_keys() == ["avatar_videos/avatar_ds_1.mp4"]
+    assert delete_topic(topic=Topic.objects.get()) == 1
+    assert not Topic.objects.exists() and not ContentItem.objects.exists()
+    assert not VideoJob.objects.exists() and bucket_keys() == []

@@ -5,17 +5,18 @@ credit or delete a file ask first, on an intermediate page."""
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import Count, Q
+from django.contrib.admin.views.main import ChangeList
+from django.db.models import Count, Prefetch, Q
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
 from avatars import studio
-from avatars.cards import link_host_allowed
+from avatars.cards import legacy_link_blocked, video_statuses
 from avatars.errors import GENERATION_ERRORS
 from avatars.models import VideoJob
 from topics.models import ContentItem, Topic
 from topics.selectors import video_view
-from topics.services import delete_content_item
+from topics.services import delete_content_item, delete_topic
 
 admin.site.site_header = "Content Studio admin"
 admin.site.site_title = "Content Studio admin"
@@ -64,11 +65,11 @@ class TopicAdmin(admin.ModelAdmin):
         return deleted, counts, {p for p in perms_needed if p not in cascaded}, protected
 
     def delete_model(self, request, obj):
-        studio.delete_topic(topic=obj)
+        delete_topic(topic=obj)
 
     def delete_queryset(self, request, queryset):
         for topic in queryset:
-            studio.delete_topic(topic=topic)
+            delete_topic(topic=topic)
 
 
 class StoredFilter(admin.SimpleListFilter):
@@ -120,9 +121,20 @@ def confirm_page(model_admin, request, queryset, *, action: str, title: str, que
     return TemplateResponse(request, CONFIRM_TEMPLATE, context)
 
 
+class ContentItemChangeList(ChangeList):
+    """Derives the one status of each row on the page at once (the studio's derivation): one
+    query for the latest jobs (prefetched), one for the queue positions, whatever the rows."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        statuses = video_statuses(self.result_list)
+        for item in self.result_list:
+            item.derived_status = statuses[item.pk]
+
+
 @admin.register(ContentItem)
 class ContentItemAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "status", "file_name", "created_at")
+    list_display = ("__str__", "video_status", "file_name", "created_at")
     list_filter = ("content_type", "status", "topic__language", FallbackFilter, StoredFilter)
     search_fields = ("topic__title", "content_data__videoId", "content_data__script",
                      "storage_path")  # fmt: skip
@@ -136,6 +148,25 @@ class ContentItemAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def get_queryset(self, request):
+        # Only the newest job of each item: the one its status is derived from.
+        latest_job = VideoJob.objects.order_by("-queued_at", "-id")[:1]
+        items = super().get_queryset(request)
+        return items.prefetch_related(Prefetch("video_jobs", queryset=latest_job, to_attr="jobs"))
+
+    def get_changelist(self, request, **kwargs):
+        return ContentItemChangeList
+
+    @admin.display(description="status", ordering="status")
+    def video_status(self, item):
+        status = getattr(item, "derived_status", None)
+        if status is None:  # not a changelist row
+            status = video_statuses([item])[item.pk]
+        label = status.label
+        if status.step and status.step != label:  # regenerating: the running step too
+            label = f"{label} ({status.step})"
+        return format_html('<span title="{}">{}</span>', status.next_step, label)
 
     def has_change_permission(self, request, obj=None):
         return False  # writes go through the actions (services), never raw content_data
@@ -162,7 +193,7 @@ class ContentItemAdmin(admin.ModelAdmin):
         video = video_view(item)
         if video is None:
             return "—"
-        if not video.stored and not link_host_allowed(video.play_url):
+        if legacy_link_blocked(item):
             return "Not stored yet (legacy link on a host outside AVATAR_DOWNLOAD_ALLOWED_HOSTS)"
         return format_html(
             '<video controls preload="metadata" src="{}" style="max-width:480px"></video>',

@@ -53,31 +53,52 @@ def _resolves_public(host: str) -> bool:
     return all(ipaddress.ip_address(address).is_global for address in resolve_addresses(host))
 
 
-def check_download_url(url: str, allowed_hosts: list[str] | None = None) -> None:
-    """Raise DownloadNotAllowed unless the URL may be fetched."""
-    allowed = [h.lower() for h in (allowed_hosts or settings.AVATAR_DOWNLOAD_ALLOWED_HOSTS)]
+def _allowed_hosts(allowed_hosts: list[str] | None) -> list[str]:
+    return [h.lower() for h in (allowed_hosts or settings.AVATAR_DOWNLOAD_ALLOWED_HOSTS)]
+
+
+def _allow_list_refusal(url: str, allowed: list[str]) -> str:
+    """Why the allow-list refuses the URL, in one sentence; "" when it allows it."""
     parts = urlsplit(url)
     try:
         port = parts.port
-    except ValueError as error:
-        raise DownloadNotAllowed("The video URL has a malformed port.") from error
+    except ValueError:
+        return "The video URL has a malformed port."
     host = (parts.hostname or "").lower()
     if not host:
-        raise DownloadNotAllowed("The video URL has no host.")
+        return "The video URL has no host."
     if parts.username is not None or parts.password is not None:
-        raise DownloadNotAllowed(f"The video URL for {host} must not carry credentials.")
+        return f"The video URL for {host} must not carry credentials."
     listed = _explicitly_listed(host, port, allowed)
     if parts.scheme == "http" and not listed:
-        raise DownloadNotAllowed(f"The video URL must use https, not http ({host}).")
+        return f"The video URL must use https, not http ({host})."
     if parts.scheme not in {"http", "https"}:
-        raise DownloadNotAllowed(f"The video URL scheme {parts.scheme!r} is not allowed.")
+        return f"The video URL scheme {parts.scheme!r} is not allowed."
     if listed:
-        return
+        return ""
     if not _suffix_allowed(host, allowed):
-        raise DownloadNotAllowed(f"Videos may not be downloaded from {host}.")
+        return f"Videos may not be downloaded from {host}."
     if port not in (None, 443):  # a suffix entry means the provider's CDN, on https's port
-        raise DownloadNotAllowed(f"Videos may not be downloaded from {host} on port {port}.")
-    if not _resolves_public(host):
+        return f"Videos may not be downloaded from {host} on port {port}."
+    return ""
+
+
+def host_is_allowed(url: str, allowed_hosts: list[str] | None = None) -> bool:
+    """Does the allow-list let this URL through (scheme, credentials, host, port)? The same
+    matching as the download guard without its DNS check: for links a browser fetches."""
+    return not _allow_list_refusal(url, _allowed_hosts(allowed_hosts))
+
+
+def check_download_url(url: str, allowed_hosts: list[str] | None = None) -> None:
+    """Raise DownloadNotAllowed unless the URL may be fetched."""
+    allowed = _allowed_hosts(allowed_hosts)
+    refusal = _allow_list_refusal(url, allowed)
+    if refusal:
+        raise DownloadNotAllowed(refusal)
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    # A host allowed by a suffix only: it must not lead to this network.
+    if not _explicitly_listed(host, parts.port, allowed) and not _resolves_public(host):
         raise DownloadNotAllowed(f"The video host {host} resolves to a private address.")
 
 

@@ -9,6 +9,7 @@ import logging
 import subprocess
 import tempfile
 import textwrap
+import unicodedata
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -26,6 +27,27 @@ def script_duration_seconds(script: str, max_seconds: int) -> int:
     """Roughly how long a narrator takes to read the script, within [2, max_seconds]."""
     words = len(script.split())
     return max(2, min(max_seconds, round(words / WORDS_PER_SECOND)))
+
+
+def is_right_to_left(text: str) -> bool:
+    """Does the text start (first strong character) in a right-to-left script, such as Hebrew
+    or Arabic? The Unicode bidi rule for a paragraph's direction (P2, P3)."""
+    for character in text:
+        direction = unicodedata.bidirectional(character)
+        if direction in ("R", "AL"):
+            return True
+        if direction == "L":
+            return False
+    return False
+
+
+def _text_position(script: str, width: int) -> str:
+    """drawtext options placing the card's lines on the margin where a reader of the script
+    starts: the left one, or for right-to-left scripts the right one (each line aligned)."""
+    margin = max(16, width // 20)
+    if is_right_to_left(script):
+        return f":text_align=right:x=w-tw-{margin}:y=(h-th)/2"
+    return f":text_align=left:x={margin}:y=(h-th)/2"
 
 
 def _card_text(script: str, width: int) -> str:
@@ -55,7 +77,7 @@ def render_script_video(
         text_file.write_text(_card_text(script, width), encoding="utf-8")
         drawtext = (
             f"drawtext=textfile='{text_file.as_posix()}':fontcolor=white:fontsize={fontsize}"
-            ":line_spacing=8:x=(w-text_w)/2:y=(h-text_h)/2"
+            f":line_spacing=8{_text_position(script, width)}"
         )
         command = [
             imageio_ffmpeg.get_ffmpeg_exe(),
