@@ -253,7 +253,20 @@ def _reconcile(
     report.pending_deletes = UploadLedgerEntry.objects.filter(
         intent=UploadLedgerEntry.Intent.DELETE
     ).count()
-    logger.info("storage reconciled", extra=report.as_dict())
+    logger.info(
+        "storage reconciled: %d problem(s) in %d object(s) and %d row(s); orphans %d (%d in "
+        "grace, %d deleted) e.g. %s; dangling %d missing, %d wrong size (%d marked for "
+        "regeneration) e.g. %s; ledger %d upload(s), %d delete(s) pending, %d failed; stale "
+        "multipart uploads %d (%d aborted)",
+        report.problems, report.objects_listed, report.rows_checked, report.orphans,
+        report.orphans_in_grace, report.deleted_orphans,
+        [sample["storage_path"] for sample in report.samples["orphans"][:3]],
+        report.dangling_missing, report.dangling_size, report.marked_for_regeneration,
+        [sample["storage_path"] for sample in report.samples["dangling"][:3]],
+        report.pending_uploads, report.pending_deletes, report.failed_deletes,
+        report.stale_multipart_uploads, report.aborted_multipart_uploads,
+        extra=report.as_dict(),
+    )  # fmt: skip
     return report
 
 
