@@ -189,8 +189,8 @@ def build_result(
     }
     for key in STORAGE_METADATA_FIELDS:
         result[key] = storage_metadata[key] if storage_metadata else None
-    for key in ("checksum", "width", "height"):
-        result[key] = storage_metadata.get(key) if storage_metadata else None
+    for key in MEASURED_FIELDS:  # duration_seconds is set above (the provider's as a fallback)
+        result.setdefault(key, storage_metadata.get(key) if storage_metadata else None)
     return result
 
 

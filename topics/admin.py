@@ -17,13 +17,14 @@ from avatars.models import VideoJob
 from topics.models import ContentItem, Topic
 from topics.selectors import video_view
 from topics.services import delete_content_item, delete_topic
+from videostore.storage import MEASURED_FIELDS, STORAGE_METADATA_FIELDS
 
 admin.site.site_header = "Content Studio admin"
 admin.site.site_title = "Content Studio admin"
 admin.site.index_title = "Topics, videos and jobs"
 
-METADATA_FIELDS = ("fileUrl", "fileName", "fileSize", "fileType", "storagePath", "uploadedAt",
-                   "checksum", "duration_seconds", "width", "height")  # fmt: skip
+#: The storage metadata of a stored video, then what its bytes told us (one list each).
+METADATA_FIELDS = (*STORAGE_METADATA_FIELDS, *MEASURED_FIELDS)
 CONFIRM_TEMPLATE = "admin/topics/contentitem/confirm_action.html"
 
 
@@ -72,35 +73,41 @@ class TopicAdmin(admin.ModelAdmin):
             delete_topic(topic=topic)
 
 
-class StoredFilter(admin.SimpleListFilter):
+class YesNoFilter(admin.SimpleListFilter):
+    """A yes/no filter on one condition (`condition`, with the labels of its two answers)."""
+
+    answers = ("Yes", "No")
+
+    def condition(self) -> Q:
+        raise NotImplementedError
+
+    def lookups(self, request, model_admin):
+        return [("yes", self.answers[0]), ("no", self.answers[1])]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(self.condition())
+        if self.value() == "no":
+            return queryset.exclude(self.condition())
+        return queryset
+
+
+class StoredFilter(YesNoFilter):
     title = "stored"
     parameter_name = "stored"
+    answers = ("In our storage", "Not stored")
 
-    def lookups(self, request, model_admin):
-        return [("yes", "In our storage"), ("no", "Not stored")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.exclude(storage_path="")
-        if self.value() == "no":
-            return queryset.filter(storage_path="")
-        return queryset
+    def condition(self) -> Q:
+        return ~Q(storage_path="")
 
 
-class FallbackFilter(admin.SimpleListFilter):
+class FallbackFilter(YesNoFilter):
     title = "fallback"
     parameter_name = "fallback"
+    answers = ("Provider URL only (fallback)", "No")
 
-    def lookups(self, request, model_admin):
-        return [("yes", "Provider URL only (fallback)"), ("no", "No")]
-
-    def queryset(self, request, queryset):
-        fallback = Q(status=ContentItem.Status.NEEDS_STORAGE)
-        if self.value() == "yes":
-            return queryset.filter(fallback)
-        if self.value() == "no":
-            return queryset.exclude(fallback)
-        return queryset
+    def condition(self) -> Q:
+        return Q(status=ContentItem.Status.NEEDS_STORAGE)
 
 
 def confirm_page(model_admin, request, queryset, *, action: str, title: str, question: str,
