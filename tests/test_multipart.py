@@ -153,11 +153,24 @@ def mp4_stream(sample: bytes, total_size: int, *, on_sent=None):
 
 
 def test_a_link_cut_mid_upload_leaves_a_multipart_upload_that_reconcile_aborts(
-    storage_link, sample_mp4, bucket_keys
+    storage_link, sample_mp4, bucket_keys, s3_server
 ):
+    import time
+
     def cut_after_the_first_part(sent: int) -> None:
-        if sent >= 12 * MiB:
-            storage_link.cut()
+        if sent < 12 * MiB or storage_link_is_cut:
+            return
+        # Cut once the server holds the multipart upload (on a loaded machine the create
+        # call may still be in flight when 12 MiB have been read).
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if s3_server.client().list_multipart_uploads(Bucket=BUCKET).get("Uploads"):
+                break
+            time.sleep(0.05)
+        storage_link.cut()
+        storage_link_is_cut.append(True)
+
+    storage_link_is_cut: list[bool] = []
 
     stream = mp4_stream(sample_mp4.read_bytes(), 20 * MiB, on_sent=cut_after_the_first_part)
     with pytest.raises(StorageUnavailable):
