@@ -204,7 +204,7 @@ def _wake_copies(now) -> int:
             .values_list("pk", flat=True)[:500]
         )
         VideoJob.objects.filter(pk__in=due).update(
-            next_check_at=now + timedelta(seconds=steps.COPY_REDISPATCH_SECONDS)
+            next_check_at=now + timedelta(seconds=steps.copy_redispatch_seconds())
         )
         for job_id in due:
             enqueue("copy", job_id)

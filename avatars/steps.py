@@ -48,9 +48,16 @@ logger = logging.getLogger(__name__)
 State = VideoJob.State
 #: Until a render slot frees up, a job the provider refused for concurrency waits this long.
 SLOT_WAIT_SECONDS = 5
-#: A copy-ready job nobody has taken gets a new wake-up call after this long (a hint only: the
-#: claim is by lock and lease, so a duplicate call is harmless; a lost one is repaired).
-COPY_REDISPATCH_SECONDS = 300
+
+
+def copy_redispatch_seconds() -> int:
+    """A copy-ready job nobody has taken gets a new wake-up call after one lease period: a
+    call held by a worker that was killed before it ran it is lost to the broker until the
+    broker's own retry (45 minutes). A hint only: the claim is by lock and lease, so a
+    duplicate call is harmless (and at most one per job per lease period)."""
+    return settings.VIDEO_JOB_LEASE_SECONDS
+
+
 #: How often a copy records its progress and renews its leases.
 PROGRESS_EVERY_SECONDS = 1.0
 
@@ -221,7 +228,7 @@ def check(job: VideoJob, token: str, provider, enqueue: Enqueue) -> str:
         # The copy is woken now; the sweep looks again only if nobody has taken it by then.
         leases.transition(
             job.pk, token=token, state=State.DOWNLOADING, rendered_at=timezone.now(),
-            next_check_at=timezone.now() + timedelta(seconds=COPY_REDISPATCH_SECONDS),
+            next_check_at=timezone.now() + timedelta(seconds=copy_redispatch_seconds()),
             last_error="",
         )  # fmt: skip
         enqueue("copy", job.pk)

@@ -64,10 +64,17 @@ def test_three_clusters_share_thirty_jobs_and_survive_a_kill_9(settings, fake_he
         )  # fmt: skip
         killed_holding = holders(group_pids(clusters[0]), state="uploading")
         clusters[0].kill()  # SIGKILL to the whole process group: no cleanup at all
-        wait_until(
-            lambda: not VideoJob.objects.filter(state__in=VideoJob.ACTIVE_STATES).exists(),
-            timeout=180, message="jobs did not all finish",
-        )  # fmt: skip
+        try:
+            wait_until(
+                lambda: not VideoJob.objects.filter(state__in=VideoJob.ACTIVE_STATES).exists(),
+                timeout=180,
+            )
+        except AssertionError:
+            active = VideoJob.objects.filter(state__in=VideoJob.ACTIVE_STATES).values(
+                "pk", "state", "claimed_by", "lease_expires_at", "next_check_at",
+                "next_attempt_at", "attempts", "last_error",
+            )  # fmt: skip
+            raise AssertionError(f"jobs did not all finish: {list(active)}") from None
     finally:
         for process in [*clusters, engine]:
             process.stop()
