@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
 from avatars.errors import InvalidRequest, RenderFailed, RenderTimeout
 from avatars.providers import get_provider
 from avatars.providers.base import RenderRequest, RenderStatus, VideoProvider
 from avatars.providers.local import LocalVideoProvider
+from topics import validators
 from videostore import ledger
 from videostore.errors import StorageUnavailable
 from videostore.storage import (
@@ -53,14 +55,12 @@ class RenderOptions:
 
 
 def validate_script(script: str) -> str:
-    """Refuse an empty or over-long script before spending provider credits."""
-    script = (script or "").strip()
-    if not script:
-        raise InvalidRequest("The script is empty; write what the avatar should say.")
-    limit = settings.AVATAR_SCRIPT_MAX_CHARS
-    if len(script) > limit:
-        raise InvalidRequest(f"The script has {len(script)} characters; the limit is {limit}.")
-    return script
+    """Refuse an empty or over-long script before spending provider credits (the one script
+    rule, topics/validators.py, as the provider error the pipeline's callers handle)."""
+    try:
+        return validators.validate_script(script)
+    except ValidationError as error:
+        raise InvalidRequest(error.messages[0]) from error
 
 
 def start_render(options: RenderOptions, *, provider: VideoProvider) -> str:
@@ -150,7 +150,8 @@ def store_rendered_video(
         raise
 
 
-def _fallback_allowed(status: RenderStatus) -> bool:
+def fallback_allowed(status: RenderStatus) -> bool:
+    """A provider URL may stand in for storage only when it is a web URL."""
     return bool(status.video_url) and status.video_url.startswith(("https://", "http://"))
 
 
@@ -220,7 +221,7 @@ def generate_avatar_video(
             status, provider=provider, video_storage=video_storage, on_progress=on_progress
         )
     except StorageUnavailable as error:
-        if not _fallback_allowed(status):
+        if not fallback_allowed(status):
             raise
         logger.warning(
             "storage unavailable for video %s; falling back to the provider URL: %s",

@@ -26,9 +26,11 @@ from avatars.errors import GENERATION_ERRORS, RenderFailed, RenderSlotsBusy
 from avatars.leases import LeaseLost
 from avatars.models import VideoJob
 from avatars.pipeline import (
+    OFFLINE_PROVIDER,
     RenderOptions,
     build_result,
     content_data_from_result,
+    fallback_allowed,
     start_render,
     store_rendered_video,
 )
@@ -167,7 +169,7 @@ def submit(job: VideoJob, token: str, enqueue: Enqueue) -> str:
     except Exception as error:  # a bug or a database error: recorded on the job, not lost
         logger.exception("video job %s: submit crashed: %s", job.pk, error)
         return fail_or_retry(job, token, error, back_to=State.QUEUED)
-    immediate = provider.name == "local"  # the offline renderer finishes inside create
+    immediate = provider.name == OFFLINE_PROVIDER  # the offline renderer finishes inside create
     first_check = 0 if immediate else settings.HEYGEN_POLL_INTERVAL_SECONDS
     try:
         leases.transition(
@@ -320,11 +322,11 @@ def _store(job: VideoJob, token: str, status: RenderStatus, provider, video_stor
             lease_seconds=settings.VIDEO_JOB_LEASE_SECONDS,
         )  # fmt: skip
     except StorageUnavailable as error:
-        if not status.video_url.startswith(("https://", "http://")):
+        if not fallback_allowed(status):
             raise
         result = build_result(status, language=job.language, stored=None,
                               storage_error=str(error),
-                              offline_preview=provider.name == "local")  # fmt: skip
+                              offline_preview=provider.name == OFFLINE_PROVIDER)  # fmt: skip
         logger.warning("video job %s: storage unavailable, provider URL kept until %s: %s",
                        job.pk, status.url_expires_at, error)  # fmt: skip
         content_item_mark_fallback(
@@ -335,7 +337,7 @@ def _store(job: VideoJob, token: str, status: RenderStatus, provider, video_stor
         )  # fmt: skip
         return "fallback"
     result = build_result(status, language=job.language, stored=stored,
-                          offline_preview=provider.name == "local")  # fmt: skip
+                          offline_preview=provider.name == OFFLINE_PROVIDER)  # fmt: skip
     content_item_mark_stored(
         content_item=item,
         content_data=content_data_from_result(result, script=job.script),

@@ -1,11 +1,10 @@
 """Forms of the studio pages. Field rules come from topics.validators and topics.scripts."""
 
 from django import forms
-from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from topics.scripts import check_script_count, scripts_from_file, split_scripts
-from topics.validators import LANGUAGE_MAX_CHARS, validate_language_tag
+from topics.validators import LANGUAGE_MAX_CHARS, validate_language_tag, validate_script
 
 LANGUAGE_HELP = "A language code (BCP 47), e.g. en, he, pt-BR."
 
@@ -22,12 +21,9 @@ class TopicForm(forms.Form):
 
 
 def check_script_length(scripts: list[str]) -> list[str]:
-    """Every script within the provider's limit (the same limit the pipeline checks)."""
-    limit = settings.AVATAR_SCRIPT_MAX_CHARS
+    """Every script within the provider's limit (the one script rule, topics/validators.py)."""
     for number, script in enumerate(scripts, start=1):
-        if len(script) > limit:
-            which = "The script" if len(scripts) == 1 else f"Script {number}"
-            raise ValidationError(f"{which} has {len(script)} characters; the limit is {limit}.")
+        validate_script(script, label="The script" if len(scripts) == 1 else f"Script {number}")
     return scripts
 
 

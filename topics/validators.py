@@ -3,6 +3,7 @@ admin, services, commands)."""
 
 import re
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 #: A BCP 47 language tag as course authors write them: a 2-3 letter language, then optional
@@ -21,3 +22,19 @@ def validate_language_tag(value: str) -> str:
             "Use a language code (BCP 47) such as en, he or pt-BR.", code="invalid_language"
         )
     return tag
+
+
+def validate_script(script: str, *, label: str = "The script") -> str:
+    """The script stripped, if it is not empty and within the provider's limit
+    (AVATAR_SCRIPT_MAX_CHARS); a ValidationError in one sentence otherwise."""
+    script = (script or "").strip()
+    if not script:
+        raise ValidationError(
+            f"{label} is empty; write what the avatar should say.", code="empty_script"
+        )
+    limit = settings.AVATAR_SCRIPT_MAX_CHARS
+    if len(script) > limit:
+        raise ValidationError(
+            f"{label} has {len(script)} characters; the limit is {limit}.", code="long_script"
+        )
+    return script

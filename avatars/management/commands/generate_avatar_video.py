@@ -15,6 +15,7 @@ from django.utils import timezone
 from avatars.errors import GENERATION_ERRORS
 from avatars.jobs import request_avatar_video, run_job_inline
 from avatars.models import VideoJob
+from avatars.pipeline import OFFLINE_PROVIDER
 from avatars.status import video_status
 from topics.models import ContentItem, Topic
 from topics.validators import validate_language_tag
@@ -63,7 +64,9 @@ def summary(job: VideoJob, item: ContentItem) -> str:
         lines.append(f"  reason    {job.last_error}" if job.last_error else "")
     if data.get("fileUrl"):
         lines.append(f"  url       {data['fileUrl'].split('?', 1)[0]}")
-    offline = " (offline renderer: a preview, not HeyGen)" if job.provider == "local" else ""
+    offline = (
+        " (offline renderer: a preview, not HeyGen)" if job.provider == OFFLINE_PROVIDER else ""
+    )
     lines.append(f"  provider  {job.provider}{offline}")
     lines.append(f"  studio    /topics/{item.topic_id}/#item-{item.pk}")
     return "\n".join(line for line in lines if line)
