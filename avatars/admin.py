@@ -8,19 +8,9 @@ from django.utils import timezone
 
 from avatars.models import VideoJob, WebhookEvent
 from avatars.status import format_elapsed, step_started_at
+from videostore.admin import ReadOnlyAdmin
 
 State = VideoJob.State
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class StalledFilter(admin.SimpleListFilter):

@@ -5,11 +5,8 @@ from django.contrib import admin
 from videostore.models import UploadLedgerEntry
 
 
-@admin.register(UploadLedgerEntry)
-class UploadLedgerEntryAdmin(admin.ModelAdmin):
-    list_display = ("storage_path", "intent", "attempts", "last_error", "created_at")
-    list_filter = ("intent",)
-    search_fields = ("storage_path",)
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records that services write: operators read them, nobody edits them by hand."""
 
     def has_add_permission(self, request):
         return False
@@ -19,3 +16,11 @@ class UploadLedgerEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(UploadLedgerEntry)
+class UploadLedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = ("storage_path", "intent", "owner", "lease_expires_at", "attempts",
+                    "last_error", "created_at")  # fmt: skip
+    list_filter = ("intent",)
+    search_fields = ("storage_path",)
