@@ -9,7 +9,7 @@ PYTEST_ARGS ?= -n 2
 # `make test` runs the job tests a second time on django-q2's Redis broker when Redis answers.
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test bench lint browser clean
+.PHONY: install run test bench chaos lint browser clean
 
 $(STAMP): pyproject.toml
 	@echo "==> Creating the virtualenv in $(VENV) (first run only)"
@@ -51,6 +51,10 @@ test: $(STAMP) browser
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# Faults injected for real, 20 runs each, then reconcile: a benchmark-style run, not a test.
+chaos: $(STAMP)
+	$(PY) -m benchmarks.chaos
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
