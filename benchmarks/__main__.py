@@ -1,7 +1,7 @@
 """`make bench`: the project against a baseline, in one run, on the same loopback servers.
 
-python -m benchmarks [--only memory,copy,pages,reconcile] [--size-mib 512] [--objects 100000]
-                     [--repeat 5]
+python -m benchmarks [--only memory,copy,pages,reconcile,course] [--size-mib 512]
+                     [--objects 100000] [--repeat 5] [--videos 40] [--render-seconds 20] [--quick]
 """
 
 import argparse
@@ -92,12 +92,32 @@ def reconcile(objects: int, rows: list) -> None:
                  200, ours["peak_rss_mib"] / 200, "< 200 MiB"))  # fmt: skip
 
 
+def course(args: argparse.Namespace, rows: list) -> None:
+    """Course scale (benchmarks/course.py): its own servers and processes; progress on stderr."""
+    options = ["--quick"] if args.quick else []
+    for flag, value in (("--videos", args.videos), ("--render-seconds", args.render_seconds)):
+        if value is not None:
+            options += [flag, str(value)]
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.course", *options], cwd=ROOT, env=bench_env({}),
+        stdout=subprocess.PIPE, text=True, timeout=3600,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError("benchmarks.course failed (its log is above)")
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    print(json.dumps(report["details"], indent=1), file=sys.stderr)
+    rows.extend(tuple(row) for row in report["rows"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", default="memory,pages,reconcile")
+    parser.add_argument("--only", default="memory,pages,reconcile,course")
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--objects", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5, help="copy/memory runs per side")
+    parser.add_argument("--videos", type=int, default=None, help="course: N videos (40)")
+    parser.add_argument("--render-seconds", type=float, default=None, help="course: R (20)")
+    parser.add_argument("--quick", action="store_true", help="course: N=10, R=5")
     args = parser.parse_args()
     chosen = set(args.only.replace("copy", "memory").split(","))
     rows: list = []
@@ -107,6 +127,8 @@ def main() -> None:
         pages(rows)
     if "reconcile" in chosen:
         reconcile(args.objects, rows)
+    if "course" in chosen:
+        course(args, rows)
     print(f"Content Studio benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
           f"{os.cpu_count()} cores, Python {platform.python_version()}")  # fmt: skip
     print(f"{'benchmark':58} {'unit':>7} {'ours':>10} {'baseline':>10} {'ratio':>7}  target")

@@ -1,6 +1,7 @@
 """Loopback servers and a big MP4 for the benchmarks."""
 
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -44,13 +45,50 @@ def big_mp4(size_mib: int) -> Path:
 class FakeHeyGenProcess:
     """The project's fake HeyGen in its own process (so it costs the measured one nothing)."""
 
-    def __init__(self):
+    API_KEY = "fake-heygen-key"
+
+    def __init__(self, render_seconds: float = 0, max_concurrent: int = 0):
         self.port = free_port()
+        command = ["manage.py", "fake_heygen", "--port", str(self.port)]
+        if render_seconds or max_concurrent:
+            command += ["--render-seconds", str(render_seconds),
+                        "--max-concurrent", str(max_concurrent)]  # fmt: skip
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "fake_heygen", "--port", str(self.port)],
+            [sys.executable, *command],
             cwd=ROOT, env=bench_env({}), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         wait_for_port(self.port)
+
+    @property
+    def host_port(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def reset(self) -> None:
+        """Forget videos, faults, stats and the webhook (rendered files stay cached)."""
+        requests.post(f"{self.base_url}/_fake/reset", timeout=10).raise_for_status()
+
+    def configure(self, *, render_seconds: float, max_concurrent: int = 0) -> None:
+        """Wall-clock renders of `render_seconds`; `max_concurrent` renders at once (0: any)."""
+        requests.post(f"{self.base_url}/_fake/config", timeout=10,
+                      json={"render_seconds": render_seconds,
+                            "max_concurrent": max_concurrent}).raise_for_status()  # fmt: skip
+
+    def stats(self) -> dict:
+        """The fake's own counts: renders_created, max_in_progress, downloads, concurrency_429."""
+        response = requests.get(f"{self.base_url}/_fake/stats", timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def register_webhook(self, url: str) -> str:
+        """Register `url` as the webhook endpoint, as with HeyGen; returns its signing secret."""
+        response = requests.post(
+            f"{self.base_url}/v1/webhook/endpoint.add",
+            json={"url": url},
+            headers={"X-Api-Key": self.API_KEY},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.json()["data"]["secret"]
 
     @property
     def base_url(self) -> str:
@@ -76,8 +114,65 @@ class FakeHeyGenProcess:
                 return data["video_url"]
         raise RuntimeError("fake render never completed")
 
+    def prerender(self, scripts: list[str]) -> None:
+        """Have the fake render these scripts' MP4s now (ffmpeg; it keeps them across resets),
+        so that measured renders cost wall-clock time only, as at HeyGen."""
+        headers = {"X-Api-Key": self.API_KEY}
+        for script in scripts:
+            body = {"video_inputs": [{"character": {"type": "avatar", "avatar_id": "a"},
+                                      "voice": {"type": "text", "voice_id": "v",
+                                                "input_text": script}}]}  # fmt: skip
+            created = requests.post(f"{self.base_url}/v2/video/generate", json=body,
+                                    headers=headers, timeout=30)  # fmt: skip
+            created.raise_for_status()
+            video_id = created.json()["data"]["video_id"]
+            for _ in range(20):
+                status = requests.get(f"{self.base_url}/v1/video_status.get",
+                                      params={"video_id": video_id}, headers=headers,
+                                      timeout=60).json()["data"]["status"]  # fmt: skip
+                if status == "completed":
+                    break
+            else:
+                raise RuntimeError("fake render never completed")
+
     def stop(self) -> None:
         self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+class ProcessGroup:
+    """`python <argv>` (e.g. `manage.py qcluster`) in its own process group, as a separate
+    machine would be, so that stopping it reaches every child (qcluster forks its workers);
+    output goes to `log`."""
+
+    def __init__(self, *argv: str, env: dict, log: Path):
+        self.argv = argv
+        self.log = log
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, *argv], cwd=ROOT, env=env, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM to the group, SIGKILL to whatever is left after `timeout`."""
+        group = self.process.pid
+        try:
+            os.killpg(group, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        try:  # children that outlived their parent are still in the group
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.process.wait(timeout=10)
 
 
