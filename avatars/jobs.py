@@ -197,7 +197,7 @@ def _wake_copies(now) -> int:
     of copies waiting for a free worker is not flooded with duplicate calls."""
     with transaction.atomic():
         due = list(
-            VideoJob.objects.select_for_update(skip_locked=True)
+            VideoJob.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(leases.lease_is_free(now), state__in=(State.DOWNLOADING, State.UPLOADING))
             .exclude(next_attempt_at__gt=now)
             .filter(Q(next_check_at__isnull=True) | Q(next_check_at__lte=now))

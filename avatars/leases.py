@@ -54,7 +54,7 @@ def claim(job_id: int, *, token: str, states: tuple[str, ...], due: bool = True)
     delay has passed; a takeover from a dead holder counts as an attempt."""
     now = timezone.now()
     with transaction.atomic():
-        jobs = VideoJob.objects.select_for_update(skip_locked=True).filter(
+        jobs = VideoJob.objects.select_for_update(skip_locked=True, of=("self",)).filter(
             lease_is_free(now), pk=job_id, state__in=states
         )
         if due:
@@ -107,7 +107,7 @@ def release_dead_submissions() -> int:
     now = timezone.now()
     with transaction.atomic():
         ids = list(
-            VideoJob.objects.select_for_update(skip_locked=True)
+            VideoJob.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(state=VideoJob.State.RENDERING, provider_video_id="", lease_expires_at__lt=now)
             .values_list("pk", flat=True)
         )

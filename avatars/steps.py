@@ -131,7 +131,7 @@ def claim_next_submission(token: str, *, job_id: int | None = None) -> VideoJob 
         busy = VideoJob.objects.filter(state=State.RENDERING).count()
         if busy >= settings.HEYGEN_MAX_CONCURRENT_RENDERS:
             return None
-        jobs = VideoJob.objects.select_for_update(skip_locked=True).filter(
+        jobs = VideoJob.objects.select_for_update(skip_locked=True, of=("self",)).filter(
             leases.lease_is_free(now), state=State.QUEUED
         )
         jobs = jobs.exclude(next_attempt_at__gt=now)
@@ -193,7 +193,7 @@ def claim_due_checks(token: str, *, limit: int = 100, job_id: int | None = None)
     """Rendering jobs whose check is due (or `job_id`, due now), claimed in one batch."""
     now = timezone.now()
     with transaction.atomic():
-        jobs = VideoJob.objects.select_for_update(skip_locked=True).filter(
+        jobs = VideoJob.objects.select_for_update(skip_locked=True, of=("self",)).filter(
             leases.lease_is_free(now), state=State.RENDERING
         )
         jobs = jobs.exclude(provider_video_id="")
@@ -247,9 +247,13 @@ def check(job: VideoJob, token: str, provider, enqueue: Enqueue) -> str:
 
 
 def _check_later(job: VideoJob, token: str, note: str) -> str:
+    # From the time the check was due, not from when a busy sweep got to it: checks do not
+    # drift later by a tick each time.
+    now = timezone.now()
+    due = job.next_check_at if job.next_check_at and job.next_check_at <= now else now
     leases.transition(
         job.pk, token=token, render_checks=job.render_checks + 1, last_error=note[:2000],
-        next_check_at=timezone.now() + timedelta(seconds=_next_check_in(job)),
+        next_check_at=max(due + timedelta(seconds=_next_check_in(job)), now),
     )  # fmt: skip
     return "rendering"
 

@@ -230,3 +230,40 @@ def test_the_engine_sweep_runs_the_whole_course_without_a_worker_waiting(setting
     assert last.state == State.RENDERING
     assert jobs.run_job_inline(last.pk, poll_interval=0.01).state == State.STORED
     assert get_provider().name == "heygen"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks")
+def test_a_claim_locks_only_its_job_not_the_shared_topic(fake_heygen):
+    """Jobs of one course share a topic row: a claim must not lock (nor skip over) it."""
+    fake_heygen.render_seconds = 0.01
+    first, second = queue(2)
+    jobs.submit_queued_jobs()
+    for job in (first, second):
+        make_due(job)
+    jobs.check_due_renders()
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_first_claim():
+        try:
+            from django.db import transaction
+
+            from topics.models import Topic
+
+            with transaction.atomic():  # e.g. an author saving the topic, or another claim
+                VideoJob.objects.select_for_update().get(pk=first.pk)
+                Topic.objects.select_for_update().get(pk=first.content_item.topic_id)
+                holding.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=hold_first_claim)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        claimed = leases.claim(second.pk, token="worker-b:2:z", states=(State.DOWNLOADING,))
+        assert claimed is not None and claimed.pk == second.pk
+        assert leases.claim(first.pk, token="worker-b:2:z", states=(State.DOWNLOADING,)) is None
+    finally:
+        release.set()
+        thread.join()
