@@ -265,6 +265,8 @@ Q_CLUSTER = {
     "catch_up": False,
     "poll": 0.5,
     "save_limit": 500,
+    # django-q2's own "processing ... / Processed ..." lines; our steps log their facts.
+    "log_level": _env("Q_LOG_LEVEL", "WARNING"),
 }
 if Q_BROKER_URL.startswith(("redis://", "rediss://")):
     Q_CLUSTER["redis"] = Q_BROKER_URL
