@@ -151,13 +151,32 @@ def _claim_orphan(storage_path: str) -> bool:
     return True
 
 
-def _handle_dangling(report: ReconcileReport, item_id: int, path: str, reason: str, fix: bool):
+def _still_dangling(item_id: int, path: str, reason: str, expected_size, video_storage) -> bool:
+    """The listing and the rows are two moments: before calling a row dangling, ask again.
+    The row must still point at the object, and the object must still be missing (keys are
+    never reused, so a missing object never comes back) or still of the wrong size."""
+    if not ContentItem.objects.filter(pk=item_id, storage_path=path).exists():
+        return False  # deleted, regenerated or replaced since the rows were read
+    size = video_storage.size(path)
+    if reason == "missing":
+        return size is None
+    return size is not None and expected_size is not None and int(expected_size) != size
+
+
+def _handle_dangling(
+    report: ReconcileReport, item_id: int, path: str, reason: str, fix: bool, *,
+    expected_size=None, video_storage: VideoStorage,
+) -> None:  # fmt: skip
+    if not _still_dangling(item_id, path, reason, expected_size, video_storage):
+        return
     if reason == "missing":
         report.dangling_missing += 1
     else:
         report.dangling_size += 1
     _sample(report, "dangling", {"item_id": item_id, "storage_path": path, "reason": reason})
-    if fix and content_item_mark_needs_regeneration(content_item_id=item_id, reason=reason):
+    if fix and content_item_mark_needs_regeneration(
+        content_item_id=item_id, reason=reason, expected_storage_path=path
+    ):
         report.marked_for_regeneration += 1
 
 
@@ -231,14 +250,17 @@ def _reconcile(
             obj = next(objects, None)
         elif obj is None or row[1] < obj.storage_path:
             report.rows_checked += 1
-            _handle_dangling(report, row[0], row[1], "missing", fix)
+            _handle_dangling(report, row[0], row[1], "missing", fix, video_storage=video_storage)
             row = next(rows, None)
         else:
             report.objects_listed += 1
             report.rows_checked += 1
             expected_size = row[2]
             if expected_size is not None and int(expected_size) != obj.size:
-                _handle_dangling(report, row[0], row[1], "size differs", fix)
+                _handle_dangling(
+                    report, row[0], row[1], "size differs", fix,
+                    expected_size=expected_size, video_storage=video_storage,
+                )  # fmt: skip
             obj = next(objects, None)
             row = next(rows, None)
 

@@ -165,3 +165,26 @@ def test_human_output_lists_sample_paths_and_suggests_fix(s3_server):
     out = StringIO()
     assert run_command("reconcile_storage", "--fix", "--grace-seconds", "0", stdout=out) == 0
     assert "consistent" in out.getvalue() and "--fix to repair" not in out.getvalue()
+
+
+def test_a_row_that_moved_on_since_the_listing_is_never_marked(s3_server, bucket_keys):
+    """The listing and the rows are two moments: a regenerate that replaced the object in
+    between must not be undone (the item keeps its new, stored video)."""
+    from avatars.reconcile import ReconcileReport, _handle_dangling
+    from videostore.storage import VideoStorage
+
+    topic = make_topic()
+    item = make_stored_item(topic, "avatar_videos/avatar_new.mp4", len(VIDEO))
+    put(s3_server, "avatar_videos/avatar_new.mp4", VIDEO)
+    report = ReconcileReport()
+    # What an older read of the rows saw: the item at its old, now deleted, object.
+    _handle_dangling(report, item.pk, "avatar_videos/avatar_old.mp4", "missing", True,
+                     video_storage=VideoStorage())  # fmt: skip
+    # And an object that a slow listing missed but that is there now.
+    _handle_dangling(report, item.pk, "avatar_videos/avatar_new.mp4", "missing", True,
+                     video_storage=VideoStorage())  # fmt: skip
+    assert report.dangling_missing == 0 and report.marked_for_regeneration == 0
+    item.refresh_from_db()
+    assert item.status == ContentItem.Status.READY
+    assert item.storage_path == "avatar_videos/avatar_new.mp4"
+    assert bucket_keys() == ["avatar_videos/avatar_new.mp4"]

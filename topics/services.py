@@ -206,13 +206,18 @@ def content_item_mark_failed(*, content_item_id: int) -> bool:
     )
 
 
-def content_item_mark_needs_regeneration(*, content_item_id: int, reason: str) -> bool:
+def content_item_mark_needs_regeneration(
+    *, content_item_id: int, reason: str, expected_storage_path: str | None = None
+) -> bool:
     """The item's video is gone (object missing, provider URL expired): it stops pointing at
-    it and waits for a new render. Returns False when the item no longer exists."""
+    it and waits for a new render. Returns False when the item no longer exists, or (with
+    `expected_storage_path`) no longer points at that object: checked under the row lock."""
     with transaction.atomic():
         item = ContentItem.objects.select_for_update().filter(pk=content_item_id).first()
         if item is None:
             return False
+        if expected_storage_path is not None and item.storage_path != expected_storage_path:
+            return False  # regenerated or replaced since it was found: not ours to touch
         data = {
             key: value
             for key, value in item.content_data.items()
