@@ -99,10 +99,12 @@ def _fallback_items() -> Iterator[ContentItem]:
 def promote_item(content_item: ContentItem, *, url_expires_at=None) -> str:
     """Promote one fallback item: 'stored', 'expired' (marked for regeneration) or 'failed'."""
     if url_expires_at is not None and url_expires_at <= timezone.now():
-        if not content_item.storage_path:
-            content_item_mark_needs_regeneration(
-                content_item_id=content_item.pk, reason="the provider URL expired"
-            )
+        # Only an item still without a stored video (checked under its row lock: a
+        # regenerate may have stored one since this item was read).
+        content_item_mark_needs_regeneration(
+            content_item_id=content_item.pk, reason="the provider URL expired",
+            expected_storage_path="",
+        )  # fmt: skip
         return "expired"
     video_url = (content_item.content_data.get("metadata") or {}).get(
         "heygen_video_url"
