@@ -87,7 +87,9 @@ def transition(job_id: int, *, token: str, release: bool = True, **changes) -> V
     A new `state` stamps `state_changed_at`; `release` frees the job for the next step."""
     now = timezone.now()
     with transaction.atomic():
-        job = VideoJob.objects.select_for_update().get(pk=job_id)
+        job = VideoJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None:  # its item was deleted meanwhile: nothing left to change
+            raise LeaseLost(f"video job {job_id} no longer exists")
         if job.claimed_by != token or job.state not in VideoJob.ACTIVE_STATES:
             raise LeaseLost(f"video job {job_id} is no longer held by {token}")
         if "state" in changes and changes["state"] != job.state:

@@ -125,8 +125,8 @@ def store_rendered_video(
         owner=upload_owner,
         lease_seconds=lease_seconds,
     )
-    on_progress("downloading", {"storage_path": storage_path})
     try:
+        on_progress("downloading", {"storage_path": storage_path})
         download = provider.open_download(status.video_url)
         try:
             on_progress(

@@ -267,3 +267,19 @@ def test_a_claim_locks_only_its_job_not_the_shared_topic(fake_heygen):
     finally:
         release.set()
         thread.join()
+
+
+def test_deleting_the_item_during_its_copy_leaves_nothing_behind(fake_heygen, bucket_keys):
+    from topics.services import delete_content_item
+
+    fake_heygen.render_seconds = 0.01
+    (job,) = queue()
+    jobs.submit_queued_jobs()
+    make_due(job)
+    jobs.check_due_renders()
+    token = leases.new_token()
+    claimed = leases.claim(job.pk, token=token, states=(State.DOWNLOADING,))
+    delete_content_item(content_item=ContentItem.objects.get(pk=job.content_item_id))
+    assert steps.copy(claimed, token) == "lost"  # the job went with its item
+    assert bucket_keys() == []
+    assert not UploadLedgerEntry.objects.exists()
