@@ -15,7 +15,8 @@ from botocore.exceptions import ClientError
 from django.conf import settings
 
 from videostore.ledger import upload_lease_is_live
-from videostore.storage import STORAGE_ERRORS, VideoStorage, _unavailable
+from videostore.s3errors import STORAGE_ERRORS, _unavailable
+from videostore.storage import VideoStorage
 
 logger = logging.getLogger(__name__)
 

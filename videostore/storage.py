@@ -6,8 +6,6 @@ cap, exactly as long as announced. A failed check raises inside the backend's re
 the upload completes, so nothing is stored; memory stays bounded whatever the file size.
 """
 
-import hashlib
-import io
 import logging
 import os
 import re
@@ -19,34 +17,20 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
-from boto3.exceptions import Boto3Error
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
 from django.conf import settings
 from django.core.files.storage import Storage, default_storage
 from django.utils import timezone
-from s3transfer.exceptions import RetriesExceededError, S3UploadFailedError
 
 from videostore.errors import (
     InvalidStoragePath,
     InvalidVideo,
     StorageUnavailable,
-    VideoStoreError,
 )
-from videostore.mp4 import Mp4Info, Mp4Inspector
+from videostore.reader import MP4_TYPE, VerifyingReader
+from videostore.s3errors import STORAGE_ERRORS, _describe, _loggable, _unavailable
 
 logger = logging.getLogger(__name__)
 
-#: What the storage backends raise when storage is unreachable or refuses.
-STORAGE_ERRORS = (BotoCoreError, ClientError, Boto3Error, RetriesExceededError,
-                  S3UploadFailedError, OSError)  # fmt: skip
-MP4_TYPE = "video/mp4"
 #: The storage metadata a row keeps for its object (the original system's camelCase names):
 #: all of them or none.
 STORAGE_METADATA_FIELDS = ("fileUrl", "fileName", "fileSize", "fileType", "storagePath",
@@ -56,7 +40,6 @@ MEASURED_FIELDS = ("checksum", "duration_seconds", "width", "height")
 MAX_ID_CHARS = 64
 MAX_FILE_NAME_CHARS = 128
 MAX_KEY_BYTES = 1024  # S3's limit on key length
-READ_SIZE = 1024 * 1024
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]+")
 _UNSAFE_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -142,199 +125,6 @@ def validate_storage_path(storage_path: str) -> str:
     ):
         raise InvalidStoragePath(f"{storage_path[:80]!r} is not a plain path under {prefix!r}.")
     return storage_path
-
-
-def _chunks_of(stream: Iterable[bytes] | BinaryIO | bytes) -> Iterator[bytes]:
-    if isinstance(stream, bytes | bytearray | memoryview):
-        yield bytes(stream)
-    elif hasattr(stream, "read"):
-        while data := stream.read(READ_SIZE):
-            yield data
-    else:
-        yield from stream
-
-
-class VerifyingReader(io.RawIOBase):
-    """A read-only, non-seekable stream over the video that checks it while it is read.
-
-    Storage backends read it like a file (`read(n)`, or `chunks()` for local files). It
-    counts, hashes and inspects every byte and raises InvalidVideo as soon as a check fails,
-    so the backend's upload fails with it. `failure` keeps what it raised.
-    """
-
-    def __init__(
-        self,
-        stream,
-        *,
-        name: str,
-        max_bytes: int,
-        expected_size: int | None,
-        on_bytes: Callable[[int], None] | None = None,
-    ):
-        super().__init__()
-        self.name = name
-        self.on_bytes = on_bytes
-        self.content_type = MP4_TYPE  # read by django-storages for the object's ContentType
-        self.max_bytes = max_bytes
-        self.expected_size = expected_size
-        self.bytes_read = 0
-        self.sha256 = hashlib.sha256()
-        self.info: Mp4Info | None = None
-        self.failure: BaseException | None = None
-        self._source = _chunks_of(stream)
-        self._inspector = Mp4Inspector()
-        self._pending = b""
-        self._eof = False
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self.failure is not None:
-            raise self.failure
-        try:
-            return self._read(size)
-        except BaseException as error:
-            self.failure = error
-            raise
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def chunks(self, chunk_size: int = READ_SIZE) -> Iterator[bytes]:
-        while data := self.read(chunk_size):
-            yield data
-
-    def _read(self, size: int | None) -> bytes:
-        wanted = float("inf") if size is None or size < 0 else size
-        pieces, have = [], 0
-        while have < wanted:
-            if not self._pending:
-                self._pending = self._next_chunk()
-                if not self._pending:
-                    break
-            take = min(wanted - have, len(self._pending))
-            pieces.append(self._pending[:take] if take < len(self._pending) else self._pending)
-            self._pending = self._pending[take:]
-            have += take
-        return b"".join(pieces)
-
-    def _next_chunk(self) -> bytes:
-        if self._eof:
-            return b""
-        for chunk in self._source:
-            if chunk:
-                chunk = bytes(chunk)  # no copy for bytes; bytearray/memoryview are frozen
-                self._check(chunk)
-                return chunk
-        self._eof = True
-        self._check_end()
-        return b""
-
-    def _check(self, chunk: bytes) -> None:
-        self.bytes_read += len(chunk)
-        if self.bytes_read > self.max_bytes:
-            raise InvalidVideo(f"The video is larger than the {self.max_bytes}-byte limit.")
-        if self.expected_size is not None and self.bytes_read > self.expected_size:
-            raise InvalidVideo(
-                f"The video is longer than the {self.expected_size} bytes announced "
-                "(length mismatch)."
-            )
-        self._inspector.feed(chunk)
-        self.sha256.update(chunk)
-        if self.on_bytes is not None:
-            self.on_bytes(self.bytes_read)  # may raise to stop the upload (a lost lease)
-
-    def _check_end(self) -> None:
-        if self.expected_size is not None and self.bytes_read != self.expected_size:
-            raise InvalidVideo(
-                f"The video was truncated: {self.bytes_read} of the {self.expected_size} "
-                "bytes announced arrived."
-            )
-        self.info = self._inspector.finish()
-
-
-#: What an S3 error means by its HTTP status: Supabase's server wraps errors in a namespaced
-#: XML document that botocore reads as an empty code, so the status is the sure fact.
-_STATUS_MEANINGS = {
-    400: "it refused the request",
-    401: "it denied access",
-    403: "it denied access",
-    404: "it found no such object or bucket",
-    409: "it reported a conflict",
-    412: "a precondition failed",
-}
-_SAFE_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-def _client_error_facts(error: ClientError) -> tuple[int | None, str]:
-    """(HTTP status, "(Code, HTTP n)") of a ClientError; the code only when it is a name."""
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    code = str(error.response.get("Error", {}).get("Code") or "")
-    if not _SAFE_CODE.match(code) or code == str(status):  # HEAD errors: the code is the status
-        code = ""
-    facts = ", ".join(part for part in (code, f"HTTP {status}" if status else "") if part)
-    return status, f"({facts or 'no details'})"
-
-
-def _client_error(error: BaseException) -> ClientError | None:
-    """The ClientError behind a storage error (s3transfer wraps it and keeps only a message)."""
-    if isinstance(error, S3UploadFailedError):
-        error = error.__context__
-    return error if isinstance(error, ClientError) else None
-
-
-def _describe(error: BaseException) -> str:
-    """One line about a storage error, with no credentials, signatures or URLs."""
-    client_error = _client_error(error)
-    if client_error is not None:
-        status, facts = _client_error_facts(client_error)
-        meaning = _STATUS_MEANINGS.get(status or 0)
-        if meaning is None:
-            meaning = "it is failing" if (status or 0) >= 500 else "it answered an error"
-        return f"{meaning} {facts}"
-    if isinstance(error, EndpointConnectionError | ConnectTimeoutError):
-        return "could not connect"
-    if isinstance(error, ConnectionClosedError):
-        return "the connection was closed"
-    if isinstance(error, ReadTimeoutError):
-        return "it did not answer in time"
-    if isinstance(error, FileNotFoundError):
-        return "the object is missing"
-    if isinstance(error, OSError) and error.strerror:
-        return f"{error.__class__.__name__} ({error.strerror})"
-    return error.__class__.__name__
-
-
-def _loggable(error: BaseException) -> str:
-    """What a log line may say about any error: storage errors described without their
-    details (URLs, signatures); the project's own typed errors by their message."""
-    if isinstance(error, STORAGE_ERRORS):
-        return _describe(error)
-    if isinstance(error, VideoStoreError):
-        return str(error) or error.__class__.__name__
-    return error.__class__.__name__
-
-
-def _unavailable(error: BaseException) -> StorageUnavailable:
-    """The StorageUnavailable for a storage error, in a sentence that says what it means."""
-    client_error = _client_error(error)
-    if client_error is not None:
-        status, facts = _client_error_facts(client_error)
-        if status in (401, 403):
-            return StorageUnavailable(
-                f"Storage refused access {facts}; check the S3 keys and the bucket's policy."
-            )
-        if status == 404:
-            return StorageUnavailable(
-                f"Storage has no such bucket or object {facts}; check the bucket name."
-            )
-    return StorageUnavailable(f"Storage is unavailable: {_describe(error)}.")
 
 
 def _mp4_type(content_type: str) -> str:

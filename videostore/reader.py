@@ -1,0 +1,129 @@
+"""The reader a video streams through on its way into storage: it counts, hashes and inspects
+every byte and raises InvalidVideo as soon as a check fails, so the backend's upload fails
+with it; memory stays bounded whatever the file size."""
+
+import hashlib
+import io
+from collections.abc import Callable, Iterable, Iterator
+from typing import BinaryIO
+
+from videostore.errors import InvalidVideo
+from videostore.mp4 import Mp4Info, Mp4Inspector
+
+MP4_TYPE = "video/mp4"
+READ_SIZE = 1024 * 1024
+
+
+def _chunks_of(stream: Iterable[bytes] | BinaryIO | bytes) -> Iterator[bytes]:
+    if isinstance(stream, bytes | bytearray | memoryview):
+        yield bytes(stream)
+    elif hasattr(stream, "read"):
+        while data := stream.read(READ_SIZE):
+            yield data
+    else:
+        yield from stream
+
+
+class VerifyingReader(io.RawIOBase):
+    """A read-only, non-seekable stream over the video that checks it while it is read.
+
+    Storage backends read it like a file (`read(n)`, or `chunks()` for local files). It
+    counts, hashes and inspects every byte and raises InvalidVideo as soon as a check fails,
+    so the backend's upload fails with it. `failure` keeps what it raised.
+    """
+
+    def __init__(
+        self,
+        stream,
+        *,
+        name: str,
+        max_bytes: int,
+        expected_size: int | None,
+        on_bytes: Callable[[int], None] | None = None,
+    ):
+        super().__init__()
+        self.name = name
+        self.on_bytes = on_bytes
+        self.content_type = MP4_TYPE  # read by django-storages for the object's ContentType
+        self.max_bytes = max_bytes
+        self.expected_size = expected_size
+        self.bytes_read = 0
+        self.sha256 = hashlib.sha256()
+        self.info: Mp4Info | None = None
+        self.failure: BaseException | None = None
+        self._source = _chunks_of(stream)
+        self._inspector = Mp4Inspector()
+        self._pending = b""
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.failure is not None:
+            raise self.failure
+        try:
+            return self._read(size)
+        except BaseException as error:
+            self.failure = error
+            raise
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def chunks(self, chunk_size: int = READ_SIZE) -> Iterator[bytes]:
+        while data := self.read(chunk_size):
+            yield data
+
+    def _read(self, size: int | None) -> bytes:
+        wanted = float("inf") if size is None or size < 0 else size
+        pieces, have = [], 0
+        while have < wanted:
+            if not self._pending:
+                self._pending = self._next_chunk()
+                if not self._pending:
+                    break
+            take = min(wanted - have, len(self._pending))
+            pieces.append(self._pending[:take] if take < len(self._pending) else self._pending)
+            self._pending = self._pending[take:]
+            have += take
+        return b"".join(pieces)
+
+    def _next_chunk(self) -> bytes:
+        if self._eof:
+            return b""
+        for chunk in self._source:
+            if chunk:
+                chunk = bytes(chunk)  # no copy for bytes; bytearray/memoryview are frozen
+                self._check(chunk)
+                return chunk
+        self._eof = True
+        self._check_end()
+        return b""
+
+    def _check(self, chunk: bytes) -> None:
+        self.bytes_read += len(chunk)
+        if self.bytes_read > self.max_bytes:
+            raise InvalidVideo(f"The video is larger than the {self.max_bytes}-byte limit.")
+        if self.expected_size is not None and self.bytes_read > self.expected_size:
+            raise InvalidVideo(
+                f"The video is longer than the {self.expected_size} bytes announced "
+                "(length mismatch)."
+            )
+        self._inspector.feed(chunk)
+        self.sha256.update(chunk)
+        if self.on_bytes is not None:
+            self.on_bytes(self.bytes_read)  # may raise to stop the upload (a lost lease)
+
+    def _check_end(self) -> None:
+        if self.expected_size is not None and self.bytes_read != self.expected_size:
+            raise InvalidVideo(
+                f"The video was truncated: {self.bytes_read} of the {self.expected_size} "
+                "bytes announced arrived."
+            )
+        self.info = self._inspector.finish()
