@@ -1,10 +1,13 @@
 """The avatar video pipeline: render at the provider, wait, stream into storage.
 
-`generate_avatar_video` returns a result shaped like the original system's (videoUrl, videoId,
-language, duration_seconds, status, fallback, the storage metadata fields and `metadata`).
-When storage fails, the provider's URL stands in (`fallback`), with its expiry recorded so a
-scheduled task can still copy it into storage in time. Saving the result is
-`topics.services.save_generated_topic`.
+The pieces the job engine's steps (avatars/steps.py) are made of: `start_render`,
+`store_rendered_video` (ledger entry first, then the verified stream), `build_result` and
+`content_data_from_result`. `generate_avatar_video` chains them in one call and returns a result
+shaped like the original system's (videoUrl, videoId, language, duration_seconds, status,
+fallback, the storage metadata fields and `metadata`); it waits for the render in
+`wait_for_render`, so it is for synchronous callers (scripts, tests), never for a worker. When
+storage fails, the provider's URL stands in (`fallback`), with its expiry recorded so a
+scheduled task can still copy it into storage in time.
 """
 
 import logging
@@ -84,7 +87,8 @@ def wait_for_render(
     deadline_seconds: float | None = None,
     poll_interval: float | None = None,
 ) -> RenderStatus:
-    """Poll until the render is terminal; RenderFailed / RenderTimeout otherwise."""
+    """Poll until the render is terminal; RenderFailed / RenderTimeout otherwise. It sleeps
+    between polls: synchronous callers only (the job engine checks renders in batches)."""
     deadline = time.monotonic() + (deadline_seconds or settings.HEYGEN_RENDER_DEADLINE_SECONDS)
     interval = poll_interval or settings.HEYGEN_POLL_INTERVAL_SECONDS
     while True:
