@@ -1,5 +1,6 @@
 """Loopback servers and a big MP4 for the benchmarks."""
 
+import contextlib
 import os
 import signal
 import struct
@@ -161,18 +162,12 @@ class ProcessGroup:
     def stop(self, timeout: float = 15) -> None:
         """SIGTERM to the group, SIGKILL to whatever is left after `timeout`."""
         group = self.process.pid
-        try:
+        with contextlib.suppress(ProcessLookupError):  # the group has already gone
             os.killpg(group, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):  # then SIGKILL below
             self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        try:  # children that outlived their parent are still in the group
+        with contextlib.suppress(ProcessLookupError):  # children that outlived their parent
             os.killpg(group, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait(timeout=10)
 
 
