@@ -74,21 +74,20 @@ class TopicAdmin(admin.ModelAdmin):
 
 
 class YesNoFilter(admin.SimpleListFilter):
-    """A yes/no filter on one condition (`condition`, with the labels of its two answers)."""
+    """A yes/no filter on one condition: subclasses set `condition` (a Q) and the labels of
+    its two answers."""
 
     answers = ("Yes", "No")
-
-    def condition(self) -> Q:
-        raise NotImplementedError
+    condition: Q
 
     def lookups(self, request, model_admin):
         return [("yes", self.answers[0]), ("no", self.answers[1])]
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
-            return queryset.filter(self.condition())
+            return queryset.filter(self.condition)
         if self.value() == "no":
-            return queryset.exclude(self.condition())
+            return queryset.exclude(self.condition)
         return queryset
 
 
@@ -97,8 +96,7 @@ class StoredFilter(YesNoFilter):
     parameter_name = "stored"
     answers = ("In our storage", "Not stored")
 
-    def condition(self) -> Q:
-        return ~Q(storage_path="")
+    condition = ~Q(storage_path="")
 
 
 class FallbackFilter(YesNoFilter):
@@ -106,8 +104,7 @@ class FallbackFilter(YesNoFilter):
     parameter_name = "fallback"
     answers = ("Provider URL only (fallback)", "No")
 
-    def condition(self) -> Q:
-        return Q(status=ContentItem.Status.NEEDS_STORAGE)
+    condition = Q(status=ContentItem.Status.NEEDS_STORAGE)
 
 
 def confirm_page(model_admin, request, queryset, *, action: str, title: str, question: str,
