@@ -6,7 +6,7 @@ from django.urls import include, path, re_path
 
 from avatars.webhooks import heygen_webhook
 from contentstudio import views as media_views
-from contentstudio.views import healthz, storage_health_page
+from studio.operators import healthz, storage_health_page
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -21,6 +21,5 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     re_path(r"^media/(?P<path>.+)$", media_views.public_media, name="public-media"),
     re_path(r"^signed-media/(?P<path>.+)$", media_views.signed_media, name="signed-media"),
-    path("avatars/", include("avatars.urls")),
-    path("", include("topics.urls")),
+    path("", include("studio.urls")),
 ]

@@ -1,16 +1,10 @@
-"""Project-level pages: locally stored media (the embedded default; Supabase serves its
-own), the health probe and the admin's storage health page."""
+"""Locally stored media (the embedded default; Supabase serves its own)."""
 
 from pathlib import PurePosixPath
 
-from django.contrib import admin
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpRequest, HttpResponseForbidden, JsonResponse
-from django.template.response import TemplateResponse
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
+from django.http import FileResponse, Http404, HttpRequest, HttpResponseForbidden
 
-from avatars.health import run_health_checks, storage_health
 from contentstudio.storage import LocalMediaStorage, verify_media_signature
 
 
@@ -36,27 +30,3 @@ def signed_media(request: HttpRequest, path: str):
     ):
         return HttpResponseForbidden("This link has expired or is not valid for this file.")
     return _open_local(path)
-
-
-@never_cache
-@require_safe
-def healthz(request: HttpRequest) -> JsonResponse:
-    """For load balancers and monitors, without login: 200 when every check passes, else 503."""
-    results = run_health_checks()
-    failing = [result.name for result in results if not result.ok]
-    body = {
-        "status": "failing" if failing else "ok",
-        "failing": failing,
-        "checks": {result.name: result.as_dict() for result in results},
-    }
-    return JsonResponse(body, status=503 if failing else 200)
-
-
-def storage_health_page(request: HttpRequest) -> TemplateResponse:
-    """The admin's "Storage health" page (staff only, through admin.site.admin_view)."""
-    context = {
-        **admin.site.each_context(request),
-        "title": "Storage health",
-        "health": storage_health(),
-    }
-    return TemplateResponse(request, "admin/storage_health.html", context)

@@ -98,7 +98,7 @@ def test_wait_shows_progress_until_all_end_and_exits_1_if_any_failed(tmp_path, m
         VideoJob.objects.filter(pk=second.pk).update(state="failed", last_error="Render refused")
         running.clear()
 
-    monkeypatch.setattr("avatars.management.commands.generate_avatar_videos.time.sleep",
+    monkeypatch.setattr("studio.management.commands.generate_avatar_videos.time.sleep",
                         workers_run)  # fmt: skip
     out, err = StringIO(), StringIO()
     code = run_command(BATCH, "--topic-id", str(topic.pk), "--scripts-file", str(path), "--wait",

@@ -1,4 +1,4 @@
-"""The one status of a video (avatars/status.py): every item status x job state gives exactly
+"""The one status of a video (studio/status.py): every item status x job state gives exactly
 one status, and the right one."""
 
 from datetime import UTC, datetime, timedelta
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from avatars.models import VideoJob
-from avatars.status import KINDS, VideoStatus, format_elapsed, video_status
+from studio.status import KINDS, VideoStatus, format_elapsed, video_status
 from topics.models import ContentItem
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

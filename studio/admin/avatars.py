@@ -1,14 +1,16 @@
 """Admin for generation jobs and webhook events (read-only: services own every write), and
 django-q's own tables for superusers only (operators' plumbing, not authors' content)."""
 
+from importlib import import_module
+
 from django.apps import apps
 from django.contrib import admin
 from django.db.models import Count
 from django.utils import timezone
 
 from avatars.models import VideoJob, WebhookEvent
-from avatars.status import format_elapsed, step_started_at
-from videostore.admin import ReadOnlyAdmin
+from studio.admin.videostore import ReadOnlyAdmin
+from studio.status import format_elapsed, step_started_at
 
 State = VideoJob.State
 
@@ -90,7 +92,8 @@ def _superusers_only(model_admin_class: type[admin.ModelAdmin]) -> type[admin.Mo
     return SuperusersOnly
 
 
-# django_q's admin module is imported before ours (INSTALLED_APPS order): wrap what it did.
+# Import django_q's admin module now (whatever the INSTALLED_APPS order), then wrap what it did.
+import_module("django_q.admin")
 for model in apps.get_app_config("django_q").get_models():
     if admin.site.is_registered(model):
         model_admin = admin.site.get_model_admin(model)

@@ -1,6 +1,8 @@
+"""The studio's routes: topic pages, video actions and live progress (namespace `studio`)."""
+
 from django.urls import path
 
-from topics import views
+from studio import progress, views
 
 app_name = "studio"
 
@@ -26,4 +28,6 @@ urlpatterns = [
         views.delete_video,
         name="delete-video",
     ),  # fmt: skip
+    path("avatars/jobs/progress", progress.jobs_progress, name="jobs-progress"),
+    path("avatars/jobs/<int:job_id>/progress", progress.job_progress, name="job-progress"),
 ]

@@ -10,7 +10,7 @@ from django.utils import timezone
 from avatars.models import VideoJob
 from avatars.pipeline import OFFLINE_PROVIDER
 from avatars.providers.download import host_is_allowed
-from avatars.status import VideoStatus, copy_percent, step_started_at, video_status
+from studio.status import VideoStatus, copy_percent, step_started_at, video_status
 from topics.models import ContentItem
 from topics.selectors import VideoView, video_view
 from videostore.storage import VideoStorage

@@ -1,6 +1,6 @@
 // Live progress of the videos on a topic page, in place (no reload, no build step).
 // One request polls every running job on the page; the server derives each status
-// (avatars/status.py), this script only shows it. When a job ends, its card is swapped for
+// (studio/status.py), this script only shows it. When a job ends, its card is swapped for
 // the server-rendered one (player included).
 (function () {
   "use strict";

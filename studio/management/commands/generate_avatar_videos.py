@@ -9,10 +9,10 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from avatars import studio
+from avatars import services as generation
 from avatars.errors import GENERATION_ERRORS
-from avatars.management.commands.generate_avatar_video import quiet_logs, read_script_file
 from avatars.models import VideoJob
+from studio.management.commands.generate_avatar_video import quiet_logs, read_script_file
 from topics.models import Topic
 from topics.scripts import check_script_count, scripts_from_file, split_scripts
 from topics.validators import validate_language_tag
@@ -60,7 +60,7 @@ class Command(BaseCommand):
             raise CommandError(f"--language: {error.messages[0]}", returncode=2) from error
         scripts = read_scripts(options["scripts_file"])
         try:
-            jobs = studio.generate_videos(topic=topic, scripts=scripts, language=language,
+            jobs = generation.generate_videos(topic=topic, scripts=scripts, language=language,
                                           avatar_id=options["avatar_id"],
                                           voice_id=options["voice_id"])  # fmt: skip
         except GENERATION_ERRORS as error:

@@ -5,7 +5,6 @@ from avatars import jobs
 from avatars.errors import InvalidRequest
 from avatars.models import VideoJob
 from topics.models import ContentItem, Topic
-from topics.services import delete_topic as delete_topic  # a topic's delete is its own service
 
 
 def generate_videos(

@@ -7,10 +7,10 @@ from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 
-from avatars import cards
 from avatars.models import VideoJob
+from studio import cards
+from studio.permissions import VIEW_VIDEOS
 
-VIEW_VIDEOS = "topics.view_contentitem"
 MAX_JOBS_PER_POLL = 100
 
 

@@ -1,6 +1,6 @@
 """Admin for topics and content items: browse, preview, regenerate, retry storage, delete.
 
-Writes go through services (avatars.studio, topics.services); actions that spend a render
+Writes go through services (avatars.services, topics.services); actions that spend a render
 credit or delete a file ask first, on an intermediate page."""
 
 from django.contrib import admin, messages
@@ -10,10 +10,11 @@ from django.db.models import Count, Prefetch, Q
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
-from avatars import studio
-from avatars.cards import legacy_link_blocked, video_statuses
+from avatars import services as generation
 from avatars.errors import GENERATION_ERRORS
 from avatars.models import VideoJob
+from studio.cards import legacy_link_blocked, video_statuses
+from studio.permissions import DELETE_VIDEO, REGENERATE
 from topics.models import ContentItem, Topic
 from topics.selectors import video_view
 from topics.services import delete_content_item, delete_topic
@@ -61,7 +62,7 @@ class TopicAdmin(admin.ModelAdmin):
         jobs with them: the items need the item delete permission, the jobs none of their own."""
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         cascaded = {str(VideoJob._meta.verbose_name)}
-        if request.user.has_perm("topics.delete_contentitem"):
+        if request.user.has_perm(DELETE_VIDEO):
             cascaded.add(str(ContentItem._meta.verbose_name))
         return deleted, counts, {p for p in perms_needed if p not in cascaded}, protected
 
@@ -179,10 +180,10 @@ class ContentItemAdmin(admin.ModelAdmin):
         return False  # "delete with file" instead: the object must go too
 
     def has_regenerate_permission(self, request):
-        return request.user.has_perm("topics.regenerate_contentitem")
+        return request.user.has_perm(REGENERATE)
 
     def has_delete_with_file_permission(self, request):
-        return request.user.has_perm("topics.delete_contentitem")
+        return request.user.has_perm(DELETE_VIDEO)
 
     @admin.display(description="file", ordering="storage_path")
     def file_name(self, item):
@@ -232,7 +233,7 @@ class ContentItemAdmin(admin.ModelAdmin):
         queued = 0
         for item in videos.select_related("topic"):
             try:
-                studio.regenerate_video(content_item=item)
+                generation.regenerate_video(content_item=item)
                 queued += 1
             except GENERATION_ERRORS as error:
                 self.message_user(request, f"{item}: {error}", messages.ERROR)
@@ -241,7 +242,7 @@ class ContentItemAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry storage (copy the provider video)", permissions=["regenerate"])
     def retry_storage(self, request, queryset):
-        queued = sum(studio.retry_storage(content_item=item) for item in queryset)
+        queued = sum(generation.retry_storage(content_item=item) for item in queryset)
         skipped = len(queryset) - queued
         if queued:
             self.message_user(request, f"Storage retry queued for {queued} item(s).")

@@ -16,7 +16,7 @@ from avatars.errors import GENERATION_ERRORS
 from avatars.jobs import request_avatar_video, run_job_inline
 from avatars.models import VideoJob
 from avatars.pipeline import OFFLINE_PROVIDER
-from avatars.status import video_status
+from studio.status import video_status
 from topics.models import ContentItem, Topic
 from topics.validators import validate_language_tag
 

@@ -13,20 +13,21 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from avatars import studio
-from avatars.cards import video_card, video_cards
+from avatars import services as generation
 from avatars.errors import GENERATION_ERRORS
 from avatars.selectors import topic_videos_page
+from studio.cards import video_card, video_cards
+from studio.permissions import (
+    ADD_TOPIC,
+    CHANGE_TOPIC,
+    DELETE_VIDEO,
+    GENERATE,
+    REGENERATE,
+    VIEW_VIDEOS,
+)
 from topics import selectors, services
 from topics.forms import GenerateAvatarVideoForm, TopicForm
 from topics.models import ContentItem, Topic
-
-ADD_TOPIC = "topics.add_topic"
-CHANGE_TOPIC = "topics.change_topic"
-VIEW_VIDEOS = "topics.view_contentitem"
-GENERATE = "topics.add_contentitem"
-REGENERATE = "topics.regenerate_contentitem"
-DELETE = "topics.delete_contentitem"
 
 
 @require_GET
@@ -112,7 +113,7 @@ def generate_video(request, topic_id: int):
     if form.is_valid():
         data = form.cleaned_data
         try:
-            jobs = studio.generate_videos(topic=topic, scripts=data["scripts"],
+            jobs = generation.generate_videos(topic=topic, scripts=data["scripts"],
                                           language=data["language"], avatar_id=data["avatar_id"],
                                           voice_id=data["voice_id"])  # fmt: skip
         except GENERATION_ERRORS as error:
@@ -146,7 +147,7 @@ def regenerate_video(request, topic_id: int, item_id: int):
     if request.method == "GET":
         return render(request, "studio/confirm_regenerate.html", {"card": video_card(item)})
     try:
-        job = studio.regenerate_video(content_item=item)
+        job = generation.regenerate_video(content_item=item)
     except GENERATION_ERRORS as error:
         messages.error(request, f"Video #{item.pk} was not regenerated: {error}")
     else:
@@ -156,7 +157,7 @@ def regenerate_video(request, topic_id: int, item_id: int):
 
 
 @login_required
-@permission_required(DELETE, raise_exception=True)
+@permission_required(DELETE_VIDEO, raise_exception=True)
 @require_http_methods(["GET", "POST"])
 def delete_video(request, topic_id: int, item_id: int):
     item = _video(topic_id, item_id)
