@@ -20,6 +20,11 @@ class ProviderUnavailable(ProviderError):
     retryable = True
 
 
+class SubmissionOutcomeUnknown(ProviderUnavailable):
+    """A create call was sent but its answer never came (timeout, connection lost): the
+    provider may have accepted it. Never sent again blindly: looked up first."""
+
+
 class AuthenticationFailed(ProviderError):
     """The provider rejected the API key."""
 

@@ -1,31 +1,25 @@
-"""Avatar video jobs: requests, the django-q2 tasks that run their steps, and the dispatcher.
+"""The django-q2 tasks that run the steps of avatar video jobs, the wake-ups their outcomes
+call for, and the engine's sweep.
 
-`VideoJob` is the truth; the broker only carries wake-up calls. Each task runs one short step
-(avatars/steps.py) on jobs it claims by lease, so duplicate deliveries, a worker killed at any
-line and any number of workers on any number of hosts are all safe. Nothing here sleeps while
-the provider renders: renders are checked by `dispatch_due_work` (the scheduled task, and
-`manage.py run_video_engine` every few seconds) or at once by the provider's webhook.
+`VideoJob` is the truth; the broker only carries wake-up calls, and a wake-up that cannot be
+sent (the broker is down) is only logged: the sweep finds the due work by itself. Each task
+runs one short step (avatars/steps.py) on jobs it claims by lease, so duplicate deliveries, a
+worker killed at any line and any number of workers on any number of hosts are all safe.
+Nothing here sleeps while the provider renders: renders are checked by `dispatch_due_work`
+(the scheduled task, and `manage.py run_video_engine` every few seconds) or at once by the
+provider's webhook.
 """
 
 import logging
 import time
 import uuid
-from datetime import timedelta
 
-from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Q
-from django.utils import timezone
+from django.db import transaction
 from django_q.tasks import async_task
 
 from avatars import leases, steps
-from avatars.errors import InvalidRequest
 from avatars.models import VideoJob
-from avatars.pipeline import validate_script
 from avatars.providers import get_provider
-from topics.models import ContentItem, Topic
-from topics.services import content_item_create_avatar_video
-from topics.validators import validate_language_tag
 from videostore import ledger
 
 logger = logging.getLogger(__name__)
@@ -37,109 +31,55 @@ TASKS = {
     "copy": "avatars.jobs.copy_video_job",
 }
 
+#: What each step's outcome wakes. Every outcome that frees a render slot (a render ended,
+#: failed, or a create proved never to have arrived) wakes the next submission.
+WAKEUPS: dict[str, tuple[str, ...]] = {
+    "submitted": (),
+    "check_now": ("check",),  # the offline renderer finished inside its create call
+    "slot_busy": (),  # the provider's own cap: the job waits for its retry time
+    "unknown": (),  # looked up when due, by the sweep
+    "adopted": ("check",),
+    "absent": ("submit",),
+    "requeued": ("submit",),
+    "rendering": (),
+    "rendered": ("copy", "submit"),
+    "failed": ("submit",),
+    "retry": (),
+    "stored": (),
+    "fallback": (),
+    "lost": (),
+}
+
 
 def enqueue(step: str, job_id: int | None = None) -> None:
     """Wake a worker for `step` once the current transaction commits (the broker may be Redis,
     outside the database: a wake-up for a row that rolled back must never go out)."""
     args = () if job_id is None else (job_id,)
-
-    def send() -> None:
-        async_task(TASKS[step], *args, task_name=f"video-{step}-{job_id or 'next'}")
-
-    transaction.on_commit(send)
+    name = f"video-{step}-{job_id or 'next'}"
+    transaction.on_commit(lambda: _send(TASKS[step], *args, name=name))
 
 
-def _clean_language(language: str, topic: Topic) -> str:
-    if not language:
-        return topic.language
-    from django.core.exceptions import ValidationError
+def enqueue_promotion(content_item_id: int) -> None:
+    """Queue the copy of a fallback item's provider video into storage (after commit)."""
+    transaction.on_commit(lambda: _send("avatars.promotion.promote_item_by_id", content_item_id,
+                                        name=f"promote-item-{content_item_id}"))  # fmt: skip
 
+
+def _send(func: str, *args, name: str) -> None:
+    """A wake-up is a hint: if the broker is down, the request still stands (its rows are
+    committed) and the engine's sweep finds the work on its next tick."""
     try:
-        return validate_language_tag(language)
-    except ValidationError as error:
-        raise InvalidRequest(error.messages[0]) from error
+        async_task(func, *args, task_name=name)
+    except Exception as error:  # the broker's client raises its own types (redis, ORM)
+        logger.warning("wake-up %s not sent (the sweep will do it): %s: %s", name,
+                       error.__class__.__name__, error)  # fmt: skip
 
 
-def _create_job(content_item: ContentItem, script: str, language: str, avatar_id: str,
-                voice_id: str, max_attempts: int | None) -> VideoJob:  # fmt: skip
-    return VideoJob.objects.create(
-        content_item=content_item,
-        script=script,
-        language=language,
-        avatar_id=avatar_id,
-        voice_id=voice_id,
-        provider=settings.AVATAR_PROVIDER,
-        max_attempts=max_attempts or settings.VIDEO_JOB_MAX_ATTEMPTS,
-        state_changed_at=timezone.now(),
-    )
-
-
-def request_avatar_video(
-    *,
-    topic: Topic,
-    script: str,
-    language: str = "",
-    avatar_id: str = "",
-    voice_id: str = "",
-    content_item: ContentItem | None = None,
-    max_attempts: int | None = None,
-    enqueue_submit: bool = True,
-) -> VideoJob:
-    """Queue a generation; a request for an item that already has a running job joins it."""
-    script = validate_script(script)
-    language = _clean_language(language, topic)
-    with transaction.atomic():
-        if content_item is None:
-            content_item = content_item_create_avatar_video(topic=topic, script=script)
-        else:
-            content_item = ContentItem.objects.select_for_update().get(pk=content_item.pk)
-            active = content_item.video_jobs.filter(state__in=VideoJob.ACTIVE_STATES).first()
-            if active:
-                return active
-        try:
-            with transaction.atomic():
-                job = _create_job(content_item, script, language, avatar_id, voice_id,
-                                  max_attempts)  # fmt: skip
-        except IntegrityError:  # a concurrent request won the race: join its job
-            return content_item.video_jobs.get(state__in=VideoJob.ACTIVE_STATES)
-        if enqueue_submit:
-            enqueue("submit")
-    logger.info("video job %s queued for item %s", job.pk, content_item.pk)
-    return job
-
-
-def request_avatar_video_batch(
-    *, topic: Topic, scripts: list[str], language: str = "", avatar_id: str = "",
-    voice_id: str = "",
-) -> list[VideoJob]:  # fmt: skip
-    """One item and one job per script, all queued in one transaction (all or none)."""
-    cleaned = [validate_script(script) for script in scripts]
-    if not cleaned:
-        raise InvalidRequest("There is no script to generate; write at least one.")
-    language = _clean_language(language, topic)
-    with transaction.atomic():
-        jobs = [
-            _create_job(
-                content_item_create_avatar_video(topic=topic, script=script),
-                script,
-                language,
-                avatar_id,
-                voice_id,
-                None,
-            )  # fmt: skip
-            for script in cleaned
-        ]
-        enqueue("submit")
-    logger.info("%d video jobs queued for topic %s: %s", len(jobs), topic.pk,
-                [job.pk for job in jobs])  # fmt: skip
-    return jobs
-
-
-def request_storage_retry(*, content_item: ContentItem) -> None:
-    """Queue the copy of a fallback item's provider video into storage."""
-    if content_item.status != ContentItem.Status.NEEDS_STORAGE:
-        raise ValueError("Only items waiting for storage (fallback) can be retried.")
-    async_task("avatars.promotion.promote_item_by_id", content_item.pk)
+def wake(outcome: str, job_id: int) -> str:
+    """Send the wake-ups an outcome calls for; returns the outcome."""
+    for step in WAKEUPS[outcome]:
+        enqueue(step, None if step == "submit" else job_id)
+    return outcome
 
 
 # --- tasks ----------------------------------------------------------------------------------
@@ -148,22 +88,23 @@ def request_storage_retry(*, content_item: ContentItem) -> None:
 def submit_queued_jobs(limit: int = 100) -> int:
     """Task: submit queued jobs, oldest first, while render slots are free."""
     token = leases.new_token()
+    provider = get_provider()
     submitted = 0
     while submitted < limit:
-        job = steps.claim_next_submission(token)
+        job = steps.claim_next_submission(token, provider=provider)
         if job is None:
             break
-        steps.submit(job, token, enqueue)
+        wake(steps.submit(job, token, provider), job.pk)
         submitted += 1
     return submitted
 
 
-def _check(jobs: list[VideoJob], token: str) -> dict:
+def _run_each(claimed: list[VideoJob], token: str, step) -> dict:
     counts: dict[str, int] = {}
-    provider = get_provider() if jobs else None
-    for job in jobs:
+    provider = get_provider() if claimed else None
+    for job in claimed:
         try:
-            outcome = steps.check(job, token, provider, enqueue)
+            outcome = wake(step(job, token, provider), job.pk)
         except leases.LeaseLost:
             outcome = "lost"
         counts[outcome] = counts.get(outcome, 0) + 1
@@ -173,13 +114,19 @@ def _check(jobs: list[VideoJob], token: str) -> dict:
 def check_render_job(job_id: int) -> dict:
     """Task: check one render now (the webhook's wake-up; the poller may race it safely)."""
     token = leases.new_token()
-    return _check(steps.claim_due_checks(token, job_id=job_id), token)
+    return _run_each(leases.claim_due_checks(token, job_id=job_id), token, steps.check)
 
 
 def check_due_renders(limit: int = 200) -> dict:
     """Check every render that is due, in one batch (one status call each)."""
     token = leases.new_token()
-    return _check(steps.claim_due_checks(token, limit=limit), token)
+    return _run_each(leases.claim_due_checks(token, limit=limit), token, steps.check)
+
+
+def resolve_unknown_submissions(limit: int = 100) -> dict:
+    """Look up creates whose answer was lost (their call is over: nobody holds them)."""
+    token = leases.new_token()
+    return _run_each(leases.claim_unknown_submissions(token, limit=limit), token, steps.resolve)
 
 
 def copy_video_job(job_id: int) -> str:
@@ -188,37 +135,28 @@ def copy_video_job(job_id: int) -> str:
     job = leases.claim(job_id, token=token, states=(State.DOWNLOADING, State.UPLOADING))
     if job is None:
         return "skipped"
-    return steps.copy(job, token)
+    return wake(steps.copy(job, token), job.pk)
 
 
-def _wake_copies(now) -> int:
-    """Wake copies nobody holds that are due: a dead holder's (its lease ended), a retry's,
-    or one whose wake-up call went missing. Each is then left alone for a while, so a backlog
-    of copies waiting for a free worker is not flooded with duplicate calls."""
-    with transaction.atomic():
-        due = list(
-            VideoJob.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(leases.lease_is_free(now), state__in=(State.DOWNLOADING, State.UPLOADING))
-            .exclude(next_attempt_at__gt=now)
-            .filter(Q(next_check_at__isnull=True) | Q(next_check_at__lte=now))
-            .values_list("pk", flat=True)[:500]
-        )
-        VideoJob.objects.filter(pk__in=due).update(
-            next_check_at=now + timedelta(seconds=steps.copy_redispatch_seconds())
-        )
-        for job_id in due:
-            enqueue("copy", job_id)
+def _wake_copies() -> int:
+    """Wake copies nobody holds that are due (see `leases.copies_to_wake`)."""
+    due = leases.copies_to_wake(redispatch_seconds=steps.copy_redispatch_seconds())
+    for job_id in due:
+        _send(TASKS["copy"], job_id, name=f"video-copy-{job_id}")
     return len(due)
 
 
+# --- the sweep ------------------------------------------------------------------------------
+
+
 def dispatch_due_work() -> dict:
-    """The engine's sweep: free dead submissions, submit queued jobs into free slots, check
-    due renders, wake copies that nobody holds. Safe to run anywhere, any number at once."""
-    now = timezone.now()
-    report = {"requeued": leases.release_dead_submissions()}
+    """The engine's sweep: look up creates of unknown outcome, submit queued jobs into free
+    slots, check due renders, wake copies that nobody holds, give up dead uploads. Safe to
+    run anywhere, any number at once."""
+    report = {"resolved": resolve_unknown_submissions()}
     report["submitted"] = submit_queued_jobs()
     report["checked"] = check_due_renders()
-    report["copies_woken"] = _wake_copies(now)
+    report["copies_woken"] = _wake_copies()
     report["uploads_given_up"] = ledger.expire_dead_uploads()
     return report
 
@@ -253,48 +191,6 @@ def handle_render_event(*, callback_id: str, provider_video_id: str) -> str:
     if job.state != State.RENDERING:
         return "in-progress"
     with transaction.atomic():
-        VideoJob.objects.filter(pk=job.pk, state=State.RENDERING).update(
-            next_check_at=timezone.now()
-        )
-        enqueue("check", job.pk)
+        if leases.schedule_check_now(job.pk):
+            enqueue("check", job.pk)
     return "checking"
-
-
-def run_job_inline(job_id: int, *, poll_interval: float | None = None) -> VideoJob:
-    """Drive one job to a terminal state in this process (commands, tests): the same steps
-    the workers run, with waits between render checks (a command may wait; a worker never)."""
-    interval = settings.HEYGEN_POLL_INTERVAL_SECONDS if poll_interval is None else poll_interval
-    token = leases.new_token()
-
-    def no_enqueue(step: str, job_id: int | None = None) -> None:
-        return None
-
-    while True:
-        job = VideoJob.objects.get(pk=job_id)
-        if job.state in VideoJob.TERMINAL_STATES:
-            return job
-        if job.state == State.QUEUED:
-            claimed = steps.claim_next_submission(token, job_id=job_id)
-            if claimed is not None:
-                steps.submit(claimed, token, no_enqueue)
-                continue
-            _wait_until(job.next_attempt_at, interval)
-        elif job.state == State.RENDERING:
-            claimed = steps.claim_due_checks(token, job_id=job_id)
-            if claimed:
-                _check(claimed, token)
-            job.refresh_from_db()
-            if job.state == State.RENDERING:
-                _wait_until(job.next_check_at, interval, cap=interval)
-        else:
-            claimed = leases.claim(job_id, token=token, states=(State.DOWNLOADING, State.UPLOADING))
-            if claimed is not None:
-                steps.copy(claimed, token)
-            else:
-                _wait_until(job.next_attempt_at or job.lease_expires_at, interval)
-
-
-def _wait_until(when, interval: float, cap: float | None = None) -> None:
-    seconds = interval if when is None else (when - timezone.now()).total_seconds()
-    seconds = max(0.05, seconds if cap is None else min(seconds, cap))
-    time.sleep(seconds)

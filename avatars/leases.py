@@ -1,24 +1,30 @@
-"""Claims on video jobs by lease: who works on a job, until when, and state changes under locks.
+"""The one owner of `VideoJob` writes: creation, claims by lease, transitions, attempts, lease
+renewal and wake-up bookkeeping, all on the database's clock.
 
 A step claims its job with `SELECT ... FOR UPDATE SKIP LOCKED` and writes its token and a
 lease; it renews the lease while it works. Every later change of that job checks, under the
 row lock, that the token is still the job's (`transition`): a worker that lost its job (its
-lease expired and another worker took over) changes nothing. Time only says when a lease
-ends; the lock and the token decide who may write.
+lease expired and another worker took over) changes nothing, not even a counter. Leases are
+compared with the database's clock (`db_now`), never a process's: a host whose clock runs
+ahead cannot take over a live job. Time only says when a lease ends; the lock and the token
+decide who may write.
 """
 
 import os
 import socket
+import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from avatars.models import VideoJob
+from topics.models import ContentItem
 
+State = VideoJob.State
 #: The PostgreSQL advisory lock that serialises "is a render slot free?" decisions.
 RENDER_SLOTS_LOCK = 0x5EED_0001
 
@@ -27,13 +33,23 @@ class LeaseLost(Exception):
     """The job was taken over by another worker (our lease had expired): stop, change nothing."""
 
 
+def db_now() -> datetime:
+    """The database's clock, one for every host. SQLite is a file on this host: its clock is
+    the operating system's (read directly, never through a patched or offset process clock)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT clock_timestamp()")
+            return cursor.fetchone()[0]
+    return datetime.fromtimestamp(time.time(), UTC)
+
+
 def new_token() -> str:
     """A claim token naming this host and process (shown to operators as the lease holder)."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def lease_until(now: datetime | None = None) -> datetime:
-    return (now or timezone.now()) + timedelta(seconds=settings.VIDEO_JOB_LEASE_SECONDS)
+def lease_until(now: datetime, seconds: float | None = None) -> datetime:
+    return now + timedelta(seconds=seconds or settings.VIDEO_JOB_LEASE_SECONDS)
 
 
 def lease_is_free(now: datetime) -> Q:
@@ -49,14 +65,41 @@ def lock_render_slots() -> None:
     # SQLite: write transactions are already serialised (BEGIN IMMEDIATE).
 
 
+def _locked(now: datetime):
+    return VideoJob.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+        lease_is_free(now)
+    )
+
+
+# --- creation -------------------------------------------------------------------------------
+
+
+def create_job(
+    *, content_item: ContentItem, script: str, language: str, avatar_id: str, voice_id: str,
+    max_attempts: int | None = None,
+) -> VideoJob:  # fmt: skip
+    """A queued generation of `content_item` (inside the caller's transaction)."""
+    return VideoJob.objects.create(
+        content_item=content_item,
+        script=script,
+        language=language,
+        avatar_id=avatar_id,
+        voice_id=voice_id,
+        provider=settings.AVATAR_PROVIDER,
+        max_attempts=max_attempts or settings.VIDEO_JOB_MAX_ATTEMPTS,
+        state_changed_at=timezone.now(),
+    )
+
+
+# --- claims ---------------------------------------------------------------------------------
+
+
 def claim(job_id: int, *, token: str, states: tuple[str, ...], due: bool = True) -> VideoJob | None:
     """Take the job if it is in one of `states`, nobody holds it and (with `due`) any retry
     delay has passed; a takeover from a dead holder counts as an attempt."""
-    now = timezone.now()
     with transaction.atomic():
-        jobs = VideoJob.objects.select_for_update(skip_locked=True, of=("self",)).filter(
-            lease_is_free(now), pk=job_id, state__in=states
-        )
+        now = db_now()
+        jobs = _locked(now).filter(pk=job_id, state__in=states)
         if due:
             jobs = jobs.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         job = jobs.select_related("content_item__topic").first()
@@ -72,28 +115,123 @@ def claim(job_id: int, *, token: str, states: tuple[str, ...], due: bool = True)
         return job
 
 
+def submission_title(job: VideoJob) -> str:
+    """A title unique to one create call of this job, echoed back by the provider's list."""
+    topic = job.content_item.topic.title[:150]
+    return f"{topic} [cs-{job.pk}-{job.attempts}-{uuid.uuid4().hex[:8]}]"
+
+
+def claim_submission(
+    token: str, *, lease_seconds: float, job_id: int | None = None
+) -> VideoJob | None:
+    """Under the render-slot lock: the oldest due queued job (or `job_id`), if a slot is free.
+    The claimed job counts as rendering at once (the cap holds across hosts, from before its
+    create is sent until its render ends); its unique title and send time are recorded
+    before the call. The lease outlives the whole call."""
+    with transaction.atomic():
+        lock_render_slots()
+        if rendering_count() >= settings.VIDEO_MAX_CONCURRENT_RENDERS:
+            return None
+        now = db_now()
+        jobs = _locked(now).filter(state=State.QUEUED).exclude(next_attempt_at__gt=now)
+        if job_id is not None:
+            jobs = jobs.filter(pk=job_id)
+        job = jobs.select_related("content_item__topic").order_by("queued_at", "id").first()
+        if job is None:
+            return None
+        job.render_checks = 0
+        job.state = State.RENDERING
+        job.state_changed_at = now
+        job.started_at = job.started_at or now
+        job.claimed_by = token
+        job.lease_expires_at = lease_until(now, max(lease_seconds,
+                                                    settings.VIDEO_JOB_LEASE_SECONDS))  # fmt: skip
+        job.next_check_at = job.lease_expires_at
+        job.next_attempt_at = None
+        job.submission_title = submission_title(job)
+        job.submission_sent_at = now
+        job.save()
+        return job
+
+
+def rendering_count() -> int:
+    """Renders that count against the cap: created or possibly created, not yet ended."""
+    return VideoJob.objects.filter(state=State.RENDERING).count()
+
+
+def claim_unknown_submissions(
+    token: str, *, limit: int = 100, job_id: int | None = None
+) -> list[VideoJob]:
+    """Rendering jobs whose create call's outcome is unknown (timed out, its worker died or
+    lost its lease) and whose look-up is due: nobody holds them, so no call is in flight."""
+    with transaction.atomic():
+        now = db_now()
+        jobs = (
+            _locked(now)
+            .filter(state=State.RENDERING, provider_video_id="")
+            .exclude(submission_title="")
+            # Due, or its holder died mid-call (a lease that ended with a holder's name on it).
+            .filter(Q(next_check_at__isnull=True) | Q(next_check_at__lte=now) | ~Q(claimed_by=""))
+        )
+        if job_id is not None:
+            jobs = jobs.filter(pk=job_id)
+        claimed = list(jobs.select_related("content_item__topic").order_by("id")[:limit])
+        VideoJob.objects.filter(pk__in=[job.pk for job in claimed]).update(
+            claimed_by=token, lease_expires_at=lease_until(now)
+        )
+    return claimed
+
+
+def claim_due_checks(token: str, *, limit: int = 100, job_id: int | None = None) -> list[VideoJob]:
+    """Rendering jobs whose check is due (or `job_id`, due now), claimed in one batch."""
+    with transaction.atomic():
+        now = db_now()
+        jobs = _locked(now).filter(state=State.RENDERING).exclude(provider_video_id="")
+        jobs = jobs.filter(pk=job_id) if job_id is not None else jobs.filter(next_check_at__lte=now)
+        claimed = list(jobs.select_related("content_item__topic").order_by("next_check_at")[:limit])
+        VideoJob.objects.filter(pk__in=[job.pk for job in claimed]).update(
+            claimed_by=token, lease_expires_at=lease_until(now)
+        )
+    return claimed
+
+
+# --- while holding a job --------------------------------------------------------------------
+
+
 def renew(job_id: int, *, token: str, **changes) -> None:
     """Extend our lease (and record progress); LeaseLost when the job is no longer ours."""
-    until = lease_until()
+    now = db_now()
+    until = lease_until(now)
     updated = VideoJob.objects.filter(
         pk=job_id, claimed_by=token, state__in=VideoJob.ACTIVE_STATES
-    ).update(lease_expires_at=until, next_check_at=until, updated_at=timezone.now(), **changes)
+    ).update(lease_expires_at=until, next_check_at=until, updated_at=now, **changes)
     if not updated:
         raise LeaseLost(f"video job {job_id} was taken over by another worker")
 
 
 def transition(job_id: int, *, token: str, release: bool = True, **changes) -> VideoJob:
     """Under the row lock: apply `changes` if the job is still ours; LeaseLost otherwise.
-    A new `state` stamps `state_changed_at`; `release` frees the job for the next step."""
-    now = timezone.now()
+    A new `state` stamps `state_changed_at`; `release` frees the job for the next step.
+    `next_check_in` / `retry_in` (seconds) schedule the next look (and the retry) from now on
+    the database's clock; `attempts_delta` adds to the attempts counted."""
     with transaction.atomic():
         job = VideoJob.objects.select_for_update().filter(pk=job_id).first()
         if job is None:  # its item was deleted meanwhile: nothing left to change
             raise LeaseLost(f"video job {job_id} no longer exists")
         if job.claimed_by != token or job.state not in VideoJob.ACTIVE_STATES:
             raise LeaseLost(f"video job {job_id} is no longer held by {token}")
+        now = db_now()
+        job.attempts += changes.pop("attempts_delta", 0)
+        for name in ("next_check_in", "retry_in"):
+            if name in changes:
+                when = now + timedelta(seconds=changes.pop(name))
+                changes["next_check_at"] = when
+                if name == "retry_in":
+                    changes["next_attempt_at"] = when
         if "state" in changes and changes["state"] != job.state:
             changes.setdefault("state_changed_at", now)
+        if changes.get("state") in VideoJob.TERMINAL_STATES:
+            changes.setdefault("finished_at", now)
         for name, value in changes.items():
             setattr(job, name, value)
         if release:
@@ -103,21 +241,45 @@ def transition(job_id: int, *, token: str, release: bool = True, **changes) -> V
         return job
 
 
-def release_dead_submissions() -> int:
-    """Jobs claimed for submission whose holder died before recording the provider's id go
-    back to the queue (under lock): their render slot is freed."""
-    now = timezone.now()
+# --- wake-up bookkeeping --------------------------------------------------------------------
+
+
+def schedule_check_now(job_id: int) -> bool:
+    """The provider says the render ended: its check is due now (if it is still rendering)."""
+    return bool(
+        VideoJob.objects.filter(pk=job_id, state=State.RENDERING).update(next_check_at=db_now())
+    )
+
+
+def copies_to_wake(*, redispatch_seconds: float, limit: int = 500) -> list[int]:
+    """Copies nobody holds that are due (a dead holder's, a retry's, or one whose wake-up went
+    missing); each is then left alone for `redispatch_seconds`, so a backlog of copies
+    waiting for a free worker is not flooded with duplicate wake-ups."""
     with transaction.atomic():
-        ids = list(
-            VideoJob.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(state=VideoJob.State.RENDERING, provider_video_id="", lease_expires_at__lt=now)
-            .values_list("pk", flat=True)
+        now = db_now()
+        due = list(
+            _locked(now)
+            .filter(state__in=(State.DOWNLOADING, State.UPLOADING))
+            .exclude(next_attempt_at__gt=now)
+            .filter(Q(next_check_at__isnull=True) | Q(next_check_at__lte=now))
+            .values_list("pk", flat=True)[:limit]
         )
-        VideoJob.objects.filter(pk__in=ids).update(
-            state=VideoJob.State.QUEUED,
-            state_changed_at=now,
-            claimed_by="",
-            lease_expires_at=None,
-            attempts=F("attempts") + 1,
+        VideoJob.objects.filter(pk__in=due).update(
+            next_check_at=now + timedelta(seconds=redispatch_seconds)
         )
-    return len(ids)
+    return due
+
+
+def expired_leases() -> int:
+    """Active jobs whose holder's lease has ended (their worker died; a takeover is due)."""
+    return VideoJob.objects.filter(
+        state__in=VideoJob.ACTIVE_STATES, lease_expires_at__lt=db_now()
+    ).count()
+
+
+def requeue_unsent(job_id: int, *, token: str, note: str) -> VideoJob:
+    """A look-up proved the create never reached the provider: back to the queue (its render
+    slot freed), the failed try counted as an attempt."""
+    return transition(job_id, token=token, state=State.QUEUED, provider_video_id="",
+                      submission_title="", submission_sent_at=None, last_error=note[:2000],
+                      next_attempt_at=None, next_check_at=None, attempts_delta=1)  # fmt: skip

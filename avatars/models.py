@@ -33,6 +33,12 @@ class VideoJob(models.Model):
     voice_id = models.CharField(max_length=128, blank=True)
     provider = models.CharField(max_length=16, blank=True)
     provider_video_id = models.CharField(max_length=128, blank=True, db_index=True)
+    # The create call in flight: the title it carries (unique to this submission, so the
+    # render can be found again in the provider's list) and when it was sent, on the
+    # database's clock. Set before the call; a rendering job with a title and no video id is
+    # "outcome unknown" until a lookup adopts the render or proves it absent.
+    submission_title = models.CharField(max_length=255, blank=True)
+    submission_sent_at = models.DateTimeField(null=True, blank=True)
     callback_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     provider_url_expires_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)

@@ -1,31 +1,21 @@
-"""The avatar video pipeline: render at the provider, wait, stream into storage.
-
-The pieces the job engine's steps (avatars/steps.py) are made of: `start_render`,
-`store_rendered_video` (ledger entry first, then the verified stream), `build_result` and
-`content_data_from_result`. `generate_avatar_video` chains them in one call and returns a result
-shaped like the original system's (videoUrl, videoId, language, duration_seconds, status,
-fallback, the storage metadata fields and `metadata`); it waits for the render in
-`wait_for_render`, so it is for synchronous callers (scripts, tests), never for a worker. When
-storage fails, the provider's URL stands in (`fallback`), with its expiry recorded so a
-scheduled task can still copy it into storage in time.
+"""The avatar video pipeline's pieces, which the job engine's steps (avatars/steps.py) are
+made of: `start_render`, `store_rendered_video` (ledger entry first, then the verified stream,
+the upload's lease renewed while the bytes flow), `build_result` (a result shaped like the
+original system's: videoUrl, videoId, language, duration_seconds, status, fallback, the
+storage metadata fields and `metadata`) and `content_data_from_result`. There is one path
+through it: the engine's (commands and tests drive it with `jobs.run_job_inline`).
 """
 
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 
-from avatars.errors import InvalidRequest, RenderFailed, RenderTimeout
-from avatars.providers import get_provider
 from avatars.providers.base import RenderRequest, RenderStatus, VideoProvider
 from avatars.providers.local import LocalVideoProvider
-from topics import validators
 from videostore import ledger
-from videostore.errors import StorageUnavailable
 from videostore.storage import (
     MEASURED_FIELDS,
     STORAGE_METADATA_FIELDS,
@@ -39,6 +29,8 @@ logger = logging.getLogger(__name__)
 OFFLINE_PROVIDER = LocalVideoProvider.name
 
 ProgressCallback = Callable[[str, dict], None]
+#: How often a copy renews the leases it holds (and records its progress).
+RENEW_EVERY_SECONDS = 1.0
 
 
 def _no_progress(stage: str, details: dict) -> None:
@@ -57,56 +49,17 @@ class RenderOptions:
     callback_id: str = ""
 
 
-def validate_script(script: str) -> str:
-    """Refuse an empty or over-long script before spending provider credits (the one script
-    rule, topics/validators.py, as the provider error the pipeline's callers handle)."""
-    try:
-        return validators.validate_script(script)
-    except ValidationError as error:
-        raise InvalidRequest(error.messages[0]) from error
-
-
 def start_render(options: RenderOptions, *, provider: VideoProvider) -> str:
     """Ask the provider to render; returns its video id."""
     request = RenderRequest(
-        script=validate_script(options.script),
+        script=options.script,
         language=options.language,
         avatar_id=options.avatar_id or settings.HEYGEN_DEFAULT_AVATAR_ID,
         voice_id=options.voice_id or settings.HEYGEN_DEFAULT_VOICE_ID,
-        title=options.title or options.script[:60],
+        title=options.title,
         callback_id=options.callback_id,
     )
     return provider.create_video(request)
-
-
-def wait_for_render(
-    provider_video_id: str,
-    *,
-    provider: VideoProvider,
-    on_progress: ProgressCallback = _no_progress,
-    deadline_seconds: float | None = None,
-    poll_interval: float | None = None,
-) -> RenderStatus:
-    """Poll until the render is terminal; RenderFailed / RenderTimeout otherwise. It sleeps
-    between polls: synchronous callers only (the job engine checks renders in batches)."""
-    deadline = time.monotonic() + (deadline_seconds or settings.HEYGEN_RENDER_DEADLINE_SECONDS)
-    interval = poll_interval or settings.HEYGEN_POLL_INTERVAL_SECONDS
-    while True:
-        status = provider.get_status(provider_video_id)
-        on_progress("rendering", {"provider_status": status.status})
-        if status.status == "failed":
-            raise RenderFailed(
-                f"The provider could not render video {provider_video_id}: "
-                f"{status.error_message or 'no reason given'}."
-            )
-        if status.is_completed:
-            return status
-        if time.monotonic() + interval > deadline:
-            raise RenderTimeout(
-                f"Video {provider_video_id} was still {status.status} when the wait ended."
-            )
-        time.sleep(interval)
-        interval = min(interval * 1.5, 60)
 
 
 def store_rendered_video(
@@ -120,9 +73,10 @@ def store_rendered_video(
 ) -> StoredVideo:
     """Stream the rendered video into storage, with a ledger entry committed first.
 
-    `upload_owner` / `lease_seconds`: the live worker that will reference the object; it
-    renews the lease through `on_progress("copying", {"bytes_copied": n, ...})`."""
+    `upload_owner` / `lease_seconds`: the live worker that will reference the object; the
+    upload's lease is renewed while the bytes flow (the one place that does it)."""
     storage_path = video_storage.new_storage_path(status.provider_video_id)
+    on_progress = _renewing_upload_lease(on_progress, storage_path, upload_owner, lease_seconds)
     ledger.register_pending_upload(
         storage_path,
         reason=f"video {status.provider_video_id}",
@@ -152,6 +106,22 @@ def store_rendered_video(
         # Nothing references the object: delete it now, or leave the delete to the ledger.
         ledger.discard_upload(storage_path, reason="upload did not complete")
         raise
+
+
+def _renewing_upload_lease(
+    on_progress: ProgressCallback, storage_path: str, owner: str, lease_seconds: float | None
+) -> ProgressCallback:
+    """`on_progress`, plus the upload's ledger lease renewed at most once a second."""
+    last = [time.monotonic()]
+
+    def progress(stage: str, details: dict) -> None:
+        if stage == "copying" and owner and time.monotonic() - last[0] >= RENEW_EVERY_SECONDS:
+            last[0] = time.monotonic()
+            ledger.renew_upload_lease(storage_path, owner=owner, lease_seconds=lease_seconds
+                                      or settings.VIDEO_JOB_LEASE_SECONDS)  # fmt: skip
+        on_progress(stage, details)
+
+    return progress
 
 
 def fallback_allowed(status: RenderStatus) -> bool:
@@ -199,52 +169,6 @@ def build_result(
     return result
 
 
-def generate_avatar_video(
-    options: RenderOptions,
-    *,
-    provider: VideoProvider | None = None,
-    video_storage: VideoStorage | None = None,
-    provider_video_id: str = "",
-    on_progress: ProgressCallback = _no_progress,
-) -> dict:
-    """Render, wait and store one avatar video; see the module docstring for the result.
-
-    Pass `provider_video_id` to resume a render started earlier (a retried job), so a
-    retry never pays for a second render.
-    """
-    provider = provider or get_provider()
-    video_storage = video_storage or VideoStorage()
-    offline_preview = provider.name == OFFLINE_PROVIDER
-    if not provider_video_id:
-        provider_video_id = start_render(options, provider=provider)
-    on_progress("rendering", {"provider_video_id": provider_video_id})
-    status = wait_for_render(provider_video_id, provider=provider, on_progress=on_progress)
-    on_progress("rendered", {"duration_seconds": status.duration_seconds})
-    try:
-        stored = store_rendered_video(
-            status, provider=provider, video_storage=video_storage, on_progress=on_progress
-        )
-    except StorageUnavailable as error:
-        if not fallback_allowed(status):
-            raise
-        logger.warning(
-            "storage unavailable for video %s; falling back to the provider URL: %s",
-            provider_video_id,
-            error,
-            extra={"video_id": provider_video_id, "error": str(error)},
-        )
-        return build_result(
-            status,
-            language=options.language,
-            stored=None,
-            storage_error=str(error),
-            offline_preview=offline_preview,
-        )
-    return build_result(
-        status, language=options.language, stored=stored, offline_preview=offline_preview
-    )
-
-
 def content_data_from_result(result: dict, *, script: str) -> dict:
     """The fields of a result that a ContentItem keeps (cleaned again on save)."""
     data = {key: result.get(key) for key in ("videoUrl", "videoId", *STORAGE_METADATA_FIELDS,
@@ -257,8 +181,3 @@ def content_data_from_result(result: dict, *, script: str) -> dict:
     if result["metadata"].get("offline_preview"):
         data["metadata"]["offline_preview"] = True
     return data
-
-
-def url_expiry(result: dict) -> datetime | None:
-    """When the provider URL of a fallback result stops working."""
-    return result.get("provider_url_expires_at")

@@ -6,7 +6,6 @@ rows are promoted by a scheduled task in time, and marked for regeneration once 
 """
 
 import logging
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -19,27 +18,16 @@ from avatars.models import VideoJob
 from avatars.pipeline import store_rendered_video
 from avatars.providers import get_provider
 from avatars.providers.base import RenderStatus, VideoProvider
+from topics.errors import StaleItem
 from topics.models import ContentItem
-from topics.services import content_item_mark_needs_regeneration, content_item_mark_stored
-from videostore import ledger
+from topics.services import (
+    content_item_expire_provider_link,
+    content_item_mark_stored,
+    waiting_render,
+)
 from videostore.storage import VideoStorage
 
 logger = logging.getLogger(__name__)
-
-
-def _lease_renewer(owner: str):
-    """Keeps the upload's ledger lease alive while the bytes flow (at most once a second)."""
-    last = [0.0]
-
-    def renew(stage: str, details: dict) -> None:
-        if stage == "copying" and time.monotonic() - last[0] >= 1.0:
-            last[0] = time.monotonic()
-            ledger.renew_upload_lease(
-                details["storage_path"], owner=owner,
-                lease_seconds=settings.VIDEO_JOB_LEASE_SECONDS,
-            )  # fmt: skip
-
-    return renew
 
 
 def copy_provider_video_to_storage(
@@ -48,11 +36,16 @@ def copy_provider_video_to_storage(
     video_url: str,
     provider: VideoProvider | None = None,
     video_storage: VideoStorage | None = None,
+    expected_video_id: str | None = None,
 ) -> ContentItem:
-    """Stream `video_url` into storage and point the item at the stored copy."""
+    """Stream `video_url` into storage and point the item at the stored copy; with
+    `expected_video_id`, only if the item still waits for that render when it commits
+    (StaleItem otherwise: a regenerate won, and this copy is discarded)."""
     data = dict(content_item.content_data)
+    metadata = dict(data.get("metadata") or {})
+    video_id = metadata.pop("pending_video_id", None) or data.get("videoId")
     status = RenderStatus(
-        provider_video_id=str(data.get("videoId") or f"item{content_item.pk}"),
+        provider_video_id=str(video_id or f"item{content_item.pk}"),
         status="completed",
         video_url=video_url,
     )
@@ -61,24 +54,22 @@ def copy_provider_video_to_storage(
         status,
         provider=provider or get_provider(),
         video_storage=video_storage or VideoStorage(),
-        on_progress=_lease_renewer(owner),
         upload_owner=owner,
         lease_seconds=settings.VIDEO_JOB_LEASE_SECONDS,
     )
-    metadata = stored.as_metadata()
-    data.update(metadata)
-    data["videoUrl"] = metadata["fileUrl"]
-    data["metadata"] = {
-        **(data.get("metadata") or {}),
-        "heygen_video_url": video_url,
-        "storage_fallback": False,
-    }
-    data["metadata"].pop("storage_problem", None)
-    if not data.get("duration_seconds") and metadata.get("duration_seconds"):
-        data["duration_seconds"] = metadata["duration_seconds"]
-    item = content_item_mark_stored(
-        content_item=content_item, content_data=data, upload_owner=owner
-    )
+    stored_metadata = stored.as_metadata()
+    data.update(stored_metadata)
+    data["videoUrl"] = stored_metadata["fileUrl"]
+    if video_id:
+        data["videoId"] = video_id
+    metadata.update(heygen_video_url=video_url, storage_fallback=False)
+    metadata.pop("storage_problem", None)
+    data["metadata"] = metadata
+    if stored_metadata.get("duration_seconds"):
+        data["duration_seconds"] = stored_metadata["duration_seconds"]
+    item = content_item_mark_stored(content_item=content_item, content_data=data,
+                                    upload_owner=owner,
+                                    expected_video_id=expected_video_id)  # fmt: skip
     logger.info("provider video of item %s copied to %s", item.pk, stored.storage_path)
     return item
 
@@ -97,14 +88,12 @@ def _fallback_items() -> Iterator[ContentItem]:
 
 
 def promote_item(content_item: ContentItem, *, url_expires_at=None) -> str:
-    """Promote one fallback item: 'stored', 'expired' (marked for regeneration) or 'failed'."""
+    """Promote one fallback item: 'stored', 'expired' (a stored video stays, else marked for
+    regeneration), 'stale' (a regenerate or delete won meanwhile) or 'failed'."""
     if url_expires_at is not None and url_expires_at <= timezone.now():
-        # Only an item still without a stored video (checked under its row lock: a
-        # regenerate may have stored one since this item was read).
-        content_item_mark_needs_regeneration(
-            content_item_id=content_item.pk, reason="the provider URL expired",
-            expected_storage_path="",
-        )  # fmt: skip
+        # Decided under the row lock: a regenerate may have stored a video since.
+        content_item_expire_provider_link(content_item_id=content_item.pk,
+                                          reason="provider link expired")  # fmt: skip
         return "expired"
     video_url = (content_item.content_data.get("metadata") or {}).get(
         "heygen_video_url"
@@ -112,7 +101,12 @@ def promote_item(content_item: ContentItem, *, url_expires_at=None) -> str:
     if not video_url:
         return "failed"
     try:
-        copy_provider_video_to_storage(content_item=content_item, video_url=video_url)
+        copy_provider_video_to_storage(content_item=content_item, video_url=video_url,
+                                       expected_video_id=waiting_render(content_item))  # fmt: skip
+    except (StaleItem, ContentItem.DoesNotExist):
+        logger.info("item %s changed while its fallback was copied; copy discarded",
+                    content_item.pk)  # fmt: skip
+        return "stale"
     except GENERATION_ERRORS as error:
         logger.warning("copy of item %s into storage failed; will retry: %s", content_item.pk,
                        error, extra={"item_id": content_item.pk, "error": str(error)})  # fmt: skip
@@ -124,7 +118,8 @@ def promote_fallbacks() -> dict:
     """The scheduled task: copy every fallback row into storage before its URL expires."""
     counts = {"stored": 0, "expired": 0, "failed": 0}
     for item in _fallback_items():
-        counts[promote_item(item, url_expires_at=item.url_expires_at)] += 1
+        outcome = promote_item(item, url_expires_at=item.url_expires_at)
+        counts[outcome] = counts.get(outcome, 0) + 1
     return counts
 
 

@@ -1,10 +1,99 @@
-"""The studio's and the admin's video actions, composed from the services of both apps: one
-place for what "generate", "regenerate", "retry storage" and "delete a topic" mean."""
+"""Generation services: what "generate", "regenerate" and "retry storage" mean, for the
+studio, the admin and the commands. The script and the language are checked here, once, at
+the door; the rows are written with their jobs in one transaction, and the workers are woken
+only after it commits."""
 
-from avatars import jobs
+import logging
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from avatars import jobs, leases
 from avatars.errors import InvalidRequest
 from avatars.models import VideoJob
+from topics import validators
 from topics.models import ContentItem, Topic
+from topics.services import content_item_create_avatar_video
+
+logger = logging.getLogger(__name__)
+
+
+def _clean_script(script: str) -> str:
+    """The one script rule (topics/validators.py), as the error generation callers handle."""
+    try:
+        return validators.validate_script(script)
+    except ValidationError as error:
+        raise InvalidRequest(error.messages[0]) from error
+
+
+def _clean_language(language: str, topic: Topic) -> str:
+    if not language:
+        return topic.language
+    try:
+        return validators.validate_language_tag(language)
+    except ValidationError as error:
+        raise InvalidRequest(error.messages[0]) from error
+
+
+def request_avatar_video(
+    *,
+    topic: Topic,
+    script: str,
+    language: str = "",
+    avatar_id: str = "",
+    voice_id: str = "",
+    content_item: ContentItem | None = None,
+    max_attempts: int | None = None,
+    enqueue_submit: bool = True,
+) -> VideoJob:
+    """Queue a generation; a request for an item that already has a running job joins it."""
+    script = _clean_script(script)
+    language = _clean_language(language, topic)
+    options = {"script": script, "language": language, "avatar_id": avatar_id,
+               "voice_id": voice_id, "max_attempts": max_attempts}  # fmt: skip
+    with transaction.atomic():
+        if content_item is None:
+            content_item = content_item_create_avatar_video(topic=topic, script=script)
+        else:
+            content_item = ContentItem.objects.select_for_update().get(pk=content_item.pk)
+            active = content_item.video_jobs.filter(state__in=VideoJob.ACTIVE_STATES).first()
+            if active:
+                return active
+        try:
+            with transaction.atomic():
+                job = leases.create_job(content_item=content_item, **options)
+        except IntegrityError:  # a concurrent request won the race: join its job
+            return content_item.video_jobs.get(state__in=VideoJob.ACTIVE_STATES)
+        if enqueue_submit:
+            jobs.enqueue("submit")
+    logger.info("video job %s queued for item %s", job.pk, content_item.pk)
+    return job
+
+
+def request_avatar_video_batch(
+    *, topic: Topic, scripts: list[str], language: str = "", avatar_id: str = "",
+    voice_id: str = "",
+) -> list[VideoJob]:  # fmt: skip
+    """One item and one job per script, all queued in one transaction (all or none)."""
+    cleaned = [_clean_script(script) for script in scripts]
+    if not cleaned:
+        raise InvalidRequest("There is no script to generate; write at least one.")
+    language = _clean_language(language, topic)
+    with transaction.atomic():
+        created = [
+            leases.create_job(
+                content_item=content_item_create_avatar_video(topic=topic, script=script),
+                script=script,
+                language=language,
+                avatar_id=avatar_id,
+                voice_id=voice_id,
+            )  # fmt: skip
+            for script in cleaned
+        ]
+        jobs.enqueue("submit")
+    logger.info("%d video jobs queued for topic %s: %s", len(created), topic.pk,
+                [job.pk for job in created])  # fmt: skip
+    return created
 
 
 def generate_videos(
@@ -14,8 +103,8 @@ def generate_videos(
     """One new item and one job per script (several in one transaction)."""
     options = {"language": language, "avatar_id": avatar_id, "voice_id": voice_id}
     if len(scripts) == 1:
-        return [jobs.request_avatar_video(topic=topic, script=scripts[0], **options)]
-    return jobs.request_avatar_video_batch(topic=topic, scripts=scripts, **options)
+        return [request_avatar_video(topic=topic, script=scripts[0], **options)]
+    return request_avatar_video_batch(topic=topic, scripts=scripts, **options)
 
 
 def regenerate_video(*, content_item: ContentItem) -> VideoJob:
@@ -24,14 +113,12 @@ def regenerate_video(*, content_item: ContentItem) -> VideoJob:
     if content_item.content_type != ContentItem.ContentType.AVATAR_VIDEO:
         raise InvalidRequest(f"{content_item} is not an avatar video.")
     script = (content_item.content_data or {}).get("script", "")
-    return jobs.request_avatar_video(
-        topic=content_item.topic, script=script, content_item=content_item
-    )
+    return request_avatar_video(topic=content_item.topic, script=script, content_item=content_item)
 
 
 def retry_storage(*, content_item: ContentItem) -> bool:
     """Queue the copy of a fallback item into storage; False when there is nothing to copy."""
     if content_item.status != ContentItem.Status.NEEDS_STORAGE:
         return False
-    jobs.request_storage_retry(content_item=content_item)
+    jobs.enqueue_promotion(content_item.pk)
     return True

@@ -3,30 +3,34 @@
     queued --submit--> rendering --check (poll batch or webhook)--> downloading
            --copy--> uploading --> stored | fallback | failed
 
-`submit` asks the provider to render and records its video id (never waits); `check` asks
-for the status of renders that are due and moves finished ones on; `copy` streams the video
-into storage and saves the item. Each step claims its job by lease (avatars/leases.py), so a
-worker killed anywhere loses nothing: the next one takes over when the lease expires,
-resumes from the recorded provider id (no second render) and copies again from the start.
+`submit` asks the provider to render and records its video id (never waits); `resolve` looks
+up a create whose answer was lost (a timeout, a killed worker, a lease that ended): the
+render is adopted if the provider has it, and only a list that proves it absent lets the job
+be submitted again, so one request is never paid twice; `check` asks for the status of
+renders that are due and moves finished ones on; `copy` streams the video into storage and
+saves the item. Each step claims its job by lease (avatars/leases.py, the only writer of job
+rows) and returns an outcome; `jobs.WAKEUPS` maps outcomes to the wake-ups they need.
 A terminal state is written in its own transaction, so a failing item update cannot roll it
 back.
 """
 
 import logging
 import time
-from collections.abc import Callable
-from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.utils import timezone
 
 from avatars import leases
-from avatars.errors import GENERATION_ERRORS, RenderFailed, RenderSlotsBusy
+from avatars.errors import (
+    GENERATION_ERRORS,
+    RenderFailed,
+    RenderSlotsBusy,
+    SubmissionOutcomeUnknown,
+)
 from avatars.leases import LeaseLost
 from avatars.models import VideoJob
 from avatars.pipeline import (
     OFFLINE_PROVIDER,
+    RENEW_EVERY_SECONDS,
     RenderOptions,
     build_result,
     content_data_from_result,
@@ -41,7 +45,6 @@ from topics.services import (
     content_item_mark_fallback,
     content_item_mark_stored,
 )
-from videostore import ledger
 from videostore.errors import StorageUnavailable
 from videostore.ledger import UploadLost
 from videostore.storage import VideoStorage
@@ -50,20 +53,16 @@ logger = logging.getLogger(__name__)
 State = VideoJob.State
 #: Until a render slot frees up, a job the provider refused for concurrency waits this long.
 SLOT_WAIT_SECONDS = 5
+#: A create's lease outlives the call's longest run by this much.
+SUBMIT_LEASE_MARGIN_SECONDS = 10
 
 
 def copy_redispatch_seconds() -> int:
     """A copy-ready job nobody has taken gets a new wake-up call after one lease period: a
     call held by a worker that was killed before it ran it is lost to the broker until the
-    broker's own retry (45 minutes). A hint only: the claim is by lock and lease, so a
-    duplicate call is harmless (and at most one per job per lease period)."""
+    broker's own retry. A hint only: the claim is by lock and lease, so a duplicate call is
+    harmless (and at most one per job per lease period)."""
     return settings.VIDEO_JOB_LEASE_SECONDS
-
-
-#: How often a copy records its progress and renews its leases.
-PROGRESS_EVERY_SECONDS = 1.0
-
-Enqueue = Callable[[str, int | None], None]
 
 
 def _options(job: VideoJob) -> RenderOptions:
@@ -72,7 +71,7 @@ def _options(job: VideoJob) -> RenderOptions:
         language=job.language,
         avatar_id=job.avatar_id,
         voice_id=job.voice_id,
-        title=job.content_item.topic.title,
+        title=job.submission_title,
         callback_id=str(job.callback_id),
     )
 
@@ -81,180 +80,208 @@ def retry_delay(attempt: int) -> int:
     return min(settings.VIDEO_JOB_RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0), 900)
 
 
-def fail(job: VideoJob, token: str, message: str) -> None:
+def fail(job: VideoJob, token: str, message: str, **changes) -> str:
     """Terminal failure: the job's state commits on its own, then the item says so."""
     try:
-        leases.transition(
-            job.pk, token=token, state=State.FAILED, last_error=message[:2000],
-            finished_at=timezone.now(), next_check_at=None,
-        )  # fmt: skip
+        leases.transition(job.pk, token=token, state=State.FAILED, last_error=message[:2000],
+                          next_check_at=None, **changes)  # fmt: skip
     except LeaseLost:
-        return
+        return "lost"
     logger.warning("video job %s failed: %s", job.pk, message)
     try:
         content_item_mark_failed(content_item_id=job.content_item_id)
     except Exception as error:  # the job's failure stands; the item keeps its last state
         logger.error("video job %s: item %s not marked failed: %s", job.pk,
                      job.content_item_id, error)  # fmt: skip
+    return "failed"
 
 
-def fail_or_retry(job: VideoJob, token: str, error: Exception, *, back_to: str) -> str:
-    """A retryable error waits (back in `back_to`) with backoff; others end the job."""
+def fail_or_retry(job: VideoJob, token: str, error: Exception, *, back_to: str,
+                  **changes) -> str:  # fmt: skip
+    """A retryable error waits (back in `back_to`) with backoff, counted as an attempt;
+    others, or the last attempt, end the job."""
     message = str(error) or error.__class__.__name__
     attempts = job.attempts + 1
     if getattr(error, "retryable", False) and attempts < job.max_attempts:
-        next_run = timezone.now() + timedelta(seconds=retry_delay(attempts))
+        delay = retry_delay(attempts)
         try:
-            leases.transition(
-                job.pk, token=token, state=back_to, attempts=attempts,
-                last_error=message[:2000], next_attempt_at=next_run, next_check_at=next_run,
-            )  # fmt: skip
+            leases.transition(job.pk, token=token, state=back_to, attempts=attempts,
+                              last_error=message[:2000], retry_in=delay, **changes)  # fmt: skip
         except LeaseLost:
             return "lost"
-        logger.warning("video job %s will retry at %s (attempt %s of %s): %s", job.pk,
-                       next_run.isoformat(), attempts + 1, job.max_attempts, message)  # fmt: skip
-        return "retry"
-    VideoJob.objects.filter(pk=job.pk).update(attempts=attempts)
-    fail(job, token, message)
-    return "failed"
+        logger.warning("video job %s will retry in %s s (attempt %s of %s): %s", job.pk, delay,
+                       attempts + 1, job.max_attempts, message)  # fmt: skip
+        return "requeued" if back_to == State.QUEUED else "retry"
+    return fail(job, token, message, attempts=attempts, **changes)
 
 
 # --- submit ---------------------------------------------------------------------------------
 
 
-def claim_next_submission(token: str, *, job_id: int | None = None) -> VideoJob | None:
-    """Under the render-slot lock: the oldest due queued job (or `job_id`), if a slot is free.
-    The claimed job counts as rendering at once, so the cap holds across hosts."""
-    now = timezone.now()
-    with transaction.atomic():
-        leases.lock_render_slots()
-        busy = VideoJob.objects.filter(state=State.RENDERING).count()
-        if busy >= settings.HEYGEN_MAX_CONCURRENT_RENDERS:
-            return None
-        jobs = VideoJob.objects.select_for_update(skip_locked=True, of=("self",)).filter(
-            leases.lease_is_free(now), state=State.QUEUED
-        )
-        jobs = jobs.exclude(next_attempt_at__gt=now)
-        if job_id is not None:
-            jobs = jobs.filter(pk=job_id)
-        job = jobs.select_related("content_item__topic").order_by("queued_at", "id").first()
-        if job is None:
-            return None
-        job.state = State.RENDERING
-        job.state_changed_at = now
-        job.started_at = job.started_at or now
-        job.claimed_by = token
-        job.lease_expires_at = leases.lease_until(now)
-        job.next_attempt_at = None
-        job.save()
-        return job
+def submit_lease_seconds(provider) -> float:
+    """A create's lease outlives its longest call, so an expired one means the call is over."""
+    return provider.max_call_seconds + SUBMIT_LEASE_MARGIN_SECONDS
 
 
-def submit(job: VideoJob, token: str, enqueue: Enqueue) -> str:
-    """Ask the provider to render; record its video id and free the worker."""
+def claim_next_submission(token: str, *, job_id: int | None = None, provider=None):
+    """The oldest due queued job (or `job_id`) if a render slot is free (leases.py)."""
+    provider = provider or get_provider()
+    return leases.claim_submission(token, job_id=job_id,
+                                   lease_seconds=submit_lease_seconds(provider))  # fmt: skip
+
+
+def submit(job: VideoJob, token: str, provider=None) -> str:
+    """Ask the provider to render under the job's unique title; record its video id."""
+    provider = provider or get_provider()
+    if job.attempts >= job.max_attempts:  # max_attempts holds on every path
+        return fail(job, token, f"Gave up after {job.attempts} attempts.", submission_title="")
     try:
-        provider = get_provider()
+        leases.renew(job.pk, token=token)  # still ours right before the call: a fence
         video_id = start_render(_options(job), provider=provider)
-    except RenderSlotsBusy as error:
-        # The provider's own cap: wait for a slot; no attempt used, no failure.
-        leases.transition(
-            job.pk, token=token, state=State.QUEUED,
-            last_error=f"Waiting for a render slot: {error}"[:2000],
-            next_attempt_at=timezone.now()
-            + timedelta(seconds=getattr(error, "retry_after", None) or SLOT_WAIT_SECONDS),
-        )  # fmt: skip
-        return "waiting"
-    except GENERATION_ERRORS as error:
-        return fail_or_retry(job, token, error, back_to=State.QUEUED)
-    except Exception as error:  # a bug or a database error: recorded on the job, not lost
-        logger.exception("video job %s: submit crashed: %s", job.pk, error)
-        return fail_or_retry(job, token, error, back_to=State.QUEUED)
-    immediate = provider.name == OFFLINE_PROVIDER  # the offline renderer finishes inside create
-    first_check = 0 if immediate else settings.HEYGEN_POLL_INTERVAL_SECONDS
-    try:
-        leases.transition(
-            job.pk, token=token, provider_video_id=video_id, render_checks=0, last_error="",
-            next_check_at=timezone.now() + timedelta(seconds=first_check),
-        )  # fmt: skip
     except LeaseLost:
+        return "lost"
+    except RenderSlotsBusy as error:
+        # The provider's own cap refused it outright: no render, no attempt used.
+        delay = getattr(error, "retry_after", None) or SLOT_WAIT_SECONDS
+        return _back_to_queue(job, token, f"Waiting for a render slot: {error}", delay)
+    except SubmissionOutcomeUnknown as error:
+        return _outcome_unknown(job, token, str(error))
+    except GENERATION_ERRORS as error:  # the provider refused it: nothing was rendered
+        return fail_or_retry(job, token, error, back_to=State.QUEUED, submission_title="",
+                             submission_sent_at=None)  # fmt: skip
+    except Exception as error:  # a bug or a database error: the call may have been made
+        logger.exception("video job %s: submit crashed: %s", job.pk, error)
+        return _outcome_unknown(job, token, f"The submission was interrupted: {error}")
+    return _record_render(job, token, video_id, provider)
+
+
+def _back_to_queue(job: VideoJob, token: str, note: str, delay: float) -> str:
+    try:
+        leases.transition(job.pk, token=token, state=State.QUEUED, submission_title="",
+                          submission_sent_at=None, last_error=note[:2000],
+                          retry_in=delay)  # fmt: skip
+    except LeaseLost:
+        return "lost"
+    return "slot_busy"
+
+
+def _outcome_unknown(job: VideoJob, token: str, note: str) -> str:
+    """Still rendering as far as the cap knows; looked up once the provider settled."""
+    logger.warning("video job %s: create outcome unknown, will look up title %r: %s", job.pk,
+                   job.submission_title, note)  # fmt: skip
+    try:
+        leases.transition(job.pk, token=token, last_error=note[:2000],
+                          next_check_in=settings.VIDEO_SUBMIT_LOOKUP_DELAY_SECONDS)  # fmt: skip
+    except LeaseLost:
+        return "lost"
+    return "unknown"
+
+
+def _record_render(job: VideoJob, token: str, video_id: str, provider) -> str:
+    immediate = provider.name == OFFLINE_PROVIDER  # the offline renderer finishes inside create
+    try:
+        leases.transition(job.pk, token=token, provider_video_id=video_id, render_checks=0,
+                          last_error="", next_check_in=0 if immediate else
+                          first_check_seconds(job))  # fmt: skip
+    except LeaseLost:  # the job's next holder looks the title up and adopts this render
         logger.error("video job %s: render %s started after the job was taken over", job.pk,
                      video_id)  # fmt: skip
         return "lost"
     logger.info("video job %s: render %s started", job.pk, video_id)
-    if immediate:
-        enqueue("check", job.pk)
-    return "submitted"
+    return "check_now" if immediate else "submitted"
+
+
+def first_check_seconds(job: VideoJob) -> float:
+    return settings.VIDEO_POLL_INTERVAL_SECONDS
+
+
+# --- resolve an unknown outcome -------------------------------------------------------------
+
+
+def resolve(job: VideoJob, token: str, provider) -> str:
+    """Find the render of a create whose answer was lost: adopt it, or requeue the job only
+    when the provider's list proves the create never arrived."""
+    try:
+        video_id = provider.find_render(title=job.submission_title, since=job.submission_sent_at)
+    except GENERATION_ERRORS as error:
+        # Failed look-ups are counted (render_checks: no render to check yet); the job gives
+        # up after max_attempts of them rather than hold a render slot forever.
+        if not getattr(error, "retryable", False) or job.render_checks + 1 >= job.max_attempts:
+            return fail(job, token, f"{error} (the request's outcome could not be checked)")
+        try:
+            leases.transition(job.pk, token=token, last_error=f"Look-up failed: {error}"[:2000],
+                              render_checks=job.render_checks + 1,
+                              next_check_in=settings.VIDEO_SUBMIT_LOOKUP_DELAY_SECONDS)  # fmt: skip
+        except LeaseLost:
+            return "lost"
+        return "unknown"
+    if video_id:
+        logger.info("video job %s: render %s found by its title and adopted", job.pk, video_id)
+        try:
+            leases.transition(job.pk, token=token, provider_video_id=video_id, render_checks=0,
+                              last_error="", next_check_in=0)  # fmt: skip
+        except LeaseLost:
+            return "lost"
+        return "adopted"
+    if job.attempts + 1 >= job.max_attempts:
+        return fail(job, token, f"The provider never received the video's request after "
+                                f"{job.attempts + 1} attempts.", attempts=job.attempts + 1,
+                    submission_title="")  # fmt: skip
+    logger.warning("video job %s: title %r not at the provider; submitting again", job.pk,
+                   job.submission_title)  # fmt: skip
+    try:
+        leases.requeue_unsent(
+            job.pk, token=token, note="The provider never received the request; sent again."
+        )
+    except LeaseLost:
+        return "lost"
+    return "absent"
 
 
 # --- check ----------------------------------------------------------------------------------
 
 
-def claim_due_checks(token: str, *, limit: int = 100, job_id: int | None = None) -> list[VideoJob]:
-    """Rendering jobs whose check is due (or `job_id`, due now), claimed in one batch."""
-    now = timezone.now()
-    with transaction.atomic():
-        jobs = VideoJob.objects.select_for_update(skip_locked=True, of=("self",)).filter(
-            leases.lease_is_free(now), state=State.RENDERING
-        )
-        jobs = jobs.exclude(provider_video_id="")
-        jobs = jobs.filter(pk=job_id) if job_id is not None else jobs.filter(next_check_at__lte=now)
-        claimed = list(jobs.select_related("content_item__topic").order_by("next_check_at")[:limit])
-        VideoJob.objects.filter(pk__in=[job.pk for job in claimed]).update(
-            claimed_by=token, lease_expires_at=leases.lease_until(now)
-        )
-    return claimed
-
-
 def _next_check_in(job: VideoJob) -> float:
-    first = settings.HEYGEN_POLL_INTERVAL_SECONDS
-    return min(first * 1.5 ** (job.render_checks + 1), settings.HEYGEN_POLL_MAX_INTERVAL_SECONDS)
+    first = settings.VIDEO_POLL_INTERVAL_SECONDS
+    return min(first * 1.5 ** (job.render_checks + 1), settings.VIDEO_POLL_MAX_INTERVAL_SECONDS)
 
 
-def check(job: VideoJob, token: str, provider, enqueue: Enqueue) -> str:
+def check(job: VideoJob, token: str, provider) -> str:
     """One status check: a finished render moves on to the copy (and frees a render slot)."""
     try:
         status = provider.get_status(job.provider_video_id)
     except GENERATION_ERRORS as error:
         if getattr(error, "retryable", False):
             return _check_later(job, token, f"Status check failed, will check again: {error}")
-        fail(job, token, str(error))
-        return "failed"
+        return fail(job, token, str(error))
     if status.status == "failed":
         reason = status.error_message or "no reason given"
-        fail(job, token, str(RenderFailed(f"The provider could not render the video: {reason}.")))
-        return "failed"
+        return fail(job, token, str(RenderFailed(f"The provider could not render the video: "
+                                                 f"{reason}.")))  # fmt: skip
     if status.status == "completed" and not status.video_url:
-        fail(job, token, "The provider reported the render complete but gave no video URL.")
-        return "failed"
+        return fail(job, token, "The provider reported the render complete but gave no video URL.")
     if status.status == "completed":
         # The copy is woken now; the sweep looks again only if nobody has taken it by then.
-        leases.transition(
-            job.pk, token=token, state=State.DOWNLOADING, rendered_at=timezone.now(),
-            next_check_at=timezone.now() + timedelta(seconds=copy_redispatch_seconds()),
-            last_error="",
-        )  # fmt: skip
-        enqueue("copy", job.pk)
-        enqueue("submit", None)  # a render slot is free
+        leases.transition(job.pk, token=token, state=State.DOWNLOADING,
+                          rendered_at=leases.db_now(), last_error="",
+                          next_check_in=copy_redispatch_seconds())  # fmt: skip
         return "rendered"
-    deadline = (job.started_at or job.queued_at) + timedelta(
-        seconds=settings.HEYGEN_RENDER_DEADLINE_SECONDS
-    )
-    if timezone.now() > deadline:
-        fail(job, token, f"The render was still {status.status} when the deadline passed.")
-        enqueue("submit", None)
-        return "failed"
+    elapsed = (leases.db_now() - (job.started_at or job.queued_at)).total_seconds()
+    if elapsed > settings.HEYGEN_RENDER_DEADLINE_SECONDS:
+        return fail(job, token, f"The render was still {status.status} when the deadline passed.")
     return _check_later(job, token, "")
 
 
 def _check_later(job: VideoJob, token: str, note: str) -> str:
     # From the time the check was due, not from when a busy sweep got to it: checks do not
     # drift later by a tick each time.
-    now = timezone.now()
+    now = leases.db_now()
     due = job.next_check_at if job.next_check_at and job.next_check_at <= now else now
-    leases.transition(
-        job.pk, token=token, render_checks=job.render_checks + 1, last_error=note[:2000],
-        next_check_at=max(due + timedelta(seconds=_next_check_in(job)), now),
-    )  # fmt: skip
+    # ...but never sooner than the first interval: a late sweep does not poll harder.
+    delay = max((due - now).total_seconds() + _next_check_in(job),
+                settings.VIDEO_POLL_INTERVAL_SECONDS)  # fmt: skip
+    leases.transition(job.pk, token=token, render_checks=job.render_checks + 1,
+                      last_error=note[:2000], next_check_in=delay)  # fmt: skip
     return "rendering"
 
 
@@ -262,37 +289,30 @@ def _check_later(job: VideoJob, token: str, note: str) -> str:
 
 
 class _CopyProgress:
-    """Records the copy's step and bytes, and renews the job's and the upload's leases."""
+    """Records the copy's step and bytes, and renews the job's lease (the upload's lease is
+    renewed by the pipeline itself)."""
 
     def __init__(self, job: VideoJob, token: str):
         self.job, self.token = job, token
-        self.storage_path = ""
         self.last = 0.0
 
     def __call__(self, stage: str, details: dict) -> None:
-        self.storage_path = details.get("storage_path") or self.storage_path
         if stage == "downloading":
             leases.renew(self.job.pk, token=self.token, bytes_copied=0, state=State.DOWNLOADING)
         elif stage == "uploading":
-            leases.renew(
-                self.job.pk, token=self.token, state=State.UPLOADING,
-                state_changed_at=timezone.now(), bytes_total=details.get("bytes_total"),
-            )  # fmt: skip
-        elif stage == "copying" and time.monotonic() - self.last >= PROGRESS_EVERY_SECONDS:
+            leases.renew(self.job.pk, token=self.token, state=State.UPLOADING,
+                         state_changed_at=leases.db_now(),
+                         bytes_total=details.get("bytes_total"))  # fmt: skip
+        elif stage == "copying" and time.monotonic() - self.last >= RENEW_EVERY_SECONDS:
             self.last = time.monotonic()
             leases.renew(self.job.pk, token=self.token, bytes_copied=details["bytes_copied"])
-            ledger.renew_upload_lease(
-                self.storage_path, owner=self.token,
-                lease_seconds=settings.VIDEO_JOB_LEASE_SECONDS,
-            )  # fmt: skip
 
 
-def _close(job: VideoJob, token: str, state: str, **changes) -> Callable[[], None]:
+def _close(job: VideoJob, token: str, state: str, **changes):
     """Inside the item's save transaction: end the job, only if it is still ours."""
 
     def close() -> None:
-        leases.transition(job.pk, token=token, state=state, finished_at=timezone.now(),
-                          next_attempt_at=None, **changes)  # fmt: skip
+        leases.transition(job.pk, token=token, state=state, next_attempt_at=None, **changes)
 
     return close
 
@@ -308,9 +328,7 @@ def copy(job: VideoJob, token: str, provider=None, video_storage=None) -> str:
     except LeaseLost:
         logger.warning("video job %s: copy stopped, another worker took the job over", job.pk)
         return "lost"
-    except UploadLost as error:
-        return fail_or_retry(job, token, error, back_to=State.DOWNLOADING)
-    except GENERATION_ERRORS as error:
+    except (UploadLost, *GENERATION_ERRORS) as error:
         return fail_or_retry(job, token, error, back_to=State.DOWNLOADING)
     except Exception as error:  # a bug or a database error: recorded on the job, not lost
         logger.exception("video job %s: copy crashed: %s", job.pk, error)
@@ -319,6 +337,7 @@ def copy(job: VideoJob, token: str, provider=None, video_storage=None) -> str:
 
 def _store(job: VideoJob, token: str, status: RenderStatus, provider, video_storage) -> str:
     item = job.content_item
+    offline = provider.name == OFFLINE_PROVIDER
     try:
         stored = store_rendered_video(
             status, provider=provider, video_storage=video_storage,
@@ -329,19 +348,18 @@ def _store(job: VideoJob, token: str, status: RenderStatus, provider, video_stor
         if not fallback_allowed(status):
             raise
         result = build_result(status, language=job.language, stored=None,
-                              storage_error=str(error),
-                              offline_preview=provider.name == OFFLINE_PROVIDER)  # fmt: skip
+                              storage_error=str(error), offline_preview=offline)  # fmt: skip
         logger.warning("video job %s: storage unavailable, provider URL kept until %s: %s",
                        job.pk, status.url_expires_at, error)  # fmt: skip
         content_item_mark_fallback(
             content_item=item,
             content_data=content_data_from_result(result, script=job.script),
+            provider_url_expires_at=status.url_expires_at,
             within_transaction=_close(job, token, State.FALLBACK, last_error=str(error)[:2000],
                                       provider_url_expires_at=status.url_expires_at),
         )  # fmt: skip
         return "fallback"
-    result = build_result(status, language=job.language, stored=stored,
-                          offline_preview=provider.name == OFFLINE_PROVIDER)  # fmt: skip
+    result = build_result(status, language=job.language, stored=stored, offline_preview=offline)
     content_item_mark_stored(
         content_item=item,
         content_data=content_data_from_result(result, script=job.script),

@@ -100,9 +100,9 @@ def _environment(s3_endpoint: str, heygen_port: int, database_url: str) -> dict:
         "HEYGEN_API_BASE": f"http://127.0.0.1:{heygen_port}",
         "HEYGEN_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "HEYGEN_REQUEST_TIMEOUT_SECONDS": "1",
-        "HEYGEN_POLL_INTERVAL_SECONDS": "0.2",
-        "HEYGEN_POLL_MAX_INTERVAL_SECONDS": "0.5",
-        "HEYGEN_MAX_CONCURRENT_RENDERS": "10",
+        "VIDEO_POLL_INTERVAL_SECONDS": "0.2",
+        "VIDEO_POLL_MAX_INTERVAL_SECONDS": "0.5",
+        "VIDEO_MAX_CONCURRENT_RENDERS": "10",
         "AVATAR_DOWNLOAD_ALLOWED_HOSTS": f"127.0.0.1:{heygen_port}",
         "VIDEO_JOB_LEASE_SECONDS": str(LEASE_SECONDS),
         "VIDEO_JOB_RETRY_BASE_SECONDS": "1",
@@ -262,7 +262,7 @@ class World:
         one thread each; returns the threads (daemons: a hung job is measured as stuck)."""
         from django.db import connection
 
-        from avatars.jobs import run_job_inline
+        from avatars.inline import run_job_inline
 
         def run(job_id: int) -> None:
             try:

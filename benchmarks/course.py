@@ -177,8 +177,8 @@ def engine_scenario(ctx: dict, name: str, *, webhook: bool, cap: int, poll: floa
     """The job engine: a batch request, W workers, the engine ticking, the webhook or not."""
     from django.utils import timezone
 
-    from avatars.jobs import request_avatar_video_batch
     from avatars.models import VideoJob
+    from avatars.services import request_avatar_video_batch
     from topics.models import Topic
 
     args, fake = ctx["args"], ctx["fake"]
@@ -186,10 +186,10 @@ def engine_scenario(ctx: dict, name: str, *, webhook: bool, cap: int, poll: floa
     capped = cap < n
     fake.reset()
     fake.configure(render_seconds=render, max_concurrent=cap if capped else 0)
-    env = dict(ctx["env"], HEYGEN_MAX_CONCURRENT_RENDERS=str(cap))
+    env = dict(ctx["env"], VIDEO_MAX_CONCURRENT_RENDERS=str(cap))
     if not webhook:  # a fixed poll period P (no backoff), checked by the engine every T
-        env.update(HEYGEN_POLL_INTERVAL_SECONDS=str(poll),
-                   HEYGEN_POLL_MAX_INTERVAL_SECONDS=str(poll))  # fmt: skip
+        env.update(VIDEO_POLL_INTERVAL_SECONDS=str(poll),
+                   VIDEO_POLL_MAX_INTERVAL_SECONDS=str(poll))  # fmt: skip
     stack = Stack(ctx["workdir"], name)
     objects_before = len(ctx["s3"].keys(BUCKET))
     try:

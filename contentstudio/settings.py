@@ -7,6 +7,7 @@ storage and the offline video provider. See README.md for the variables.
 import os
 import secrets
 import tempfile
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -31,6 +32,17 @@ def _env_list(name: str, default: list[str]) -> list[str]:
     if not raw:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _env_renamed(name: str, old_name: str, default: str) -> str:
+    """A setting renamed to a provider-neutral name; the old name still reads, with a warning."""
+    if os.environ.get(name, "").strip():
+        return _env(name, default)
+    if os.environ.get(old_name, "").strip():
+        warnings.warn(f"{old_name} is deprecated; set {name} instead.", DeprecationWarning,
+                      stacklevel=2)  # fmt: skip
+        return _env(old_name, default)
+    return default
 
 
 def _env_int(name: str, default: int) -> int:
@@ -215,7 +227,6 @@ HEYGEN_DEFAULT_AVATAR_ID = _env("HEYGEN_DEFAULT_AVATAR_ID", "Daisy-inskirt-20220
 HEYGEN_DEFAULT_VOICE_ID = _env("HEYGEN_DEFAULT_VOICE_ID", "2d5b0e6cf36f460aa7fc47e3eee4ba54")
 HEYGEN_REQUEST_TIMEOUT_SECONDS = float(_env("HEYGEN_REQUEST_TIMEOUT_SECONDS", "30"))
 HEYGEN_RENDER_DEADLINE_SECONDS = float(_env("HEYGEN_RENDER_DEADLINE_SECONDS", "1800"))
-HEYGEN_POLL_INTERVAL_SECONDS = float(_env("HEYGEN_POLL_INTERVAL_SECONDS", "10"))
 AVATAR_PROVIDER = _env("AVATAR_PROVIDER") or ("heygen" if HEYGEN_API_KEY else "local")
 if AVATAR_PROVIDER not in {"heygen", "local"}:
     raise ImproperlyConfigured("AVATAR_PROVIDER must be 'heygen' or 'local'.")
@@ -243,10 +254,21 @@ VIDEO_JOB_LEASE_SECONDS = _env_int("VIDEO_JOB_LEASE_SECONDS", 60)
 VIDEO_JOB_MAX_ATTEMPTS = _env_int("VIDEO_JOB_MAX_ATTEMPTS", 3)
 VIDEO_JOB_RETRY_BASE_SECONDS = _env_int("VIDEO_JOB_RETRY_BASE_SECONDS", 30)
 # Renders in progress at the provider at once (HeyGen plans cap concurrent renders); the
-# other jobs wait as queued rows and are submitted oldest first as slots free up.
-HEYGEN_MAX_CONCURRENT_RENDERS = _env_int("HEYGEN_MAX_CONCURRENT_RENDERS", 5)
-# Render checks back off from HEYGEN_POLL_INTERVAL_SECONDS up to this.
-HEYGEN_POLL_MAX_INTERVAL_SECONDS = float(_env("HEYGEN_POLL_MAX_INTERVAL_SECONDS", "60"))
+# other jobs wait as queued rows and are submitted oldest first as slots free up. The
+# engine's settings are provider-neutral; the old HEYGEN_* names still read (deprecated).
+VIDEO_MAX_CONCURRENT_RENDERS = int(
+    _env_renamed("VIDEO_MAX_CONCURRENT_RENDERS", "HEYGEN_MAX_CONCURRENT_RENDERS", "5")
+)
+# The first render check after a submit, then x1.5 each check up to the max.
+VIDEO_POLL_INTERVAL_SECONDS = float(
+    _env_renamed("VIDEO_POLL_INTERVAL_SECONDS", "HEYGEN_POLL_INTERVAL_SECONDS", "10")
+)
+VIDEO_POLL_MAX_INTERVAL_SECONDS = float(
+    _env_renamed("VIDEO_POLL_MAX_INTERVAL_SECONDS", "HEYGEN_POLL_MAX_INTERVAL_SECONDS", "60")
+)
+# A create whose outcome is unknown (timeout on our side) is looked up in the provider's list
+# this long after the call ended (the provider may still be accepting it).
+VIDEO_SUBMIT_LOOKUP_DELAY_SECONDS = float(_env("VIDEO_SUBMIT_LOOKUP_DELAY_SECONDS", "10"))
 # How often `manage.py run_video_engine` looks for due work (render checks, copies to start).
 VIDEO_ENGINE_TICK_SECONDS = float(_env("VIDEO_ENGINE_TICK_SECONDS", "2"))
 

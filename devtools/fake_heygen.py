@@ -40,6 +40,9 @@ FAULTS = {
     "invalid_avatar": "generate answers 400 avatar not found",
     "serve_file": "serve this file (path) as every video's bytes",
     "no_video_url": "completed renders come without a video_url",
+    "accept_then_sleep": "create the render, then wait this many seconds before answering",
+    "accept_then_drop": "create the render, then close the connection without an answer (N)",
+    "list_500": "answer N video.list calls with 500",
 }
 
 
@@ -316,6 +319,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "id": video_id,
                 "script": script,
                 "callback_id": body.get("callback_id"),
+                "title": body.get("title") or "",
+                "created_at": time.time(),
                 "polls": 0,
                 "status": "pending",
                 "error": None,
@@ -328,7 +333,29 @@ class _Handler(BaseHTTPRequestHandler):
             timer = threading.Timer(render_seconds, fake.finish_render, args=(video_id,))
             timer.daemon = True
             timer.start()
+        if fake.faults.get("accept_then_sleep"):
+            time.sleep(float(fake.faults["accept_then_sleep"]))
+        if fake.take_fault("accept_then_drop"):
+            self.close_connection = True
+            self.connection.shutdown(2)  # accepted, but the caller never hears of it
+            return None
         return self._json(200, {"error": None, "data": {"video_id": video_id}})
+
+    def _list(self, query: dict):
+        """GET /v1/video.list: newest first, `limit` per page, `token` for the next page."""
+        if self.fake.take_fault("list_500"):
+            return self._error(500, "internal_error", "Internal server error")
+        limit = max(1, min(int(query.get("limit", ["100"])[0] or 100), 100))
+        start = int(query.get("token", ["0"])[0] or 0)
+        with self.fake.lock:
+            videos = sorted(self.fake.videos.values(), key=lambda v: v["created_at"], reverse=True)
+        page = videos[start : start + limit]
+        more = start + limit < len(videos)
+        return self._json(200, {"code": 100, "message": "Success", "data": {
+            "token": str(start + limit) if more else None,
+            "videos": [{"video_id": v["id"], "video_title": v["title"], "status": v["status"],
+                        "created_at": int(v["created_at"]), "type": "GENERATED"} for v in page],
+        }})  # fmt: skip
 
     def do_GET(self):
         parts = urlsplit(self.path)
@@ -344,6 +371,8 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         if parts.path == "/v1/video_status.get":
             return self._status(parse_qs(parts.query).get("video_id", [""])[0])
+        if parts.path == "/v1/video.list":
+            return self._list(parse_qs(parts.query))
         return self._error(404, "not_found", "Not found")
 
     def _status(self, video_id: str):

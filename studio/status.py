@@ -98,8 +98,14 @@ def _last_failure(job: VideoJob | None) -> str:
     return ""
 
 
-def _waiting_for_storage(job: VideoJob | None, now: datetime) -> VideoStatus:
+def _waiting_for_storage(job: VideoJob | None, now: datetime, *, new_render: bool = False
+                         ) -> VideoStatus:  # fmt: skip
     expires = job.provider_url_expires_at if job is not None else None
+    if new_render:  # a regenerate's render waits; the stored video plays until it is copied
+        until = f"until {format_time(expires)}" if expires else "kept"
+        return VideoStatus("waiting_storage", f"Waiting for storage: new render, provider link "
+                           f"{until}", next_step="The current video plays until the new one is "
+                           "copied in; an editor can Retry storage.")  # fmt: skip
     if expires is not None and expires <= now:
         return VideoStatus(
             "needs_regeneration",
@@ -118,6 +124,8 @@ def _at_rest(
 ) -> VideoStatus:
     """No job is running: the item's own state says it all."""
     data = item.content_data or {}
+    if item.storage_path and item.status == Status.NEEDS_STORAGE:
+        return _waiting_for_storage(job, now, new_render=True)
     if item.storage_path:
         return VideoStatus("stored", "Stored", next_step=_last_failure(job))
     if item.status == Status.NEEDS_STORAGE:

@@ -127,8 +127,9 @@ def fake_heygen(settings, _fake_heygen_server):
     settings.AVATAR_PROVIDER = "heygen"
     settings.HEYGEN_API_KEY = server.api_key
     settings.HEYGEN_API_BASE = server.base_url
-    settings.HEYGEN_POLL_INTERVAL_SECONDS = 0.05
+    settings.VIDEO_POLL_INTERVAL_SECONDS = 0.05
     settings.HEYGEN_REQUEST_TIMEOUT_SECONDS = 5
+    settings.VIDEO_SUBMIT_LOOKUP_DELAY_SECONDS = 0.05
     settings.AVATAR_DOWNLOAD_ALLOWED_HOSTS = [server.host_port]
     yield server
     server.reset()

@@ -8,7 +8,7 @@ from io import StringIO
 import pytest
 from django.core.exceptions import ValidationError
 
-from avatars.jobs import run_job_inline
+from avatars.inline import run_job_inline
 from avatars.models import VideoJob
 from tests.builders import make_topic, run_command
 from topics.models import ContentItem

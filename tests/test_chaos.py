@@ -13,8 +13,8 @@ from io import StringIO
 
 import pytest
 
-from avatars.jobs import request_avatar_video
 from avatars.models import VideoJob
+from avatars.services import request_avatar_video
 from tests.builders import make_topic, run_command
 from tests.workers import Engine, Worker, wait_until
 from topics.models import ContentItem
@@ -43,7 +43,7 @@ def chaos_settings(settings, fake_heygen):
 def test_random_worker_kills_leave_no_orphans_and_no_dangling_rows(
     chaos_settings, fake_heygen, bucket_keys
 ):
-    chaos_settings.HEYGEN_POLL_INTERVAL_SECONDS = 0.3
+    chaos_settings.VIDEO_POLL_INTERVAL_SECONDS = 0.3
     fake_heygen.set_fault("slow_download", 1.5)
     rng = random.Random(20261125)
     topic = make_topic("Chaos")

@@ -9,9 +9,10 @@ from django.db import connection
 from django.utils import timezone
 
 from avatars import jobs, leases, steps
-from avatars.jobs import request_avatar_video
+from avatars.inline import run_job_inline
 from avatars.models import VideoJob
 from avatars.providers import get_provider
+from avatars.services import request_avatar_video
 from tests.builders import make_topic
 from topics.models import ContentItem
 from videostore.models import UploadLedgerEntry
@@ -71,7 +72,7 @@ def test_each_step_moves_the_job_on_and_frees_the_worker(fake_heygen, bucket_key
 def test_completed_without_a_video_url_is_a_clear_failure(fake_heygen, bucket_keys):
     fake_heygen.set_fault("no_video_url")
     (job,) = queue()
-    job = jobs.run_job_inline(job.pk, poll_interval=0.01)
+    job = run_job_inline(job.pk, poll_interval=0.01)
     assert job.state == State.FAILED
     assert "no video URL" in job.last_error
     assert ContentItem.objects.get(pk=job.content_item_id).status == ContentItem.Status.FAILED
@@ -79,7 +80,7 @@ def test_completed_without_a_video_url_is_a_clear_failure(fake_heygen, bucket_ke
 
 
 def test_render_slots_cap_the_jobs_in_rendering_oldest_first(settings, fake_heygen):
-    settings.HEYGEN_MAX_CONCURRENT_RENDERS = 2
+    settings.VIDEO_MAX_CONCURRENT_RENDERS = 2
     queued = queue(5)
     assert jobs.submit_queued_jobs() == 2
     rendering = VideoJob.objects.filter(state=State.RENDERING)
@@ -96,7 +97,7 @@ def test_render_slots_cap_the_jobs_in_rendering_oldest_first(settings, fake_heyg
 
 
 def test_a_concurrency_429_puts_the_job_back_without_an_attempt(settings, fake_heygen):
-    settings.HEYGEN_MAX_CONCURRENT_RENDERS = 5
+    settings.VIDEO_MAX_CONCURRENT_RENDERS = 5
     fake_heygen.max_concurrent = 1  # the provider's own plan cap is lower than ours
     first, second = queue(2)
     assert jobs.submit_queued_jobs() == 2
@@ -151,8 +152,8 @@ def test_a_dead_workers_copy_is_taken_over_once_its_lease_expires(fake_heygen, b
     assert jobs.copy_video_job(job.pk) == "skipped"  # the lease is live: hands off
     ended = timezone.now() - timedelta(1)
     VideoJob.objects.filter(pk=job.pk).update(lease_expires_at=ended, next_check_at=ended)
-    assert jobs._wake_copies(timezone.now()) == 1  # the sweep wakes the dead worker's copy once
-    assert jobs._wake_copies(timezone.now()) == 0
+    assert jobs._wake_copies() == 1  # the sweep wakes the dead worker's copy once
+    assert jobs._wake_copies() == 0
     assert jobs.copy_video_job(job.pk) == "stored"
     job.refresh_from_db()
     assert job.attempts == 1  # the takeover counts
@@ -163,13 +164,13 @@ def test_a_dead_workers_copy_is_taken_over_once_its_lease_expires(fake_heygen, b
 
 
 def test_a_submitter_that_died_before_recording_the_id_frees_its_slot(settings, fake_heygen):
-    settings.HEYGEN_MAX_CONCURRENT_RENDERS = 1
+    settings.VIDEO_MAX_CONCURRENT_RENDERS = 1
     (job,) = queue()
     claimed = steps.claim_next_submission("dead-host:2:y")
     assert claimed.pk == job.pk
     assert jobs.submit_queued_jobs() == 0
     VideoJob.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(1))
-    assert leases.release_dead_submissions() == 1
+    assert jobs.resolve_unknown_submissions()["absent"] == 1
     assert jobs.submit_queued_jobs() == 1
 
 
@@ -204,7 +205,7 @@ def test_a_failing_item_update_cannot_leave_the_job_unfinished(settings, fake_he
     (job,) = queue()
     _fail_item_updates()
     try:
-        job = jobs.run_job_inline(job.pk, poll_interval=0.01)
+        job = run_job_inline(job.pk, poll_interval=0.01)
     finally:
         _drop_trigger()
     assert job.state == State.FAILED
@@ -214,7 +215,7 @@ def test_a_failing_item_update_cannot_leave_the_job_unfinished(settings, fake_he
 
 
 def test_the_engine_sweep_runs_the_whole_course_without_a_worker_waiting(settings, fake_heygen):
-    settings.HEYGEN_MAX_CONCURRENT_RENDERS = 3
+    settings.VIDEO_MAX_CONCURRENT_RENDERS = 3
     fake_heygen.render_seconds = 0.01
     queued = queue(4)
     report = jobs.dispatch_due_work()
@@ -228,7 +229,7 @@ def test_the_engine_sweep_runs_the_whole_course_without_a_worker_waiting(setting
     jobs.dispatch_due_work()
     last = VideoJob.objects.get(pk=queued[3].pk)
     assert last.state == State.RENDERING
-    assert jobs.run_job_inline(last.pk, poll_interval=0.01).state == State.STORED
+    assert run_job_inline(last.pk, poll_interval=0.01).state == State.STORED
     assert get_provider().name == "heygen"
 
 

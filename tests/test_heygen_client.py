@@ -98,7 +98,8 @@ def test_errors_are_typed_and_never_show_the_key(status, body, error):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_retryable_failure_waits_in_the_queue_with_backoff(fake_heygen, settings):
-    from avatars.jobs import request_avatar_video, submit_queued_jobs
+    from avatars.jobs import submit_queued_jobs
+    from avatars.services import request_avatar_video
     from tests.builders import make_topic
 
     settings.VIDEO_JOB_RETRY_BASE_SECONDS = 30

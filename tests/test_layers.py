@@ -1,4 +1,4 @@
-"""The import-graph contract: studio -> avatars -> topics -> videostore, never back (pyproject.toml)."""
+"""The import-graph layers (pyproject.toml): studio -> avatars -> topics -> videostore."""
 
 import shutil
 import subprocess

@@ -8,8 +8,8 @@ from io import StringIO
 
 import pytest
 
-from avatars.jobs import request_avatar_video_batch
 from avatars.models import VideoJob
+from avatars.services import request_avatar_video_batch
 from tests.builders import make_topic, run_command
 from tests.workers import Engine, Worker, wait_until
 from topics.models import ContentItem
@@ -43,10 +43,10 @@ def copying_and_not_submitting(worker: Worker) -> list[int]:
 
 
 def test_three_clusters_share_thirty_jobs_and_survive_a_kill_9(settings, fake_heygen, bucket_keys):
-    settings.HEYGEN_MAX_CONCURRENT_RENDERS = 10
+    settings.VIDEO_MAX_CONCURRENT_RENDERS = 10
     settings.VIDEO_JOB_LEASE_SECONDS = 3
     settings.VIDEO_JOB_MAX_ATTEMPTS = 5
-    settings.HEYGEN_POLL_INTERVAL_SECONDS = 0.5
+    settings.VIDEO_POLL_INTERVAL_SECONDS = 0.5
     fake_heygen.render_seconds = 2
     fake_heygen.max_concurrent = 10  # the provider's own count is checked too
     fake_heygen.set_fault("slow_download", 0.6)  # copies last long enough to be killed in
@@ -84,7 +84,7 @@ def test_three_clusters_share_thirty_jobs_and_survive_a_kill_9(settings, fake_he
     assert all(state == "stored" for state, _ in states.values()), states
     assert killed_holding, "the killed cluster held no copy when it died"
     assert fake_heygen.stats["renders_created"] == JOBS  # each video rendered once
-    assert fake_heygen.stats["max_in_progress"] <= settings.HEYGEN_MAX_CONCURRENT_RENDERS
+    assert fake_heygen.stats["max_in_progress"] <= settings.VIDEO_MAX_CONCURRENT_RENDERS
     assert fake_heygen.stats["concurrency_429"] == 0
     paths = list(
         ContentItem.objects.exclude(storage_path="").values_list("storage_path", flat=True)

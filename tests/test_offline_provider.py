@@ -6,10 +6,11 @@ import subprocess
 import imageio_ffmpeg
 import pytest
 
-from avatars.jobs import request_avatar_video, run_job_inline
+from avatars.inline import run_job_inline
 from avatars.pipeline import build_result, content_data_from_result
 from avatars.providers.base import RenderStatus
 from avatars.providers.offline import is_right_to_left, render_script_video
+from avatars.services import request_avatar_video
 from tests.builders import make_topic
 from topics.cleaners import clean_content_data
 

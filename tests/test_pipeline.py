@@ -6,6 +6,7 @@ Each fault test asserts what is left in the bucket and in the table.
 import hashlib
 import json
 import re
+from datetime import datetime
 from io import StringIO
 
 import pytest
@@ -14,15 +15,17 @@ from django.core.management import CommandError, call_command
 
 from avatars import leases, steps
 from avatars.errors import RenderFailed
-from avatars.jobs import request_avatar_video, run_job_inline
+from avatars.inline import run_job_inline
 from avatars.models import VideoJob
-from avatars.pipeline import RenderOptions, generate_avatar_video
+from avatars.pipeline import build_result
 from avatars.providers import get_provider
+from avatars.services import request_avatar_video
 from tests.builders import make_topic
 from tests.conftest import BUCKET
 from tests.faults import failing_content_item_writes
 from topics.models import ContentItem
 from videostore.models import UploadLedgerEntry
+from videostore.storage import StoredVideo
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,7 +66,19 @@ def test_command_stores_the_video_with_metadata_matching_the_object(fake_heygen,
 
 
 def test_result_has_the_original_shape(fake_heygen):
-    result = generate_avatar_video(RenderOptions(script="Hello class", language="he"))
+    job = request_avatar_video(topic=make_topic(), script="Hello class", language="he",
+                               enqueue_submit=False)  # fmt: skip
+    job = run_job_inline(job.pk, poll_interval=0.01)
+    provider = get_provider()
+    status = provider.get_status(job.provider_video_id)
+    data = ContentItem.objects.get(pk=job.content_item_id).content_data
+    stored = StoredVideo(
+        file_url=data["fileUrl"], file_name=data["fileName"], file_size=data["fileSize"],
+        file_type=data["fileType"], storage_path=data["storagePath"],
+        uploaded_at=datetime.fromisoformat(data["uploadedAt"]), checksum=data["checksum"],
+        duration_seconds=data["duration_seconds"], width=data["width"], height=data["height"],
+    )  # fmt: skip
+    result = build_result(status, language=job.language, stored=stored)
     expected = {
         "videoUrl",
         "videoId",
@@ -122,8 +137,11 @@ def test_provider_and_download_faults_fail_clearly_and_leave_nothing(
 
 def test_render_failed_raises_the_providers_message(fake_heygen):
     fake_heygen.set_fault("render_failed")
+    job = request_avatar_video(topic=make_topic(), script="Too long", enqueue_submit=False)
+    job = run_job_inline(job.pk, poll_interval=0.01)
+    assert job.state == VideoJob.State.FAILED
     with pytest.raises(RenderFailed, match="Video is too long"):
-        generate_avatar_video(RenderOptions(script="Too long"))
+        raise RenderFailed(job.last_error)
 
 
 def test_storage_down_during_upload_gives_a_fallback_row(fake_heygen, storage_link, bucket_keys):
@@ -228,9 +246,9 @@ def test_offline_job_retries_after_a_storage_outage(settings, storage_link, buck
     )
     storage_link.cut()
     token = leases.new_token()
-    steps.submit(steps.claim_next_submission(token), token, lambda *args: None)
-    (rendering,) = steps.claim_due_checks(token, job_id=job.pk)
-    assert steps.check(rendering, token, get_provider(), lambda *args: None) == "rendered"
+    steps.submit(steps.claim_next_submission(token), token)
+    (rendering,) = leases.claim_due_checks(token, job_id=job.pk)
+    assert steps.check(rendering, token, get_provider()) == "rendered"
     copying = leases.claim(job.pk, token=token, states=("downloading",))
     # No provider URL to fall back on (the offline renderer's files): retry later.
     assert steps.copy(copying, token) == "retry"

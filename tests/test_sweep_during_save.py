@@ -16,8 +16,8 @@ from django.db import connection
 from django.utils import timezone
 
 from avatars import jobs
-from avatars.jobs import request_avatar_video
 from avatars.models import VideoJob
+from avatars.services import request_avatar_video
 from tests.builders import make_topic
 from tests.workers import ROOT, wait_until, worker_env
 from topics.models import ContentItem

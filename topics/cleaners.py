@@ -4,7 +4,8 @@ An avatar video's content_data (camelCase keys kept from the original system):
     script, videoUrl, videoId, duration_seconds,
     fileUrl, fileName, fileSize, fileType, storagePath, uploadedAt   (storage metadata)
     checksum, width, height                                          (read from the bytes)
-    metadata: {heygen_video_url, storage_fallback}
+    metadata: {heygen_video_url, storage_fallback, storage_problem, offline_preview,
+               pending_video_id}
 Storage metadata is all or nothing: a row never points at an object it cannot describe.
 """
 
@@ -36,6 +37,9 @@ AVATAR_VIDEO_METADATA_FIELDS: dict[str, tuple[type, ...]] = {
     "storage_fallback": (bool,),
     "storage_problem": (str,),
     "offline_preview": (bool,),
+    # A regenerate whose copy fell back: the new render waits at the provider (its link in
+    # heygen_video_url) while the stored video stays until the new one is copied in.
+    "pending_video_id": (str,),
 }
 
 

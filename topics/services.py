@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from topics.cleaners import clean_content_data
+from topics.errors import StaleItem
 from topics.models import ContentItem, Topic
 from videostore import ledger
 from videostore.storage import MEASURED_FIELDS, STORAGE_METADATA_FIELDS
@@ -41,6 +42,8 @@ class GeneratedContent:
     content_data: dict
     status: str = ContentItem.Status.READY
     content_item_id: int | None = None
+    #: Under the row lock the item must still wait for this render (promotion), else StaleItem.
+    expected_video_id: str | None = None
 
 
 def _storage_path(content_data: dict) -> str:
@@ -58,6 +61,10 @@ def _save_item(topic: Topic, generated: GeneratedContent, cleaned: dict) -> Cont
             storage_path=new_path,
         )
     item = ContentItem.objects.select_for_update().get(pk=generated.content_item_id, topic=topic)
+    expected = generated.expected_video_id
+    if expected is not None and waiting_render(item) != expected:
+        raise StaleItem(f"content item {item.pk} no longer waits for render "
+                        f"{generated.expected_video_id}")  # fmt: skip
     old_path = item.storage_path
     item.content_type = generated.content_type
     item.content_data = cleaned
@@ -134,6 +141,14 @@ def content_item_create_avatar_video(*, topic: Topic, script: str) -> ContentIte
     return item
 
 
+def waiting_render(item: ContentItem) -> str:
+    """The provider render a fallback item waits to have copied in ("" when none)."""
+    if item.status != ContentItem.Status.NEEDS_STORAGE:
+        return ""
+    data = item.content_data or {}
+    return (data.get("metadata") or {}).get("pending_video_id") or data.get("videoId") or ""
+
+
 def _save_one(
     *,
     content_item: ContentItem,
@@ -141,6 +156,7 @@ def _save_one(
     status: str,
     within_transaction=None,
     upload_owner: str | None = None,
+    expected_video_id: str | None = None,
 ) -> ContentItem:
     _, (item,) = save_generated_topic(
         topic=content_item.topic,
@@ -150,6 +166,7 @@ def _save_one(
                 content_data=content_data,
                 status=status,
                 content_item_id=content_item.pk,
+                expected_video_id=expected_video_id,
             )
         ],
         within_transaction=within_transaction,
@@ -164,15 +181,19 @@ def content_item_mark_stored(
     content_data: dict,
     within_transaction: Callable[[], None] | None = None,
     upload_owner: str | None = None,
+    expected_video_id: str | None = None,
 ) -> ContentItem:
     """Point the item at its stored video (the object was uploaded and is in the ledger,
-    pending for `upload_owner`); the item's previous object, if any, goes after commit."""
+    pending for `upload_owner`); the item's previous object, if any, goes after commit.
+    `expected_video_id`: only if, under its lock, the item still waits for that render
+    (StaleItem otherwise, and the upload is discarded)."""
     return _save_one(
         content_item=content_item,
         content_data=content_data,
         status=ContentItem.Status.READY,
         within_transaction=within_transaction,
         upload_owner=upload_owner,
+        expected_video_id=expected_video_id,
     )
 
 
@@ -181,20 +202,31 @@ def content_item_mark_fallback(
     content_item: ContentItem,
     content_data: dict,
     within_transaction: Callable[[], None] | None = None,
+    provider_url_expires_at=None,
 ) -> ContentItem:
-    """Storage was down: the item plays from the provider's URL until it is copied in.
-    An item that already has a stored video keeps it."""
-    if content_item.storage_path:
+    """Storage was down: the item waits for its render to be copied in, playing the
+    provider's link meanwhile. An item that already has a stored video keeps it (and plays
+    it) and keeps the new render's link beside it, so the render is promoted like any other
+    fallback and never lost."""
+    with transaction.atomic(durable=True):
         if within_transaction is not None:
-            with transaction.atomic(durable=True):
-                within_transaction()
-        return content_item
-    return _save_one(
-        content_item=content_item,
-        content_data=content_data,
-        status=ContentItem.Status.NEEDS_STORAGE,
-        within_transaction=within_transaction,
-    )
+            within_transaction()  # the job's row first, as every item write does
+        item = ContentItem.objects.select_for_update().get(pk=content_item.pk)
+        if item.storage_path:
+            data = dict(item.content_data)
+            data["metadata"] = {
+                **(data.get("metadata") or {}),
+                "heygen_video_url": (content_data.get("metadata") or {}).get("heygen_video_url")
+                or content_data.get("videoUrl"),
+                "pending_video_id": content_data.get("videoId") or "",
+                "storage_fallback": True,
+            }
+        else:
+            data = content_data
+        item.content_data = clean_content_data(item.content_type, data)
+        item.status = ContentItem.Status.NEEDS_STORAGE
+        item.save(update_fields=["content_data", "status", "updated_at"])
+    return item
 
 
 def content_item_mark_failed(*, content_item_id: int) -> bool:
@@ -204,6 +236,30 @@ def content_item_mark_failed(*, content_item_id: int) -> bool:
         .exclude(status=ContentItem.Status.NEEDS_STORAGE)
         .update(status=ContentItem.Status.FAILED)
     )
+
+
+def content_item_expire_provider_link(*, content_item_id: int, reason: str) -> str:
+    """A fallback's provider link expired before it was copied in: an item with a stored
+    video keeps it (the new render is dropped: "ready"); one without needs regeneration.
+    Decided under the row lock; "unchanged" when the item no longer waits for storage."""
+    with transaction.atomic():
+        item = ContentItem.objects.select_for_update().filter(pk=content_item_id).first()
+        if item is None or item.status != ContentItem.Status.NEEDS_STORAGE:
+            return "unchanged"
+        if not item.storage_path:
+            content_item_mark_needs_regeneration(content_item_id=item.pk, reason=reason,
+                                                 expected_storage_path="")  # fmt: skip
+            return "needs_regeneration"
+        data = dict(item.content_data)
+        metadata = {**(data.get("metadata") or {})}
+        for name in ("pending_video_id", "heygen_video_url"):
+            metadata.pop(name, None)
+        metadata.update(storage_fallback=False, storage_problem=f"the new render's {reason}")
+        data["metadata"] = metadata
+        item.content_data = clean_content_data(item.content_type, data)
+        item.status = ContentItem.Status.READY
+        item.save(update_fields=["content_data", "status", "updated_at"])
+    return "ready"
 
 
 def content_item_mark_needs_regeneration(
@@ -234,13 +290,21 @@ def content_item_mark_needs_regeneration(
     return True
 
 
-def delete_content_item(*, content_item: ContentItem) -> None:
-    """Delete an item; its stored object is deleted after the row's deletion commits."""
+def delete_content_item(*, content_item: ContentItem) -> bool:
+    """Delete an item; its stored object is deleted after the row's deletion commits. The
+    path is read under the row lock (its jobs' rows first, in the order every save takes
+    them): a copy that committed a moment ago has its object deleted too, and a copy still
+    running finds no row to save into and discards its own upload. False: already gone."""
     with transaction.atomic():
-        storage_path = content_item.storage_path
-        content_item.delete()
+        list(content_item.video_jobs.select_for_update().values_list("pk", flat=True))
+        item = ContentItem.objects.select_for_update().filter(pk=content_item.pk).first()
+        if item is None:
+            return False
+        storage_path = item.storage_path
+        item.delete()
         if storage_path:
             ledger.schedule_delete(storage_path, reason="content item deleted")
+    return True
 
 
 def delete_topic(*, topic: Topic) -> int:

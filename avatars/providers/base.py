@@ -61,8 +61,16 @@ class VideoProvider(Protocol):
 
     name: str
 
+    #: The longest a `create_video` call can take, retries included (a lease outlives it).
+    max_call_seconds: float
+
     def create_video(self, request: RenderRequest) -> str:
-        """Start a render; returns the provider's video id."""
+        """Start a render; returns the provider's video id. SubmissionOutcomeUnknown when
+        the call was sent and its answer lost."""
+
+    def find_render(self, *, title: str, since: datetime) -> str | None:
+        """The video id of the render created since `since` with exactly this title, or None
+        when the provider's list proves there is none."""
 
     def get_status(self, provider_video_id: str) -> RenderStatus:
         """The render's current status (a fresh download URL when completed)."""

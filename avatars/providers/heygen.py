@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError
 from urllib3.util.retry import Retry
 
 from avatars.errors import (
@@ -31,6 +32,7 @@ from avatars.errors import (
     ProviderUnavailable,
     QuotaExceeded,
     RenderSlotsBusy,
+    SubmissionOutcomeUnknown,
 )
 from avatars.providers.base import RenderRequest, RenderStatus
 from avatars.providers.download import HttpVideoDownload, open_video_download
@@ -44,6 +46,11 @@ QUOTA_WORDS = ("trial", "quota", "credit", "daily", "weekly", "monthly")
 AVATAR_VOICE_CODES = {"400144", "400116", "400685", "avatar_not_found", "voice_not_found"}
 AUTH_CODES = {"40009", "400112", "unauthorized", "invalid_api_key"}
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
+#: Renders created this long before a create call began are not looked at when finding it
+#: again (HeyGen's clock and the database's may differ by this much).
+LIST_CLOCK_MARGIN = timedelta(minutes=5)
+LIST_PAGE_SIZE = 100
+LIST_MAX_PAGES = 50
 
 
 class _DeadlineRetry(Retry):
@@ -145,6 +152,12 @@ class HeyGenClient:
         }
 
     @property
+    def max_call_seconds(self) -> float:
+        """The longest one call can take: its retries end by the deadline, and the last
+        attempt may then wait one more timeout for its answer."""
+        return self.deadline + self.timeout
+
+    @property
     def session(self) -> requests.Session:
         """The process-wide pooled session every HeyGenClient shares."""
         return _shared_session()
@@ -183,6 +196,11 @@ class HeyGenClient:
                 **kwargs,
             )
         except requests.RequestException as error:
+            if method == "POST" and not _never_sent(error):
+                raise SubmissionOutcomeUnknown(
+                    f"HeyGen's answer to {path} was lost ({error.__class__.__name__}); the "
+                    "request may have been accepted and is looked up before any new one."
+                ) from error
             raise ProviderUnavailable(
                 f"HeyGen could not be reached ({error.__class__.__name__}); try again later."
             ) from error
@@ -259,7 +277,7 @@ class HeyGenClient:
                 }
             ],
             "dimension": {"width": request.width, "height": request.height},
-            "title": request.title[:200],
+            "title": (request.title or request.script[:60])[:200],
             "callback_id": request.callback_id,
             "caption": False,
             "test": False,
@@ -304,8 +322,46 @@ class HeyGenClient:
             callback_id=data.get("callback_id"),
         )
 
+    def find_render(self, *, title: str, since: datetime) -> str | None:
+        """GET /v1/video.list, newest first, back to `since` (minus a clock margin): the id
+        of the video with exactly this title, or None once the list is read past `since`."""
+        oldest = (since - LIST_CLOCK_MARGIN).timestamp()
+        page_token = None
+        for _ in range(LIST_MAX_PAGES):
+            params = {"limit": LIST_PAGE_SIZE, **({"token": page_token} if page_token else {})}
+            status, body, _ = self._request("GET", "/v1/video.list", params=params)
+            data = body.get("data")
+            if status != 200 or not isinstance(data, dict):
+                self._raise_for(status if status != 200 else 502, body)
+            videos = data.get("videos") or []
+            for video in videos:
+                if video.get("video_title") == title and video.get("video_id"):
+                    return str(video["video_id"])
+            page_token = data.get("token")
+            if not videos or not page_token or min(_created(v) for v in videos) < oldest:
+                return None
+        raise ProviderUnavailable(
+            f"HeyGen's video list was still newer than {since.isoformat()} after "
+            f"{LIST_MAX_PAGES} pages; the look-up will be tried again."
+        )
+
     def open_download(self, video_url: str) -> HttpVideoDownload:
         return open_video_download(video_url, timeout=self.timeout)
+
+
+def _never_sent(error: requests.RequestException) -> bool:
+    """The request never left this machine (no connection was made): nothing to look up."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, ConnectTimeoutError)  # NewConnectionError is one too
+
+
+def _created(video: dict) -> float:
+    try:
+        return float(video.get("created_at") or 0)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _float(value) -> float | None:

@@ -1,8 +1,10 @@
 """The offline provider: renders real MP4s on this machine (no key, no network)."""
 
+import hashlib
 import tempfile
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -33,6 +35,8 @@ class LocalVideoProvider:
     """Renders the script as a title-card video with ffmpeg; completes at once."""
 
     name = "local"
+    #: Renders happen inside the create call (ffmpeg on this machine).
+    max_call_seconds = 120.0
 
     def __init__(self, work_dir: Path | None = None):
         self.work_dir = work_dir or Path(tempfile.gettempdir()) / "contentstudio-offline"
@@ -55,12 +59,28 @@ class LocalVideoProvider:
         except OfflineRenderError as error:
             raise RenderFailed(str(error)) from error
 
+    @staticmethod
+    def _video_id(title: str) -> str:
+        """A title names its render (so it can be found again); no title, a fresh id."""
+        if not title:
+            return f"local_{uuid.uuid4().hex}"
+        return "local_" + hashlib.sha256(title.encode()).hexdigest()[:32]
+
     def create_video(self, request: RenderRequest) -> str:
-        provider_video_id = f"local_{uuid.uuid4().hex}"
+        provider_video_id = self._video_id(request.title)
         # The script is kept so a retried job can render again after the file was consumed.
         self._path(provider_video_id).with_suffix(".txt").write_text(request.script, "utf-8")
         self._render(provider_video_id, request.script)
         return provider_video_id
+
+    def find_render(self, *, title: str, since: datetime) -> str | None:
+        """The render this title named, if its create got as far as recording it."""
+        provider_video_id = self._video_id(title)
+        return (
+            provider_video_id
+            if self._path(provider_video_id).with_suffix(".txt").exists()
+            else None
+        )
 
     def get_status(self, provider_video_id: str) -> RenderStatus:
         path = self._path(provider_video_id)

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 
-from avatars.jobs import run_job_inline
+from avatars.inline import run_job_inline
 from avatars.models import VideoJob
 from tests.builders import make_stored_item, make_topic
 from tests.conftest import BUCKET

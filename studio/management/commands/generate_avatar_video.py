@@ -13,9 +13,10 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from avatars.errors import GENERATION_ERRORS
-from avatars.jobs import request_avatar_video, run_job_inline
+from avatars.inline import run_job_inline
 from avatars.models import VideoJob
 from avatars.pipeline import OFFLINE_PROVIDER
+from avatars.services import request_avatar_video
 from studio.status import video_status
 from topics.models import ContentItem, Topic
 from topics.validators import validate_language_tag
