@@ -48,6 +48,11 @@ lock:
 
 install: $(STAMP)
 
+# Static files for production: hashed, compressed copies in STATIC_ROOT, served by WhiteNoise.
+collectstatic: $(STAMP)
+	@echo "==> Collecting the static files into STATIC_ROOT (hashed and compressed names)"
+	$(PY) manage.py collectstatic --noinput
+
 # The studio and its job worker on the embedded default: SQLite, local files, offline provider.
 run: $(STAMP)
 	@echo "==> Migrating the database"
