@@ -9,17 +9,49 @@ PYTEST_ARGS ?= -n 2
 # `make test` runs the job tests a second time on django-q2's Redis broker when Redis answers.
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install run test bench chaos lint browser clean
+.PHONY: install lock collectstatic run test bench chaos lint browser clean
 
-$(STAMP): pyproject.toml
-	@echo "==> Creating the virtualenv in $(VENV) (first run only)"
-	$(PYTHON) -m venv $(VENV)
-	@echo "==> Installing Content Studio and its dependencies (about a minute on a first run)"
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
-	touch $(STAMP)
+# uv: on PATH, else as a module of $(PYTHON) (`pip install --user uv` puts it there).
+FIND_UV = uv=$$(command -v uv || true); \
+	if [ -z "$$uv" ] && $(PYTHON) -m uv --version >/dev/null 2>&1; then uv="$(PYTHON) -m uv"; fi
+
+# The locked versions (requirements.lock) with uv: seconds on a first run. Without uv and
+# no way to install it, plain venv + pip install the same lock (about a minute).
+$(STAMP): pyproject.toml requirements.lock
+	@$(FIND_UV); \
+	if [ -z "$$uv" ]; then \
+		echo "==> uv is not on PATH: installing it for $(PYTHON) (pip install --user uv)"; \
+		if $(PYTHON) -m pip install --quiet --user uv 2>/dev/null \
+			|| $(PYTHON) -m pip install --quiet uv 2>/dev/null; then uv="$(PYTHON) -m uv"; fi; \
+	fi; \
+	if [ -n "$$uv" ] && $$uv --version >/dev/null 2>&1; then \
+		echo "==> Creating the virtualenv in $(VENV) ($$($$uv --version))"; \
+		$$uv venv --quiet --allow-existing --python $(PYTHON) $(VENV) || exit 1; \
+		echo "==> Installing the locked dependencies (requirements.lock) and Content Studio"; \
+		$$uv pip install --quiet --python $(PY) -r requirements.lock -e . || exit 1; \
+	else \
+		echo "==> uv cannot run here: plain venv + pip instead (about a minute on a first run)"; \
+		$(PYTHON) -m venv $(VENV) || exit 1; \
+		$(PY) -m pip install --quiet --upgrade pip || exit 1; \
+		$(PY) -m pip install --quiet -r requirements.lock -e . || exit 1; \
+	fi
+	@touch $(STAMP)
+	@echo "==> Installed into $(VENV)"
+
+# Refresh requirements.lock from pyproject.toml (the newest versions its bounds allow).
+lock:
+	@$(FIND_UV); \
+	if [ -z "$$uv" ]; then echo "uv is needed: pip install uv"; exit 1; fi; \
+	echo "==> Resolving pyproject.toml (with the test extra) into requirements.lock"; \
+	$$uv pip compile --quiet --universal --python-version 3.11 --extra test \
+		--output-file requirements.lock pyproject.toml
 
 install: $(STAMP)
+
+# Static files for production: hashed, compressed copies in STATIC_ROOT, served by WhiteNoise.
+collectstatic: $(STAMP)
+	@echo "==> Collecting the static files into STATIC_ROOT (hashed and compressed names)"
+	$(PY) manage.py collectstatic --noinput
 
 # The studio and its job worker on the embedded default: SQLite, local files, offline provider.
 run: $(STAMP)

@@ -17,7 +17,7 @@ import uuid
 from django.db import transaction
 from django_q.tasks import async_task
 
-from avatars import leases, steps
+from avatars import heartbeats, leases, steps
 from avatars.models import VideoJob
 from avatars.providers import get_provider
 from videostore import ledger
@@ -165,10 +165,12 @@ def run_engine(*, tick_seconds: float, stop_after: float | None = None) -> None:
     """`manage.py run_video_engine`: dispatch due work every tick (a small process of its
     own, not a worker; django-q2's scheduler only looks every 30 s or so)."""
     started = time.monotonic()
+    name = heartbeats.process_name()
     while stop_after is None or time.monotonic() - started < stop_after:
         begun = time.monotonic()
         try:
             dispatch_due_work()
+            heartbeats.record_heartbeat(heartbeats.Kind.ENGINE, name=name)
         except Exception as error:  # a database blip: log it and keep ticking
             logger.exception("video engine tick failed: %s", error)
         time.sleep(max(0.0, tick_seconds - (time.monotonic() - begun)))

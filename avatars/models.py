@@ -97,3 +97,24 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.provider_video_id}"
+
+
+class ProcessHeartbeat(models.Model):
+    """The last sign of life of one background process (`run_video_engine`, a qcluster),
+    on the database's clock, so /healthz can say when a kind of process is missing."""
+
+    class Kind(models.TextChoices):
+        ENGINE = "engine", "Video engine (run_video_engine)"
+        WORKERS = "workers", "Job workers (qcluster)"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    name = models.CharField(max_length=128)  # host:pid
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "name"], name="heartbeat_one_per_process")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} at {self.seen_at:%Y-%m-%d %H:%M:%S}"

@@ -77,8 +77,10 @@ CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 # Outside debug: HTTPS only, secure cookies, HSTS. Behind a TLS-terminating proxy set
 # DJANGO_SECURE_PROXY_SSL_HEADER=1.
 SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
+# DJANGO_SECURE_COOKIES=0 sends the session and CSRF cookies over plain HTTP too (a loopback
+# check of a production build); never on a public host.
+SESSION_COOKIE_SECURE = _env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = 0 if DEBUG else _env_int("DJANGO_HSTS_SECONDS", 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
@@ -108,6 +110,8 @@ if DEV_TOOLS:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight from the web process (hashed names, compressed, cached for a year).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -176,7 +180,11 @@ USE_TZ = True
 
 # --- Files ----------------------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `manage.py collectstatic --noinput` copies the static files here; WhiteNoise serves them.
+STATIC_ROOT = Path(_env("STATIC_ROOT") or BASE_DIR / "staticfiles")
+# Outside debug: hashed, compressed names from collectstatic's manifest (long-cached). Debug
+# and tests that never collect use the plain storage. DJANGO_STATIC_MANIFEST overrides.
+STATIC_MANIFEST = _env_bool("DJANGO_STATIC_MANIFEST", not DEBUG)
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(_env("MEDIA_ROOT") or BASE_DIR / "media")
 
@@ -216,7 +224,11 @@ else:
     }
 STORAGES = {
     "default": _default_storage,
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
 }
 
 # --- Avatar video providers -----------------------------------------------------------------
@@ -271,6 +283,10 @@ VIDEO_POLL_MAX_INTERVAL_SECONDS = float(
 VIDEO_SUBMIT_LOOKUP_DELAY_SECONDS = float(_env("VIDEO_SUBMIT_LOOKUP_DELAY_SECONDS", "10"))
 # How often `manage.py run_video_engine` looks for due work (render checks, copies to start).
 VIDEO_ENGINE_TICK_SECONDS = float(_env("VIDEO_ENGINE_TICK_SECONDS", "2"))
+# /healthz warns when no engine swept for this long, and when no qcluster worker recorded its
+# heartbeat (at start, then every minute from django-q2's schedule) for this long.
+VIDEO_ENGINE_STALE_SECONDS = _env_int("VIDEO_ENGINE_STALE_SECONDS", 60)
+Q_WORKERS_STALE_SECONDS = _env_int("Q_WORKERS_STALE_SECONDS", 180)
 
 # --- Jobs (django-q2) -----------------------------------------------------------------------
 # The ORM broker on the database by default (any number of qcluster processes on any number
