@@ -13,6 +13,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Max
 from django.db.models.functions import Now
 
+from avatars import leases
 from avatars.models import ProcessHeartbeat
 
 logger = logging.getLogger(__name__)
@@ -80,8 +81,29 @@ PROCESSES = (
 )
 
 
+def _jobs_liveness() -> Liveness:
+    """Jobs past their lease, and copy wake-ups no worker took within a lease: a cluster
+    that is up but takes no tasks (its heartbeat may still be fresh)."""
+    figures = leases.stalled_figures()
+    problems = []
+    if figures["wakeups_not_taken"]:
+        problems.append(f"{figures['wakeups_not_taken']} copies waited over "
+                        f"{settings.VIDEO_JOB_LEASE_SECONDS} s for a job worker (oldest "
+                        f"{figures['oldest_wakeup_seconds']:.0f} s): the workers are stalled "
+                        "or not running; the engine runs them meanwhile.")  # fmt: skip
+    if figures["past_lease"]:
+        problems.append(f"{figures['past_lease']} jobs are past their lease (their worker "
+                        "died; they are taken over on the next sweep).")  # fmt: skip
+    error = " ".join(problems)
+    if error:
+        logger.warning("health: jobs: %s", error)
+    return Liveness("jobs", ok=not error, seconds_since=figures["oldest_wakeup_seconds"],
+                    error=error)  # fmt: skip
+
+
 def process_liveness() -> list[Liveness]:
-    """The engine and the job workers: ok when their newest heartbeat is recent enough."""
+    """The engine and the job workers: ok when their newest heartbeat is recent enough, and
+    when no job waits past its lease or for a wake-up nobody takes."""
     found = []
     for name, kind, stale_setting, missing in PROCESSES:
         try:
@@ -98,4 +120,8 @@ def process_liveness() -> list[Liveness]:
         if error:
             logger.warning("health: %s: %s", name, error)
         found.append(Liveness(name=name, ok=not error, seconds_since=seconds, error=error))
+    try:
+        found.append(_jobs_liveness())
+    except DatabaseError:
+        found.append(Liveness("jobs", False, None, "Unknown: the database did not answer."))
     return found

@@ -11,10 +11,13 @@ provider's webhook.
 """
 
 import logging
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django_q.tasks import async_task
 
 from avatars import heartbeats, leases, steps
@@ -138,38 +141,77 @@ def copy_video_job(job_id: int) -> str:
     return wake(steps.copy(job, token), job.pk)
 
 
-def _wake_copies() -> int:
-    """Wake copies nobody holds that are due (see `leases.copies_to_wake`)."""
-    due = leases.copies_to_wake(redispatch_seconds=steps.copy_redispatch_seconds())
-    for job_id in due:
+def _wake_copies(run_copy=None) -> dict:
+    """One wake-up per due copy; copies whose holder died or whose wake-up went untaken are
+    run by `run_copy` (the engine's own threads; here, by default)."""
+    to_wake, to_run = leases.due_copies()
+    for job_id in to_wake:
         _send(TASKS["copy"], job_id, name=f"video-copy-{job_id}")
-    return len(due)
+    if to_run:
+        logger.warning(
+            "video jobs %s: copies taken over by the sweep (worker died or the "
+            "job workers did not take their wake-up within a lease)",
+            to_run,
+        )
+    for job_id in to_run:
+        (run_copy or copy_video_job)(job_id)
+    return {"woken": len(to_wake), "taken_over": len(to_run)}
 
 
 # --- the sweep ------------------------------------------------------------------------------
 
 
-def dispatch_due_work() -> dict:
+def dispatch_due_work(run_copy=None) -> dict:
     """The engine's sweep: look up creates of unknown outcome, submit queued jobs into free
-    slots, check due renders, wake copies that nobody holds, give up dead uploads. Safe to
-    run anywhere, any number at once."""
+    slots, check due renders, wake copies that nobody holds (or run them, see
+    `_wake_copies`), give up dead uploads. Safe to run anywhere, any number at once."""
     report = {"resolved": resolve_unknown_submissions()}
     report["submitted"] = submit_queued_jobs()
     report["checked"] = check_due_renders()
-    report["copies_woken"] = _wake_copies()
+    copies = _wake_copies(run_copy)
+    report["copies_woken"], report["copies_taken_over"] = copies["woken"], copies["taken_over"]
     report["uploads_given_up"] = ledger.expire_dead_uploads()
     return report
 
 
+class _CopyThreads:
+    """The engine's own copy runners: a few threads, each job at most once at a time, so a
+    taken-over copy never holds up the engine's tick."""
+
+    def __init__(self, threads: int):
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="engine-copy")
+        self.running: set[int] = set()
+        self.lock = threading.Lock()
+
+    def __call__(self, job_id: int) -> None:
+        with self.lock:
+            if job_id in self.running:
+                return
+            self.running.add(job_id)
+        self.pool.submit(self._run, job_id)
+
+    def _run(self, job_id: int) -> None:
+        try:
+            copy_video_job(job_id)
+        except Exception as error:  # recorded on the job by the step; this is a bug's trace
+            logger.exception("engine copy of video job %s crashed: %s", job_id, error)
+        finally:
+            connection.close()
+            with self.lock:
+                self.running.discard(job_id)
+
+
 def run_engine(*, tick_seconds: float, stop_after: float | None = None) -> None:
     """`manage.py run_video_engine`: dispatch due work every tick (a small process of its
-    own, not a worker; django-q2's scheduler only looks every 30 s or so)."""
+    own, not a worker; django-q2's scheduler only looks every 30 s or so). Copies the job
+    workers cannot take (a dead holder's, an untaken wake-up's) run on its own threads."""
     started = time.monotonic()
     name = heartbeats.process_name()
+    copies = _CopyThreads(settings.VIDEO_ENGINE_COPY_THREADS)
     while stop_after is None or time.monotonic() - started < stop_after:
         begun = time.monotonic()
         try:
-            dispatch_due_work()
+            dispatch_due_work(run_copy=copies)
             heartbeats.record_heartbeat(heartbeats.Kind.ENGINE, name=name)
         except Exception as error:  # a database blip: log it and keep ticking
             logger.exception("video engine tick failed: %s", error)

@@ -110,8 +110,9 @@ def claim(job_id: int, *, token: str, states: tuple[str, ...], due: bool = True)
         job.claimed_by = token
         job.lease_expires_at = lease_until(now)
         job.next_check_at = job.lease_expires_at  # the sweep looks again when the lease ends
+        job.wakeup_sent_at = None  # the wake-up, if any, is taken
         job.save(update_fields=["claimed_by", "lease_expires_at", "next_check_at", "attempts",
-                                "updated_at"])  # fmt: skip
+                                "wakeup_sent_at", "updated_at"])  # fmt: skip
         return job
 
 
@@ -251,10 +252,14 @@ def schedule_check_now(job_id: int) -> bool:
     )
 
 
-def copies_to_wake(*, redispatch_seconds: float, limit: int = 500) -> list[int]:
-    """Copies nobody holds that are due (a dead holder's, a retry's, or one whose wake-up went
-    missing); each is then left alone for `redispatch_seconds`, so a backlog of copies
-    waiting for a free worker is not flooded with duplicate wake-ups."""
+def due_copies(*, limit: int = 500) -> tuple[list[int], list[int]]:
+    """Copies nobody holds that are due, split in two: (to wake, to run here).
+
+    A copy whose holder died (its lease ended with a name on it) or whose wake-up was not
+    taken within one lease (the job workers are stalled or gone: a worker killed while it
+    waited for tasks can wedge a django-q2 cluster) is run by the sweep itself; any other gets
+    one wake-up call. Each is left alone for a lease period, so wake-ups never pile up: at most
+    one is outstanding per job."""
     with transaction.atomic():
         now = db_now()
         due = list(
@@ -262,12 +267,32 @@ def copies_to_wake(*, redispatch_seconds: float, limit: int = 500) -> list[int]:
             .filter(state__in=(State.DOWNLOADING, State.UPLOADING))
             .exclude(next_attempt_at__gt=now)
             .filter(Q(next_check_at__isnull=True) | Q(next_check_at__lte=now))
-            .values_list("pk", flat=True)[:limit]
+            .values_list("pk", "claimed_by", "wakeup_sent_at")[:limit]
         )
-        VideoJob.objects.filter(pk__in=due).update(
-            next_check_at=now + timedelta(seconds=redispatch_seconds)
-        )
-    return due
+        to_run = [pk for pk, holder, sent in due if holder or sent]
+        to_wake = [pk for pk, holder, sent in due if not (holder or sent)]
+        later = now + timedelta(seconds=settings.VIDEO_JOB_LEASE_SECONDS)
+        VideoJob.objects.filter(pk__in=to_wake).update(next_check_at=later, wakeup_sent_at=now)
+        VideoJob.objects.filter(pk__in=to_run).update(next_check_at=later)
+    return to_wake, to_run
+
+
+def stalled_figures() -> dict:
+    """For operators: active jobs past their lease, and copy wake-ups not taken within one
+    lease (the job workers are stalled or not running), with the oldest one's age."""
+    now = db_now()
+    lease = timedelta(seconds=settings.VIDEO_JOB_LEASE_SECONDS)
+    past_lease = VideoJob.objects.filter(state__in=VideoJob.ACTIVE_STATES,
+                                         lease_expires_at__lt=now).count()  # fmt: skip
+    untaken = VideoJob.objects.filter(
+        state__in=(State.DOWNLOADING, State.UPLOADING), wakeup_sent_at__lt=now - lease
+    ).order_by("wakeup_sent_at")
+    oldest = untaken.values_list("wakeup_sent_at", flat=True).first()
+    return {
+        "past_lease": past_lease,
+        "wakeups_not_taken": untaken.count(),
+        "oldest_wakeup_seconds": round((now - oldest).total_seconds(), 1) if oldest else None,
+    }
 
 
 def expired_leases() -> int:

@@ -54,6 +54,8 @@ class VideoJob(models.Model):
     claimed_by = models.CharField(max_length=64, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     next_check_at = models.DateTimeField(null=True, blank=True)
+    # A copy's wake-up call in the broker, not yet taken by a worker (one at most per job).
+    wakeup_sent_at = models.DateTimeField(null=True, blank=True)
     render_checks = models.PositiveIntegerField(default=0)
     state_changed_at = models.DateTimeField(null=True, blank=True)
     bytes_total = models.BigIntegerField(null=True, blank=True)

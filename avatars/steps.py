@@ -262,8 +262,9 @@ def check(job: VideoJob, token: str, provider) -> str:
         return fail(job, token, "The provider reported the render complete but gave no video URL.")
     if status.status == "completed":
         # The copy is woken now; the sweep looks again only if nobody has taken it by then.
-        leases.transition(job.pk, token=token, state=State.DOWNLOADING,
-                          rendered_at=leases.db_now(), last_error="",
+        now = leases.db_now()
+        leases.transition(job.pk, token=token, state=State.DOWNLOADING, rendered_at=now,
+                          last_error="", wakeup_sent_at=now,
                           next_check_in=copy_redispatch_seconds())  # fmt: skip
         return "rendered"
     elapsed = (leases.db_now() - (job.started_at or job.queued_at)).total_seconds()

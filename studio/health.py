@@ -17,6 +17,7 @@ from django.db.models import Count, Min, OuterRef, Subquery
 from django.utils import timezone
 from django_q.brokers import get_broker
 
+from avatars import leases
 from avatars.models import VideoJob
 from topics.models import ContentItem
 from videostore.errors import StorageUnavailable
@@ -107,6 +108,8 @@ class StorageHealth:
     fallbacks_expired: int = 0
     jobs_per_state: list[tuple[str, str, int]] = field(default_factory=list)
     stalled_jobs: int = 0
+    wakeups_not_taken: int = 0
+    oldest_wakeup_seconds: float | None = None
     stalled_job_samples: list = field(default_factory=list)
     last_run: ReconcileRun | None = None
     stale_multipart_uploads: int | None = None
@@ -157,6 +160,9 @@ def _job_figures(health: StorageHealth) -> None:
         state__in=VideoJob.ACTIVE_STATES, lease_expires_at__lt=health.now
     )
     health.stalled_jobs = stalled.count()
+    figures = leases.stalled_figures()
+    health.wakeups_not_taken = figures["wakeups_not_taken"]
+    health.oldest_wakeup_seconds = figures["oldest_wakeup_seconds"]
     health.stalled_job_samples = list(
         stalled.order_by("lease_expires_at").values(
             "id", "state", "content_item_id", "claimed_by", "lease_expires_at"

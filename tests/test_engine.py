@@ -152,8 +152,12 @@ def test_a_dead_workers_copy_is_taken_over_once_its_lease_expires(fake_heygen, b
     assert jobs.copy_video_job(job.pk) == "skipped"  # the lease is live: hands off
     ended = timezone.now() - timedelta(1)
     VideoJob.objects.filter(pk=job.pk).update(lease_expires_at=ended, next_check_at=ended)
-    assert jobs._wake_copies() == 1  # the sweep wakes the dead worker's copy once
-    assert jobs._wake_copies() == 0
+    # The sweep takes the dead worker's copy over itself, once (a worker's death may have
+    # wedged its cluster: a wake-up would wait there).
+    taken: list[int] = []
+    assert jobs._wake_copies(taken.append) == {"woken": 0, "taken_over": 1}
+    assert jobs._wake_copies(taken.append) == {"woken": 0, "taken_over": 0}
+    assert taken == [job.pk]
     assert jobs.copy_video_job(job.pk) == "stored"
     job.refresh_from_db()
     assert job.attempts == 1  # the takeover counts
@@ -284,3 +288,24 @@ def test_deleting_the_item_during_its_copy_leaves_nothing_behind(fake_heygen, bu
     assert steps.copy(claimed, token) == "lost"  # the job went with its item
     assert bucket_keys() == []
     assert not UploadLedgerEntry.objects.exists()
+
+
+def test_one_wake_up_per_copy_and_an_untaken_one_is_run_by_the_sweep(settings, fake_heygen):
+    """Liveness whatever the job workers do: a copy gets one wake-up; if no worker takes it
+    within a lease (a stalled or missing cluster), the sweep runs it; wake-ups never pile up."""
+    settings.VIDEO_JOB_LEASE_SECONDS = 1
+    fake_heygen.render_seconds = 0.01
+    (job,) = queue()
+    jobs.submit_queued_jobs()
+    make_due(VideoJob.objects.get(pk=job.pk))
+    assert jobs.check_due_renders() == {"rendered": 1}  # its wake-up is sent (and lost here)
+    taken: list[int] = []
+    assert jobs._wake_copies(taken.append) == {"woken": 0, "taken_over": 0}  # not yet due
+    assert leases.stalled_figures()["wakeups_not_taken"] == 0
+    time.sleep(1.1)  # one lease: the untaken wake-up counts as stalled
+    assert leases.stalled_figures()["wakeups_not_taken"] == 1
+    assert jobs._wake_copies(taken.append) == {"woken": 0, "taken_over": 1}
+    assert taken == [job.pk]
+    assert jobs.copy_video_job(job.pk) == "stored"
+    assert leases.stalled_figures() == {"past_lease": 0, "wakeups_not_taken": 0,
+                                        "oldest_wakeup_seconds": None}  # fmt: skip

@@ -79,3 +79,29 @@ def test_the_workers_heartbeat_is_scheduled_every_minute():
     schedule = Schedule.objects.get(name="avatars: workers heartbeat")
     assert schedule.func == "avatars.heartbeats.record_workers_heartbeat"
     assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == ("I", 1, -1)
+
+
+def test_a_cluster_that_takes_no_wake_ups_is_named_even_with_fresh_heartbeats(client, settings):
+    """A django-q2 cluster wedged by a killed worker still runs its heartbeat process but
+    takes no tasks: copies whose wake-up went untaken for a lease, and jobs past their lease,
+    are warned about."""
+    from avatars.models import VideoJob
+    from avatars.services import request_avatar_video
+    from tests.builders import make_topic
+
+    settings.VIDEO_JOB_LEASE_SECONDS = 60
+    record_heartbeat(Kind.ENGINE, name="host-a:10")
+    record_heartbeat(Kind.WORKERS, name="host-b:20")
+    job = request_avatar_video(topic=make_topic(), script="Bark.", enqueue_submit=False)
+    VideoJob.objects.filter(pk=job.pk).update(
+        state="downloading", wakeup_sent_at=Now() - timedelta(minutes=3)
+    )
+    body = client.get("/healthz").json()
+    assert body["warnings"] == ["jobs"]
+    assert body["processes"]["jobs"]["error"].startswith("1 copies waited over 60 s")
+    VideoJob.objects.filter(pk=job.pk).update(
+        wakeup_sent_at=None, claimed_by="dead:1:x", lease_expires_at=Now() - timedelta(1)
+    )
+    assert (
+        "1 jobs are past their lease" in client.get("/healthz").json()["processes"]["jobs"]["error"]
+    )
