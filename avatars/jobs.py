@@ -28,6 +28,9 @@ from videostore import ledger
 logger = logging.getLogger(__name__)
 
 State = VideoJob.State
+#: Jobs claimed for submission at once (their create calls overlap, VIDEO_PROVIDER_CONCURRENCY
+#: at a time).
+BATCH = 50
 TASKS = {
     "submit": "avatars.jobs.submit_queued_jobs",
     "check": "avatars.jobs.check_render_job",
@@ -80,25 +83,43 @@ def _send(func: str, *args, name: str) -> None:
 
 def wake(outcome: str, job_id: int) -> str:
     """Send the wake-ups an outcome calls for; returns the outcome."""
-    for step in WAKEUPS[outcome]:
-        enqueue(step, None if step == "submit" else job_id)
+    wake_all({job_id: outcome})
     return outcome
+
+
+def wake_all(outcomes: dict[int, str]) -> dict[str, int]:
+    """The wake-ups of many outcomes, each sent once (one "submit next" for a batch);
+    returns the outcomes counted."""
+    submit_next = False
+    counts: dict[str, int] = {}
+    for job_id, outcome in outcomes.items():
+        counts[outcome] = counts.get(outcome, 0) + 1
+        for step in WAKEUPS[outcome]:
+            if step == "submit":
+                submit_next = True
+            else:
+                enqueue(step, job_id)
+    if submit_next:
+        enqueue("submit")
+    return counts
 
 
 # --- tasks ----------------------------------------------------------------------------------
 
 
 def submit_queued_jobs(limit: int = 100) -> int:
-    """Task: submit queued jobs, oldest first, while render slots are free."""
+    """Task: submit queued jobs, oldest first, while render slots are free: claimed in
+    batches, their create calls overlapping."""
     token = leases.new_token()
     provider = get_provider()
     submitted = 0
     while submitted < limit:
-        job = steps.claim_next_submission(token, provider=provider)
-        if job is None:
+        batch = steps.claim_submissions(token, limit=min(limit - submitted, BATCH),
+                                        provider=provider)  # fmt: skip
+        if not batch:
             break
-        wake(steps.submit(job, token, provider), job.pk)
-        submitted += 1
+        wake_all(steps.submit_many(batch, token, provider))
+        submitted += len(batch)
     return submitted
 
 
@@ -114,16 +135,22 @@ def _run_each(claimed: list[VideoJob], token: str, step) -> dict:
     return counts
 
 
+def _check_claimed(claimed: list[VideoJob], token: str) -> dict:
+    if not claimed:
+        return {}
+    return wake_all(steps.check_many(claimed, token, get_provider()))
+
+
 def check_render_job(job_id: int) -> dict:
     """Task: check one render now (the webhook's wake-up; the poller may race it safely)."""
     token = leases.new_token()
-    return _run_each(leases.claim_due_checks(token, job_id=job_id), token, steps.check)
+    return _check_claimed(leases.claim_due_checks(token, job_id=job_id), token)
 
 
 def check_due_renders(limit: int = 200) -> dict:
     """Check every render that is due, in one batch (one status call each)."""
     token = leases.new_token()
-    return _run_each(leases.claim_due_checks(token, limit=limit), token, steps.check)
+    return _check_claimed(leases.claim_due_checks(token, limit=limit), token)
 
 
 def resolve_unknown_submissions(limit: int = 100) -> dict:

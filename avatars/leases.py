@@ -122,37 +122,44 @@ def submission_title(job: VideoJob) -> str:
     return f"{topic} [cs-{job.pk}-{job.attempts}-{uuid.uuid4().hex[:8]}]"
 
 
-def claim_submission(
-    token: str, *, lease_seconds: float, job_id: int | None = None
-) -> VideoJob | None:
-    """Under the render-slot lock: the oldest due queued job (or `job_id`), if a slot is free.
-    The claimed job counts as rendering at once (the cap holds across hosts, from before its
-    create is sent until its render ends); its unique title and send time are recorded
-    before the call. The lease outlives the whole call."""
+def claim_submissions(
+    token: str, *, lease_seconds: float, limit: int = 1, job_id: int | None = None
+) -> list[VideoJob]:
+    """Under the render-slot lock: the oldest due queued jobs (or `job_id`), as many as there
+    are free render slots (at most `limit`), claimed in one statement. Claimed jobs count as
+    rendering at once (the cap holds across hosts, from before their create is sent until
+    their render ends); each one's unique title and send time are recorded before the call.
+    The lease outlives the whole call."""
     with transaction.atomic():
         lock_render_slots()
-        if rendering_count() >= settings.VIDEO_MAX_CONCURRENT_RENDERS:
-            return None
+        free = settings.VIDEO_MAX_CONCURRENT_RENDERS - rendering_count()
+        if free <= 0:
+            return []
         now = db_now()
         jobs = _locked(now).filter(state=State.QUEUED).exclude(next_attempt_at__gt=now)
         if job_id is not None:
             jobs = jobs.filter(pk=job_id)
-        job = jobs.select_related("content_item__topic").order_by("queued_at", "id").first()
-        if job is None:
-            return None
-        job.render_checks = 0
-        job.state = State.RENDERING
-        job.state_changed_at = now
-        job.started_at = job.started_at or now
-        job.claimed_by = token
-        job.lease_expires_at = lease_until(now, max(lease_seconds,
-                                                    settings.VIDEO_JOB_LEASE_SECONDS))  # fmt: skip
-        job.next_check_at = job.lease_expires_at
-        job.next_attempt_at = None
-        job.submission_title = submission_title(job)
-        job.submission_sent_at = now
-        job.save()
-        return job
+        claimed = list(jobs.select_related("content_item__topic").order_by("queued_at", "id")
+                       [: min(free, limit)])  # fmt: skip
+        until = lease_until(now, max(lease_seconds, settings.VIDEO_JOB_LEASE_SECONDS))
+        for job in claimed:
+            job.render_checks = 0
+            job.state = State.RENDERING
+            job.state_changed_at = now
+            job.started_at = job.started_at or now
+            job.claimed_by = token
+            job.lease_expires_at = job.next_check_at = until
+            job.next_attempt_at = None
+            job.submission_title = submission_title(job)
+            job.submission_sent_at = now
+            job.updated_at = now
+        VideoJob.objects.bulk_update(claimed, SUBMISSION_FIELDS)
+        return claimed
+
+
+SUBMISSION_FIELDS = ["render_checks", "state", "state_changed_at", "started_at", "claimed_by",
+                     "lease_expires_at", "next_check_at", "next_attempt_at",
+                     "submission_title", "submission_sent_at", "updated_at"]  # fmt: skip
 
 
 def rendering_count() -> int:
@@ -221,25 +228,49 @@ def transition(job_id: int, *, token: str, release: bool = True, **changes) -> V
             raise LeaseLost(f"video job {job_id} no longer exists")
         if job.claimed_by != token or job.state not in VideoJob.ACTIVE_STATES:
             raise LeaseLost(f"video job {job_id} is no longer held by {token}")
-        now = db_now()
-        job.attempts += changes.pop("attempts_delta", 0)
-        for name in ("next_check_in", "retry_in"):
-            if name in changes:
-                when = now + timedelta(seconds=changes.pop(name))
-                changes["next_check_at"] = when
-                if name == "retry_in":
-                    changes["next_attempt_at"] = when
-        if "state" in changes and changes["state"] != job.state:
-            changes.setdefault("state_changed_at", now)
-        if changes.get("state") in VideoJob.TERMINAL_STATES:
-            changes.setdefault("finished_at", now)
-        for name, value in changes.items():
-            setattr(job, name, value)
-        if release:
-            job.claimed_by = ""
-            job.lease_expires_at = None
+        _apply(job, db_now(), changes, release)
         job.save()
         return job
+
+
+def _apply(job: VideoJob, now: datetime, changes: dict, release: bool) -> set[str]:
+    """Set `changes` on a locked job (see `transition`); the names of the fields written."""
+    changes = dict(changes)
+    job.attempts += changes.pop("attempts_delta", 0)
+    for name in ("next_check_in", "retry_in"):
+        if name in changes:
+            when = now + timedelta(seconds=changes.pop(name))
+            changes["next_check_at"] = when
+            if name == "retry_in":
+                changes["next_attempt_at"] = when
+    if "state" in changes and changes["state"] != job.state:
+        changes.setdefault("state_changed_at", now)
+    if changes.get("state") in VideoJob.TERMINAL_STATES:
+        changes.setdefault("finished_at", now)
+    for name, value in changes.items():
+        setattr(job, name, value)
+    if release:
+        job.claimed_by = ""
+        job.lease_expires_at = None
+    job.updated_at = now
+    return {*changes, "attempts", "claimed_by", "lease_expires_at", "updated_at"}
+
+
+def record_many(token: str, changes: dict[int, dict]) -> set[int]:
+    """`transition` for many jobs in one transaction and three statements: each job still
+    held by `token` gets its changes and is released; returns the ids that were still ours
+    (the others were taken over: their changes are dropped)."""
+    if not changes:
+        return set()
+    with transaction.atomic():
+        now = db_now()
+        ours = list(VideoJob.objects.select_for_update().filter(
+            pk__in=list(changes), claimed_by=token, state__in=VideoJob.ACTIVE_STATES))  # fmt: skip
+        fields: set[str] = set()
+        for job in ours:
+            fields |= _apply(job, now, changes[job.pk], release=True)
+        VideoJob.objects.bulk_update(ours, sorted(fields))
+    return {job.pk for job in ours}
 
 
 # --- wake-up bookkeeping --------------------------------------------------------------------

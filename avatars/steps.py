@@ -16,6 +16,7 @@ back.
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 
@@ -123,36 +124,93 @@ def submit_lease_seconds(provider) -> float:
     return provider.max_call_seconds + SUBMIT_LEASE_MARGIN_SECONDS
 
 
+def claim_submissions(token: str, *, limit: int, provider=None) -> list[VideoJob]:
+    """The oldest due queued jobs, as many as render slots are free (leases.py)."""
+    provider = provider or get_provider()
+    return leases.claim_submissions(token, limit=limit,
+                                    lease_seconds=submit_lease_seconds(provider))  # fmt: skip
+
+
 def claim_next_submission(token: str, *, job_id: int | None = None, provider=None):
     """The oldest due queued job (or `job_id`) if a render slot is free (leases.py)."""
     provider = provider or get_provider()
-    return leases.claim_submission(token, job_id=job_id,
-                                   lease_seconds=submit_lease_seconds(provider))  # fmt: skip
+    claimed = leases.claim_submissions(token, job_id=job_id,
+                                       lease_seconds=submit_lease_seconds(provider))  # fmt: skip
+    return claimed[0] if claimed else None
+
+
+def _concurrently(call, jobs: list[VideoJob]) -> list:
+    """`call(job)` for each job, at most VIDEO_PROVIDER_CONCURRENCY at once (provider round
+    trips overlap); each result is the value or the exception it raised."""
+
+    def guarded(job: VideoJob):
+        try:
+            return call(job)
+        except Exception as error:  # handed back: each job's outcome is decided below
+            return error
+
+    if len(jobs) == 1:
+        return [guarded(jobs[0])]
+    workers = max(1, min(settings.VIDEO_PROVIDER_CONCURRENCY, len(jobs)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="provider") as pool:
+        return list(pool.map(guarded, jobs))
 
 
 def submit(job: VideoJob, token: str, provider=None) -> str:
-    """Ask the provider to render under the job's unique title; record its video id."""
+    """Ask the provider to render one claimed job (see `submit_many`)."""
+    return submit_many([job], token, provider)[job.pk]
+
+
+def submit_many(jobs: list[VideoJob], token: str, provider=None) -> dict[int, str]:
+    """Ask the provider to render each claimed job under its unique title, the calls
+    overlapping; record the video ids in one transaction. Returns each job's outcome."""
     provider = provider or get_provider()
-    if job.attempts >= job.max_attempts:  # max_attempts holds on every path
-        return fail(job, token, f"Gave up after {job.attempts} attempts.", submission_title="")
-    try:
-        leases.renew(job.pk, token=token)  # still ours right before the call: a fence
-        video_id = start_render(_options(job), provider=provider)
-    except LeaseLost:
-        return "lost"
-    except RenderSlotsBusy as error:
+    outcomes: dict[int, str] = {}
+    ready = []
+    for job in jobs:
+        if job.attempts >= job.max_attempts:  # max_attempts holds on every path
+            outcomes[job.pk] = fail(job, token, f"Gave up after {job.attempts} attempts.",
+                                    submission_title="")  # fmt: skip
+        else:
+            ready.append(job)
+    results = _concurrently(lambda job: start_render(_options(job), provider=provider), ready)
+    immediate = provider.name == OFFLINE_PROVIDER  # the offline renderer finishes inside create
+    started = {}
+    for job, result in zip(ready, results, strict=True):
+        if isinstance(result, Exception):
+            outcomes[job.pk] = _submit_failed(job, token, result)
+        else:
+            started[job.pk] = {
+                "provider_video_id": result,
+                "render_checks": 0,
+                "last_error": "",
+                "next_check_in": 0 if immediate else first_check_seconds(job),
+            }
+    ours = leases.record_many(token, started)
+    for job_id, changes in started.items():
+        if job_id in ours:
+            logger.info("video job %s: render %s started", job_id, changes["provider_video_id"])
+            outcomes[job_id] = "check_now" if immediate else "submitted"
+        else:  # the job's next holder looks the title up and adopts this render
+            logger.error("video job %s: render %s started after the job was taken over",
+                         job_id, changes["provider_video_id"])  # fmt: skip
+            outcomes[job_id] = "lost"
+    return outcomes
+
+
+def _submit_failed(job: VideoJob, token: str, error: Exception) -> str:
+    if isinstance(error, RenderSlotsBusy):
         # The provider's own cap refused it outright: no render, no attempt used.
         delay = getattr(error, "retry_after", None) or SLOT_WAIT_SECONDS
         return _back_to_queue(job, token, f"Waiting for a render slot: {error}", delay)
-    except SubmissionOutcomeUnknown as error:
+    if isinstance(error, SubmissionOutcomeUnknown):
         return _outcome_unknown(job, token, str(error))
-    except GENERATION_ERRORS as error:  # the provider refused it: nothing was rendered
+    if isinstance(error, GENERATION_ERRORS):  # the provider refused it: nothing was rendered
         return fail_or_retry(job, token, error, back_to=State.QUEUED, submission_title="",
                              submission_sent_at=None)  # fmt: skip
-    except Exception as error:  # a bug or a database error: the call may have been made
-        logger.exception("video job %s: submit crashed: %s", job.pk, error)
-        return _outcome_unknown(job, token, f"The submission was interrupted: {error}")
-    return _record_render(job, token, video_id, provider)
+    # A bug or a database error: the call may have been made.
+    logger.error("video job %s: submit crashed: %s: %s", job.pk, error.__class__.__name__, error)
+    return _outcome_unknown(job, token, f"The submission was interrupted: {error}")
 
 
 def _back_to_queue(job: VideoJob, token: str, note: str, delay: float) -> str:
@@ -175,20 +233,6 @@ def _outcome_unknown(job: VideoJob, token: str, note: str) -> str:
     except LeaseLost:
         return "lost"
     return "unknown"
-
-
-def _record_render(job: VideoJob, token: str, video_id: str, provider) -> str:
-    immediate = provider.name == OFFLINE_PROVIDER  # the offline renderer finishes inside create
-    try:
-        leases.transition(job.pk, token=token, provider_video_id=video_id, render_checks=0,
-                          last_error="", next_check_in=0 if immediate else
-                          first_check_seconds(job))  # fmt: skip
-    except LeaseLost:  # the job's next holder looks the title up and adopts this render
-        logger.error("video job %s: render %s started after the job was taken over", job.pk,
-                     video_id)  # fmt: skip
-        return "lost"
-    logger.info("video job %s: render %s started", job.pk, video_id)
-    return "check_now" if immediate else "submitted"
 
 
 def first_check_seconds(job: VideoJob) -> float:
@@ -247,43 +291,63 @@ def _next_check_in(job: VideoJob) -> float:
 
 
 def check(job: VideoJob, token: str, provider) -> str:
-    """One status check: a finished render moves on to the copy (and frees a render slot)."""
-    try:
-        status = provider.get_status(job.provider_video_id)
-    except GENERATION_ERRORS as error:
-        if getattr(error, "retryable", False):
-            return _check_later(job, token, f"Status check failed, will check again: {error}")
-        return fail(job, token, str(error))
+    """One status check (see `check_many`)."""
+    return check_many([job], token, provider)[job.pk]
+
+
+def check_many(jobs: list[VideoJob], token: str, provider) -> dict[int, str]:
+    """One status check per claimed render, the calls overlapping: finished renders move on
+    to the copy (freeing their render slots), the others are looked at again later; the
+    common outcomes are recorded in one transaction. Returns each job's outcome."""
+    statuses = _concurrently(lambda job: provider.get_status(job.provider_video_id), jobs)
+    now = leases.db_now()
+    outcomes: dict[int, str] = {}
+    changes: dict[int, dict] = {}
+    for job, status in zip(jobs, statuses, strict=True):
+        outcome, change = _after_status(job, status, now)
+        if change is None:  # a failure: recorded on its own, with its item
+            outcomes[job.pk] = fail(job, token, outcome)
+        else:
+            outcomes[job.pk], changes[job.pk] = outcome, change
+    ours = leases.record_many(token, changes)
+    for job_id in changes:
+        if job_id not in ours:
+            outcomes[job_id] = "lost"
+    return outcomes
+
+
+def _after_status(job: VideoJob, status, now) -> tuple[str, dict | None]:
+    """(outcome, changes) for one status answer; (failure message, None) for a failure."""
+    if isinstance(status, Exception):
+        if isinstance(status, GENERATION_ERRORS) and getattr(status, "retryable", False):
+            note = f"Status check failed, will check again: {status}"
+            return "rendering", _later(job, now, note)
+        return str(status) or status.__class__.__name__, None
     if status.status == "failed":
         reason = status.error_message or "no reason given"
-        return fail(job, token, str(RenderFailed(f"The provider could not render the video: "
-                                                 f"{reason}.")))  # fmt: skip
+        return str(RenderFailed(f"The provider could not render the video: {reason}.")), None
     if status.status == "completed" and not status.video_url:
-        return fail(job, token, "The provider reported the render complete but gave no video URL.")
+        return "The provider reported the render complete but gave no video URL.", None
     if status.status == "completed":
         # The copy is woken now; the sweep looks again only if nobody has taken it by then.
-        now = leases.db_now()
-        leases.transition(job.pk, token=token, state=State.DOWNLOADING, rendered_at=now,
-                          last_error="", wakeup_sent_at=now,
-                          next_check_in=copy_redispatch_seconds())  # fmt: skip
-        return "rendered"
-    elapsed = (leases.db_now() - (job.started_at or job.queued_at)).total_seconds()
+        return "rendered", {"state": State.DOWNLOADING, "rendered_at": now, "last_error": "",
+                            "wakeup_sent_at": now,
+                            "next_check_in": copy_redispatch_seconds()}  # fmt: skip
+    elapsed = (now - (job.started_at or job.queued_at)).total_seconds()
     if elapsed > settings.HEYGEN_RENDER_DEADLINE_SECONDS:
-        return fail(job, token, f"The render was still {status.status} when the deadline passed.")
-    return _check_later(job, token, "")
+        return f"The render was still {status.status} when the deadline passed.", None
+    return "rendering", _later(job, now, "")
 
 
-def _check_later(job: VideoJob, token: str, note: str) -> str:
+def _later(job: VideoJob, now, note: str) -> dict:
     # From the time the check was due, not from when a busy sweep got to it: checks do not
-    # drift later by a tick each time.
-    now = leases.db_now()
+    # drift later by a tick each time; but never sooner than the first interval (a late sweep
+    # does not poll harder).
     due = job.next_check_at if job.next_check_at and job.next_check_at <= now else now
-    # ...but never sooner than the first interval: a late sweep does not poll harder.
     delay = max((due - now).total_seconds() + _next_check_in(job),
                 settings.VIDEO_POLL_INTERVAL_SECONDS)  # fmt: skip
-    leases.transition(job.pk, token=token, render_checks=job.render_checks + 1,
-                      last_error=note[:2000], next_check_in=delay)  # fmt: skip
-    return "rendering"
+    return {"render_checks": job.render_checks + 1, "last_error": note[:2000],
+            "next_check_in": delay}  # fmt: skip
 
 
 # --- copy -----------------------------------------------------------------------------------

@@ -278,6 +278,9 @@ VIDEO_POLL_INTERVAL_SECONDS = float(
 VIDEO_POLL_MAX_INTERVAL_SECONDS = float(
     _env_renamed("VIDEO_POLL_MAX_INTERVAL_SECONDS", "HEYGEN_POLL_MAX_INTERVAL_SECONDS", "60")
 )
+# Provider calls of one sweep (creates, status checks) that overlap; the render cap still
+# holds exactly (slots are claimed before any call).
+VIDEO_PROVIDER_CONCURRENCY = _env_int("VIDEO_PROVIDER_CONCURRENCY", 8)
 # A create whose outcome is unknown (timeout on our side) is looked up in the provider's list
 # this long after the call ended (the provider may still be accepting it).
 VIDEO_SUBMIT_LOOKUP_DELAY_SECONDS = float(_env("VIDEO_SUBMIT_LOOKUP_DELAY_SECONDS", "10"))
