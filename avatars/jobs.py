@@ -25,7 +25,7 @@ from avatars.pipeline import validate_script
 from avatars.providers import get_provider
 from topics.models import ContentItem, Topic
 from topics.services import content_item_create_avatar_video
-from topics.validators import validate_language_tag
+from topics.validators import validate_language_tag, validate_title
 from videostore import ledger
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,18 @@ def _clean_language(language: str, topic: Topic) -> str:
         raise InvalidRequest(error.messages[0]) from error
 
 
+def _clean_title(title: str) -> str:
+    """A given title by the one title rule; blank: the item takes the default from its script."""
+    if not (title or "").strip():
+        return ""
+    from django.core.exceptions import ValidationError
+
+    try:
+        return validate_title(title)
+    except ValidationError as error:
+        raise InvalidRequest(error.messages[0]) from error
+
+
 def _create_job(content_item: ContentItem, script: str, language: str, avatar_id: str,
                 voice_id: str, max_attempts: int | None) -> VideoJob:  # fmt: skip
     return VideoJob.objects.create(
@@ -84,13 +96,17 @@ def request_avatar_video(
     content_item: ContentItem | None = None,
     max_attempts: int | None = None,
     enqueue_submit: bool = True,
+    title: str = "",
 ) -> VideoJob:
-    """Queue a generation; a request for an item that already has a running job joins it."""
+    """Queue a generation; a request for an item that already has a running job joins it.
+    A new item is the topic's last lesson, titled `title` (blank: from the script)."""
     script = validate_script(script)
     language = _clean_language(language, topic)
+    title = _clean_title(title)
     with transaction.atomic():
         if content_item is None:
-            content_item = content_item_create_avatar_video(topic=topic, script=script)
+            content_item = content_item_create_avatar_video(topic=topic, script=script,
+                                                            title=title)  # fmt: skip
         else:
             content_item = ContentItem.objects.select_for_update().get(pk=content_item.pk)
             active = content_item.video_jobs.filter(state__in=VideoJob.ACTIVE_STATES).first()
@@ -110,24 +126,28 @@ def request_avatar_video(
 
 def request_avatar_video_batch(
     *, topic: Topic, scripts: list[str], language: str = "", avatar_id: str = "",
-    voice_id: str = "",
+    voice_id: str = "", titles: list[str] | None = None,
 ) -> list[VideoJob]:  # fmt: skip
-    """One item and one job per script, all queued in one transaction (all or none)."""
+    """One item and one job per script, all queued in one transaction (all or none); the
+    items are the topic's next lessons in the scripts' order, titled by `titles` (a blank
+    or missing title: from the script)."""
     cleaned = [validate_script(script) for script in scripts]
     if not cleaned:
         raise InvalidRequest("There is no script to generate; write at least one.")
     language = _clean_language(language, topic)
+    titles = [_clean_title(title) for title in (titles or [])]
+    titles += [""] * (len(cleaned) - len(titles))
     with transaction.atomic():
         jobs = [
             _create_job(
-                content_item_create_avatar_video(topic=topic, script=script),
+                content_item_create_avatar_video(topic=topic, script=script, title=title),
                 script,
                 language,
                 avatar_id,
                 voice_id,
                 None,
             )  # fmt: skip
-            for script in cleaned
+            for script, title in zip(cleaned, titles, strict=True)
         ]
         enqueue("submit")
     logger.info("%d video jobs queued for topic %s: %s", len(jobs), topic.pk,

@@ -9,13 +9,15 @@ from topics.models import ContentItem, Topic
 
 def generate_videos(
     *, topic: Topic, scripts: list[str], language: str = "", avatar_id: str = "",
-    voice_id: str = "",
+    voice_id: str = "", titles: list[str] | None = None,
 ) -> list[VideoJob]:  # fmt: skip
-    """One new item and one job per script (several in one transaction)."""
+    """One new item and one job per script (several in one transaction): the topic's next
+    lessons in the scripts' order, titled by `titles` (blank or missing: from the script)."""
     options = {"language": language, "avatar_id": avatar_id, "voice_id": voice_id}
     if len(scripts) == 1:
-        return [jobs.request_avatar_video(topic=topic, script=scripts[0], **options)]
-    return jobs.request_avatar_video_batch(topic=topic, scripts=scripts, **options)
+        title = (titles or [""])[0]
+        return [jobs.request_avatar_video(topic=topic, script=scripts[0], title=title, **options)]
+    return jobs.request_avatar_video_batch(topic=topic, scripts=scripts, titles=titles, **options)
 
 
 def regenerate_video(*, content_item: ContentItem) -> VideoJob:
