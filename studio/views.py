@@ -155,13 +155,16 @@ def _video(topic_id: int, item_id: int) -> ContentItem:
     )
 
 
-def _back_to(item: ContentItem, **query: str) -> str:
-    """The topic page that shows the item (its page of lessons), scrolled to it."""
+def _back_to(item: ContentItem, *, focus: str = "") -> str:
+    """The topic page that shows the item (its page of lessons), scrolled to it: at its
+    anchor, or with `focus` (a button's id) on that button, which autofocus scrolls into
+    view (browsers ignore autofocus when the address names an anchor)."""
     page = selectors.lesson_page_number(item)
-    if page > 1:
-        query = {"page": str(page), **query}
+    query = {"page": str(page)} if page > 1 else {}
+    if focus:
+        query["focus"] = focus
     url = reverse("studio:topic-detail", args=[item.topic_id])
-    return url + (f"?{urlencode(query)}" if query else "") + f"#item-{item.pk}"
+    return url + (f"?{urlencode(query)}" if query else "") + ("" if focus else f"#item-{item.pk}")
 
 
 @login_required
