@@ -35,6 +35,16 @@ def _clean_language(language: str, topic: Topic) -> str:
         raise InvalidRequest(error.messages[0]) from error
 
 
+def _clean_title(title: str) -> str:
+    """A given title by the one title rule; blank: the item takes the default from its script."""
+    if not (title or "").strip():
+        return ""
+    try:
+        return validators.validate_title(title)
+    except ValidationError as error:
+        raise InvalidRequest(error.messages[0]) from error
+
+
 def request_avatar_video(
     *,
     topic: Topic,
@@ -45,15 +55,19 @@ def request_avatar_video(
     content_item: ContentItem | None = None,
     max_attempts: int | None = None,
     enqueue_submit: bool = True,
+    title: str = "",
 ) -> VideoJob:
-    """Queue a generation; a request for an item that already has a running job joins it."""
+    """Queue a generation; a request for an item that already has a running job joins it.
+    A new item is the topic's last lesson, titled `title` (blank: from the script)."""
     script = _clean_script(script)
     language = _clean_language(language, topic)
+    title = _clean_title(title)
     options = {"script": script, "language": language, "avatar_id": avatar_id,
                "voice_id": voice_id, "max_attempts": max_attempts}  # fmt: skip
     with transaction.atomic():
         if content_item is None:
-            content_item = content_item_create_avatar_video(topic=topic, script=script)
+            content_item = content_item_create_avatar_video(topic=topic, script=script,
+                                                            title=title)  # fmt: skip
         else:
             content_item = ContentItem.objects.select_for_update().get(pk=content_item.pk)
             active = content_item.video_jobs.filter(state__in=VideoJob.ACTIVE_STATES).first()
@@ -72,23 +86,28 @@ def request_avatar_video(
 
 def request_avatar_video_batch(
     *, topic: Topic, scripts: list[str], language: str = "", avatar_id: str = "",
-    voice_id: str = "",
+    voice_id: str = "", titles: list[str] | None = None,
 ) -> list[VideoJob]:  # fmt: skip
-    """One item and one job per script, all queued in one transaction (all or none)."""
+    """One item and one job per script, all queued in one transaction (all or none); the
+    items are the topic's next lessons in the scripts' order, titled by `titles` (a blank
+    or missing title: from the script)."""
     cleaned = [_clean_script(script) for script in scripts]
     if not cleaned:
         raise InvalidRequest("There is no script to generate; write at least one.")
     language = _clean_language(language, topic)
+    titles = [_clean_title(title) for title in (titles or [])]
+    titles += [""] * (len(cleaned) - len(titles))
+    options = {"language": language, "avatar_id": avatar_id, "voice_id": voice_id}
     with transaction.atomic():
         created = [
             leases.create_job(
-                content_item=content_item_create_avatar_video(topic=topic, script=script),
+                content_item=content_item_create_avatar_video(
+                    topic=topic, script=script, title=title
+                ),
                 script=script,
-                language=language,
-                avatar_id=avatar_id,
-                voice_id=voice_id,
+                **options,
             )  # fmt: skip
-            for script in cleaned
+            for script, title in zip(cleaned, titles, strict=True)
         ]
         jobs.enqueue("submit")
     logger.info("%d video jobs queued for topic %s: %s", len(created), topic.pk,
@@ -98,13 +117,15 @@ def request_avatar_video_batch(
 
 def generate_videos(
     *, topic: Topic, scripts: list[str], language: str = "", avatar_id: str = "",
-    voice_id: str = "",
+    voice_id: str = "", titles: list[str] | None = None,
 ) -> list[VideoJob]:  # fmt: skip
-    """One new item and one job per script (several in one transaction)."""
+    """One new item and one job per script (several in one transaction): the topic's next
+    lessons in the scripts' order, titled by `titles` (blank or missing: from the script)."""
     options = {"language": language, "avatar_id": avatar_id, "voice_id": voice_id}
     if len(scripts) == 1:
-        return [request_avatar_video(topic=topic, script=scripts[0], **options)]
-    return request_avatar_video_batch(topic=topic, scripts=scripts, **options)
+        title = (titles or [""])[0]
+        return [request_avatar_video(topic=topic, script=scripts[0], title=title, **options)]
+    return request_avatar_video_batch(topic=topic, scripts=scripts, titles=titles, **options)
 
 
 def regenerate_video(*, content_item: ContentItem) -> VideoJob:

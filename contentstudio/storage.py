@@ -142,25 +142,33 @@ class SupabaseStorage(S3Storage):
             return self.public_url(name)
         return super().url(name, parameters=parameters, expire=expire, http_method=http_method)
 
-    def signed_url(self, name: str, expire: int | None = None) -> str:
-        """A SigV4 presigned GET for this one object, valid for `expire` seconds."""
-        return super().url(name, expire=expire or self.querystring_expire)
+    def signed_url(
+        self, name: str, expire: int | None = None, *, content_disposition: str = ""
+    ) -> str:
+        """A SigV4 presigned GET for this one object, valid for `expire` seconds; with
+        `content_disposition`, storage answers with that header (a download's name)."""
+        parameters = {"ResponseContentDisposition": content_disposition}
+        return super().url(name, parameters=parameters if content_disposition else None,
+                           expire=expire or self.querystring_expire)  # fmt: skip
 
 
-def _media_signature(name: str, expires: int) -> str:
+def _media_signature(name: str, expires: int, disposition: str = "") -> str:
     key = hashlib.sha256(f"signed-media:{settings.SECRET_KEY}".encode()).digest()
-    return hmac.new(key, f"{name}\n{expires}".encode(), hashlib.sha256).hexdigest()
+    message = f"{name}\n{expires}" + (f"\n{disposition}" if disposition else "")
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 
-def verify_media_signature(name: str, expires: str, signature: str) -> bool:
-    """True when `signature` was made for exactly this path and has not expired."""
+def verify_media_signature(name: str, expires: str, signature: str, disposition: str = "") -> bool:
+    """True when `signature` was made for exactly this path (and this Content-Disposition,
+    when the link carries one) and has not expired."""
     try:
         expires_at = int(expires)
     except (TypeError, ValueError):
         return False
     if expires_at < time.time():
         return False
-    return hmac.compare_digest(_media_signature(name, expires_at), signature or "")
+    expected = _media_signature(name, expires_at, disposition)
+    return hmac.compare_digest(expected, signature or "")
 
 
 class LocalMediaStorage(FileSystemStorage):
@@ -175,9 +183,15 @@ class LocalMediaStorage(FileSystemStorage):
             return super().url(name)
         return self.signed_url(name)
 
-    def signed_url(self, name: str, expire: int | None = None) -> str:
-        """A URL served by the signed-media view; the HMAC covers the path and the expiry."""
+    def signed_url(
+        self, name: str, expire: int | None = None, *, content_disposition: str = ""
+    ) -> str:
+        """A URL served by the signed-media view; the HMAC covers the path, the expiry and
+        the Content-Disposition the view answers with (a download's name), if any."""
         name = clean_name(name)
         expires = int(time.time()) + int(expire or settings.SIGNED_URL_EXPIRES_SECONDS)
-        query = urlencode({"expires": expires, "signature": _media_signature(name, expires)})
-        return f"{reverse('signed-media', kwargs={'path': name})}?{query}"
+        query = {"expires": expires}
+        if content_disposition:
+            query["disposition"] = content_disposition
+        query["signature"] = _media_signature(name, expires, content_disposition)
+        return f"{reverse('signed-media', kwargs={'path': name})}?{urlencode(query)}"

@@ -24,9 +24,14 @@ def public_media(request: HttpRequest, path: str) -> FileResponse:
 
 
 def signed_media(request: HttpRequest, path: str):
-    """Media behind an expiring signature that covers exactly this path."""
+    """Media behind an expiring signature that covers exactly this path, and the
+    Content-Disposition it answers with when the link names a download."""
+    disposition = request.GET.get("disposition", "")
     if not verify_media_signature(
-        path, request.GET.get("expires", ""), request.GET.get("signature", "")
+        path, request.GET.get("expires", ""), request.GET.get("signature", ""), disposition
     ):
         return HttpResponseForbidden("This link has expired or is not valid for this file.")
-    return _open_local(path)
+    response = _open_local(path)
+    if disposition:  # signed by us: the header our storage asked for, as S3 would answer
+        response["Content-Disposition"] = disposition
+    return response

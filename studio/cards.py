@@ -12,7 +12,7 @@ from avatars.pipeline import OFFLINE_PROVIDER
 from avatars.providers.download import host_is_allowed
 from studio.status import VideoStatus, copy_percent, step_started_at, video_status
 from topics.models import ContentItem
-from topics.selectors import VideoView, video_view
+from topics.selectors import VideoView, lesson_number, video_view
 from videostore.storage import VideoStorage
 
 State = VideoJob.State
@@ -28,10 +28,11 @@ STEPS = (
 
 @dataclass(frozen=True)
 class VideoCard:
-    """One item on the topic page: its player (None when nothing may be played), its one
-    status, and where it came from."""
+    """One item on the topic page, a lesson: its number in the topic (1 = first), its player
+    (None when nothing may be played), its one status, and where it came from."""
 
     item: ContentItem
+    number: int
     job: VideoJob | None
     video: VideoView | None
     status: VideoStatus
@@ -104,19 +105,21 @@ def video_statuses(items: Iterable[ContentItem]) -> dict[int, VideoStatus]:
     return statuses
 
 
-def video_cards(items: Iterable[ContentItem]) -> list[VideoCard]:
-    """Cards for items whose jobs are prefetched newest first in `item.jobs`."""
+def video_cards(items: Iterable[ContentItem], *, first_number: int) -> list[VideoCard]:
+    """Cards for consecutive lessons, the first one numbered `first_number`, whose jobs are
+    prefetched newest first in `item.jobs`."""
     items = list(items)
     storage = VideoStorage()
     statuses = video_statuses(items)
     cards = []
-    for item in items:
+    for number, item in enumerate(items, start=first_number):
         job = _latest(item)
         status = statuses[item.pk]
         blocked = legacy_link_blocked(item)
         cards.append(
             VideoCard(
                 item=item,
+                number=number,
                 job=job,
                 video=None if blocked else video_view(item, storage),
                 status=status,
@@ -137,7 +140,7 @@ def video_card(item: ContentItem) -> VideoCard:
         .prefetch_related(Prefetch("video_jobs", queryset=jobs, to_attr="jobs"))
         .get(pk=item.pk)
     )
-    return video_cards([item])[0]
+    return video_cards([item], first_number=lesson_number(item))[0]
 
 
 def _steps(job: VideoJob) -> list[dict]:

@@ -28,6 +28,21 @@ urlpatterns = [
         views.delete_video,
         name="delete-video",
     ),  # fmt: skip
+    path(
+        "topics/<int:topic_id>/videos/<int:item_id>/rename/",
+        views.rename_video,
+        name="rename-video",
+    ),  # fmt: skip
+    path(
+        "topics/<int:topic_id>/videos/<int:item_id>/move/",
+        views.move_video,
+        name="move-video",
+    ),  # fmt: skip
+    path(
+        "topics/<int:topic_id>/videos/<int:item_id>/download/",
+        views.download_video,
+        name="download-video",
+    ),  # fmt: skip
     path("avatars/jobs/progress", progress.jobs_progress, name="jobs-progress"),
     path("avatars/jobs/<int:job_id>/progress", progress.job_progress, name="job-progress"),
 ]

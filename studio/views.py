@@ -4,13 +4,17 @@ Every write needs the same model permission as in the admin; a user without it g
 no row, and the pages hide the buttons they may not use.
 """
 
+import re
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods
 
 from avatars import services as generation
@@ -20,14 +24,18 @@ from studio.cards import video_card, video_cards
 from studio.permissions import (
     ADD_TOPIC,
     CHANGE_TOPIC,
+    CHANGE_VIDEO,
     DELETE_VIDEO,
     GENERATE,
     REGENERATE,
     VIEW_VIDEOS,
 )
 from topics import selectors, services
-from topics.forms import GenerateAvatarVideoForm, TopicForm
+from topics.forms import GenerateAvatarVideoForm, TopicForm, VideoTitleForm
 from topics.models import ContentItem, Topic
+from topics.services import Direction
+from videostore.errors import StorageUnavailable
+from videostore.storage import VideoStorage, download_file_name
 
 
 @require_GET
@@ -85,11 +93,22 @@ def topic_edit(request, topic_id: int):
     return _topic_form_page(request, TopicForm(initial=fields), topic)
 
 
+_MOVE_FOCUS = re.compile(rf"move-({'|'.join(Direction.ALL)})-([0-9]+)")
+
+
+def _focus(value: str) -> dict:
+    """After a move the page comes back with `?focus=move-<direction>-<item id>`: keyboard
+    focus goes back to the button that was pressed (no script needed)."""
+    match = _MOVE_FOCUS.fullmatch(value)
+    return {"direction": match[1], "item": int(match[2])} if match else {}
+
+
 def _render_topic(request, topic: Topic, form: GenerateAvatarVideoForm, status: int = 200):
     context = {"topic": topic, "form": form, "page": None, "cards": []}
     if request.user.has_perm(VIEW_VIDEOS):
         page = topic_videos_page(topic, request.GET.get("page"))
-        context.update(page=page, cards=video_cards(page))
+        context.update(page=page, cards=video_cards(page, first_number=page.start_index()))
+        context["focus"] = _focus(request.GET.get("focus", ""))
     return render(request, "studio/topic_detail.html", context, status=status)
 
 
@@ -115,7 +134,8 @@ def generate_video(request, topic_id: int):
         try:
             jobs = generation.generate_videos(topic=topic, scripts=data["scripts"],
                                           language=data["language"], avatar_id=data["avatar_id"],
-                                          voice_id=data["voice_id"])  # fmt: skip
+                                          voice_id=data["voice_id"],
+                                          titles=data["titles"])  # fmt: skip
         except GENERATION_ERRORS as error:
             form.add_error("script", str(error))
         else:
@@ -135,8 +155,16 @@ def _video(topic_id: int, item_id: int) -> ContentItem:
     )
 
 
-def _back_to(item: ContentItem) -> str:
-    return reverse("studio:topic-detail", args=[item.topic_id]) + f"#item-{item.pk}"
+def _back_to(item: ContentItem, *, focus: str = "") -> str:
+    """The topic page that shows the item (its page of lessons), scrolled to it: at its
+    anchor, or with `focus` (a button's id) on that button, which autofocus scrolls into
+    view (browsers ignore autofocus when the address names an anchor)."""
+    page = selectors.lesson_page_number(item)
+    query = {"page": str(page)} if page > 1 else {}
+    if focus:
+        query["focus"] = focus
+    url = reverse("studio:topic-detail", args=[item.topic_id])
+    return url + (f"?{urlencode(query)}" if query else "") + ("" if focus else f"#item-{item.pk}")
 
 
 @login_required
@@ -176,3 +204,57 @@ def video_card_fragment(request, topic_id: int, item_id: int):
     """One video's card, for the page to swap in place when its job ends."""
     card = video_card(_video(topic_id, item_id))
     return render(request, "studio/_video_card.html", {"card": card, "topic": card.item.topic})
+
+
+@login_required
+@permission_required(CHANGE_VIDEO, raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def rename_video(request, topic_id: int, item_id: int):
+    """The video's title: a small form on its card posts here; this page shows it on its own
+    (and its errors)."""
+    item = _video(topic_id, item_id)
+    if request.method == "GET":
+        form = VideoTitleForm(initial={"title": item.title})
+        return render(request, "studio/rename_video.html", {"item": item, "form": form})
+    form = VideoTitleForm(request.POST)
+    if form.is_valid():
+        try:
+            services.content_item_rename(content_item=item, title=form.cleaned_data["title"])
+        except ValidationError as error:
+            form.add_error("title", error)
+        else:
+            messages.success(request, f"Video renamed “{item.title}”.")
+            return redirect(_back_to(item))
+    return render(request, "studio/rename_video.html", {"item": item, "form": form}, status=400)
+
+
+@login_required
+@permission_required(CHANGE_VIDEO, raise_exception=True)
+@require_http_methods(["POST"])
+def move_video(request, topic_id: int, item_id: int):
+    """Move up / Move down: the page comes back at the lesson, focus on the same button."""
+    item = _video(topic_id, item_id)
+    direction = request.POST.get("direction", "")
+    if direction not in Direction.ALL:
+        return HttpResponseBadRequest("Move a lesson up or down.")
+    if not services.content_item_move(content_item=item, direction=direction):
+        place = "first" if direction == Direction.UP else "last"
+        messages.info(request, f"“{item.title}” is already the {place} lesson.")
+    return redirect(_back_to(item, focus=f"move-{direction}-{item.pk}"))
+
+
+@login_required
+@permission_required(VIEW_VIDEOS, raise_exception=True)
+@require_GET
+def download_video(request, topic_id: int, item_id: int):
+    """The stored video as a download named after its title: a redirect to a signed URL
+    whose response carries the Content-Disposition (storage serves the bytes)."""
+    item = _video(topic_id, item_id)
+    if not item.storage_path:
+        raise Http404("This video is not in our storage.")
+    try:
+        url = VideoStorage().download_url(item.storage_path, download_file_name(item.title))
+    except StorageUnavailable as error:
+        messages.error(request, f"The download could not start: {error}")
+        return redirect(_back_to(item))
+    return redirect(url)

@@ -243,3 +243,55 @@ def test_delete_topic_service_deletes_items_jobs_and_files_after_commit(s3_serve
     assert delete_topic(topic=Topic.objects.get()) == 1
     assert not Topic.objects.exists() and not ContentItem.objects.exists()
     assert not VideoJob.objects.exists() and bucket_keys() == []
+
+
+def test_the_title_is_edited_in_the_change_form_through_the_rename_service(client):
+    item = make_stored_item(make_topic(), "avatar_videos/avatar_ti_1.mp4", 10)
+    url = f"{CHANGELIST}{item.pk}/change/"
+    staff(client)
+    page = client.get(url).content.decode()
+    assert 'name="title"' not in page and "Hello" in page  # view only: read, not edited
+    assert client.post(url, {"title": "Stolen"}).status_code == 403
+    staff_user = User.objects.get(username="staff")
+    staff_user.user_permissions.add(Permission.objects.get(codename="change_contentitem"))
+    page = client.get(url).content.decode()
+    assert 'name="title"' in page and 'name="content_data"' not in page
+    assert 'name="position"' not in page and 'name="storage_path"' not in page
+    refused = client.post(url, {"title": "Two\nlines"})
+    assert refused.status_code == 200 and "one line" in refused.content.decode()
+    assert client.post(url, {"title": "  שיעור ראשון: מבוא "}).status_code == 302
+    item.refresh_from_db()
+    assert item.title == "שיעור ראשון: מבוא"
+    assert (
+        item.storage_path == "avatar_videos/avatar_ti_1.mp4" and item.content_data["fileSize"] == 10
+    )
+
+
+def test_the_list_shows_titles_newest_first_and_one_topics_lessons_in_order(client):
+    from avatars import services as generation
+
+    staff(client)
+    topic = make_topic("Cells")
+    jobs = generation.generate_videos(topic=topic, scripts=["Alpha one.", "Beta two.", "Gamma."])
+    make_stored_item(make_topic("Other"), "avatar_videos/avatar_ol_1.mp4", 1)
+
+    def titles(url: str) -> list[str]:
+        rows = client.get(url).content.decode().split('id="result_list"')[1].split("</table>")[0]
+        found = [(rows.index(f">{t}<"), t) for t in ("Alpha one.", "Beta two.", "Gamma.", "Hello")
+                 if f">{t}<" in rows]  # fmt: skip
+        return [title for _, title in sorted(found)]
+
+    assert titles(CHANGELIST) == ["Hello", "Gamma.", "Beta two.", "Alpha one."]
+    assert titles(f"{CHANGELIST}?topic__id__exact={topic.pk}") == [
+        "Alpha one.", "Beta two.", "Gamma."
+    ]  # fmt: skip
+    from topics.services import content_item_move
+
+    content_item_move(content_item=jobs[2].content_item, direction="up")
+    assert titles(f"{CHANGELIST}?topic__id__exact={topic.pk}") == [
+        "Alpha one.", "Gamma.", "Beta two."
+    ]  # fmt: skip
+    user = User.objects.get(username="staff")
+    user.user_permissions.add(Permission.objects.get(codename="view_topic"))
+    topics = client.get("/admin/topics/topic/").content.decode()
+    assert f'href="{CHANGELIST}?topic__id__exact={topic.pk}">3<' in topics

@@ -154,3 +154,53 @@ def test_backfill_says_why_a_host_is_refused():
     assert f"item {item.pk} (https://evil.example.com/v.mp4)" in line
     assert "may not be downloaded from evil.example.com" in line and "secret" not in line
     assert "offline provider" not in line
+
+
+@pytest.mark.django_db
+def test_the_batch_command_titles_lessons_from_a_csv_and_prints_them_as_json(tmp_path):
+    topic = make_topic()
+    path = tmp_path / "lessons.csv"
+    path.write_text("title,script\nמבוא,שלום לכולם\n,Second script here.\nEnd,Bye\n")
+    out = StringIO()
+    assert run_command(BATCH, "--topic-id", str(topic.pk), "--scripts-file", str(path), "--json",
+                       stdout=out) == 0  # fmt: skip
+    lessons = json.loads(out.getvalue())
+    assert [(lesson["title"], lesson["position"]) for lesson in lessons] == [
+        ("מבוא", 1), ("Second script here.", 2), ("End", 3)]  # fmt: skip
+    items = ContentItem.objects.order_by("position")
+    assert [lesson["id"] for lesson in lessons] == [item.pk for item in items]
+    assert {lesson["job"]["state"] for lesson in lessons} == {"queued"}
+
+
+@pytest.mark.django_db
+def test_the_batch_command_refuses_a_bad_title_and_queues_nothing(tmp_path):
+    path = tmp_path / "lessons.csv"
+    path.write_text('title,script\nFine,One\n"Two\nlines",Two\n')
+    err = StringIO()
+    code = run_command(BATCH, "--topic-id", str(make_topic().pk), "--scripts-file", str(path),
+                       stderr=err)  # fmt: skip
+    assert code == 2 and not ContentItem.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_single_command_takes_a_title_and_rename_video_changes_it():
+    topic = make_topic("Cells")
+    out = StringIO()
+    args = ["--topic-id", str(topic.pk), "--script", "Cells are small.", "--title", " Lesson one "]
+    assert run_command("generate_avatar_video", *args, "--json", stdout=out) == 0
+    made = json.loads(out.getvalue())
+    assert (made["title"], made["position"], made["status"]) == ("Lesson one", 1, "ready")
+    assert run_command("generate_avatar_video", "--topic-id", str(topic.pk), "--script", "Hi",
+                       "--title", "a\tb", stderr=StringIO()) == 2  # fmt: skip
+    out = StringIO()
+    assert run_command("rename_video", "--item-id", str(made["id"]), "--title", "שיעור ראשון",
+                       "--json", stdout=out) == 0  # fmt: skip
+    kept = ("id", "topic_id", "position", "content_type", "status")
+    renamed = json.loads(out.getvalue())
+    assert renamed == {**{key: made[key] for key in kept}, "title": "שיעור ראשון"}
+    assert ContentItem.objects.get().title == "שיעור ראשון"
+    assert run_command("rename_video", "--item-id", str(made["id"]), "--title", " ",
+                       stderr=StringIO()) == 2  # fmt: skip
+    assert run_command("rename_video", "--item-id", "999999", "--title", "x",
+                       stderr=StringIO()) == 2  # fmt: skip
+    assert ContentItem.objects.get().title == "שיעור ראשון"

@@ -3,8 +3,14 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
-from topics.scripts import check_script_count, scripts_from_file, split_scripts
-from topics.validators import LANGUAGE_MAX_CHARS, validate_language_tag, validate_script
+from topics.scripts import check_script_count, check_titles, lessons_from_file, split_scripts
+from topics.validators import (
+    LANGUAGE_MAX_CHARS,
+    TITLE_MAX_CHARS,
+    validate_language_tag,
+    validate_script,
+    validate_title,
+)
 
 LANGUAGE_HELP = "A language code (BCP 47), e.g. en, he, pt-BR."
 
@@ -40,17 +46,18 @@ class GenerateAvatarVideoForm(forms.Form):
     scripts_file = forms.FileField(
         required=False,
         label="Or a scripts file",
-        help_text=".txt (scripts separated by a blank line) or .csv (one script per row).",
+        help_text=".txt (scripts separated by a blank line) or .csv (one script per row; "
+        "titles from a title column).",
     )
     language = forms.CharField(max_length=LANGUAGE_MAX_CHARS, help_text=LANGUAGE_HELP)
     avatar_id = forms.CharField(max_length=128, required=False, help_text="Blank: the default.")
     voice_id = forms.CharField(max_length=128, required=False, help_text="Blank: the default.")
 
-    def clean_scripts_file(self) -> list[str]:
+    def clean_scripts_file(self) -> list[tuple[str, str]]:
         upload = self.cleaned_data.get("scripts_file")
         if not upload:
             return []
-        return scripts_from_file(upload.name, upload.read(upload.size + 1))
+        return lessons_from_file(upload.name, upload.read(upload.size + 1))
 
     def clean_language(self) -> str:
         return validate_language_tag(self.cleaned_data["language"])
@@ -59,9 +66,20 @@ class GenerateAvatarVideoForm(forms.Form):
         cleaned = super().clean()
         if "scripts_file" in self.errors:
             return cleaned
-        scripts = split_scripts(cleaned.get("script", "")) + cleaned.get("scripts_file", [])
+        lessons = [(script, "") for script in split_scripts(cleaned.get("script", ""))]
+        lessons += cleaned.get("scripts_file", [])
         try:
-            cleaned["scripts"] = check_script_length(check_script_count(scripts))
+            cleaned["scripts"] = check_script_length(check_script_count([s for s, _ in lessons]))
+            cleaned["titles"] = check_titles([title for _, title in lessons])
         except ValidationError as error:
             self.add_error("script", error)
         return cleaned
+
+
+class VideoTitleForm(forms.Form):
+    """A video's new title (saved by topics.services.content_item_rename)."""
+
+    title = forms.CharField(max_length=TITLE_MAX_CHARS, label="Title")
+
+    def clean_title(self) -> str:
+        return validate_title(self.cleaned_data["title"])

@@ -3,7 +3,13 @@
 from django.db import models
 from django.db.models import Q
 
-from topics.validators import LANGUAGE_MAX_CHARS, validate_language_tag
+from topics.validators import (
+    LANGUAGE_MAX_CHARS,
+    TITLE_MAX_CHARS,
+    default_title,
+    validate_language_tag,
+    validate_title,
+)
 
 RTL_LANGUAGES = {"he", "ar", "fa", "ur", "yi", "ps", "dv", "ckb", "sd", "ug"}
 
@@ -39,7 +45,8 @@ class Topic(models.Model):
 
 
 class ContentItem(models.Model):
-    """One piece of generated content; an avatar video keeps its metadata in `content_data`."""
+    """One piece of generated content, a lesson of its topic: a title, a place in the topic's
+    order (`position`, then id), and for an avatar video its metadata in `content_data`."""
 
     class ContentType(models.TextChoices):
         TEXT = "text", "Text"
@@ -57,6 +64,9 @@ class ContentItem(models.Model):
 
     topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="content_items")
     content_type = models.CharField(max_length=32, choices=ContentType.choices)
+    title = models.CharField(max_length=TITLE_MAX_CHARS, validators=[validate_title])
+    # The lesson's place in its topic: lessons read by (position, id), first lesson first.
+    position = models.PositiveIntegerField(default=0)
     content_data = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=32, choices=Status.choices, default=Status.DRAFT)
     # Mirrors content_data["storagePath"] so reconciliation and uniqueness use an index.
@@ -65,7 +75,7 @@ class ContentItem(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["-created_at", "-id"]
+        ordering = ["topic_id", "position", "id"]
         constraints = [
             # Two rows never share one stored object: deleting one would dangle the other.
             models.UniqueConstraint(
@@ -76,11 +86,22 @@ class ContentItem(models.Model):
         ]
         indexes = [
             models.Index(fields=["topic", "content_type"]),
-            # The topic page and the admin list newest first: an index, not a sort of the table.
-            models.Index(fields=["topic", "-created_at", "-id"], name="contentitem_topic_newest"),
+            # A topic's lessons in order (the studio page, the admin within a topic): an index,
+            # not a sort of the table.
+            models.Index(fields=["topic", "position", "id"], name="contentitem_topic_lesson"),
+            # The admin's list of every video, newest first.
             models.Index(fields=["-created_at", "-id"], name="contentitem_newest"),
         ]
         permissions = [("regenerate_contentitem", "Can regenerate videos and retry storage")]
 
     def __str__(self) -> str:
         return f"{self.get_content_type_display()} #{self.pk} ({self.topic.title})"
+
+    def save(self, *args, **kwargs):
+        # Every row has a title: without one given, the default rule's, from the script.
+        if not self.title:
+            data = self.content_data if isinstance(self.content_data, dict) else {}
+            self.title = default_title(data.get("script", ""))
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "title"}
+        super().save(*args, **kwargs)

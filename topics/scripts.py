@@ -2,7 +2,8 @@
 the `generate_avatar_videos` command.
 
 A text holds one script per block; blocks are separated by one or more blank lines. A CSV
-file holds one script per row, in its `script` column (or its first column without one).
+file holds one script per row, in its `script` column (or its first column without one), and
+the video's title in its `title` column when it has one (blank: the default title).
 """
 
 import csv
@@ -10,6 +11,8 @@ import io
 import re
 
 from django.core.exceptions import ValidationError
+
+from topics.validators import validate_title
 
 #: At least one line holding nothing but whitespace separates two scripts.
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
@@ -24,19 +27,25 @@ def split_scripts(text: str) -> list[str]:
     return [block.strip() for block in _BLANK_LINE.split(normalized) if block.strip()]
 
 
-def _csv_scripts(text: str) -> list[str]:
+def _cell(row: list[str], column: int | None) -> str:
+    return row[column].strip() if column is not None and len(row) > column else ""
+
+
+def _csv_lessons(text: str) -> list[tuple[str, str]]:
     rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
     if not rows:
         return []
     header = [cell.strip().lower() for cell in rows[0]]
-    column = header.index("script") if "script" in header else None
-    if column is None:
-        return [row[0].strip() for row in rows if row and row[0].strip()]
-    return [row[column].strip() for row in rows[1:] if len(row) > column and row[column].strip()]
+    if "script" not in header:
+        return [(row[0].strip(), "") for row in rows if row and row[0].strip()]
+    script = header.index("script")
+    title = header.index("title") if "title" in header else None
+    return [(_cell(row, script), _cell(row, title)) for row in rows[1:] if _cell(row, script)]
 
 
-def scripts_from_file(name: str, content: bytes) -> list[str]:
-    """The scripts of an uploaded .txt (blank-line blocks) or .csv (one per row) file."""
+def lessons_from_file(name: str, content: bytes) -> list[tuple[str, str]]:
+    """(script, title) of each video of an uploaded .txt (blank-line blocks, no titles) or
+    .csv (one per row; titles from a `title` column) file; a blank title: the default."""
     suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if suffix not in SCRIPT_FILE_SUFFIXES:
         raise ValidationError(
@@ -51,7 +60,14 @@ def scripts_from_file(name: str, content: bytes) -> list[str]:
         raise ValidationError(
             "The scripts file is not UTF-8 text.", code="script_file_encoding"
         ) from error
-    return _csv_scripts(text) if suffix == ".csv" else split_scripts(text)
+    if suffix == ".csv":
+        return _csv_lessons(text)
+    return [(script, "") for script in split_scripts(text)]
+
+
+def scripts_from_file(name: str, content: bytes) -> list[str]:
+    """The scripts of an uploaded .txt (blank-line blocks) or .csv (one per row) file."""
+    return [script for script, _ in lessons_from_file(name, content)]
 
 
 def check_script_count(scripts: list[str]) -> list[str]:
@@ -64,3 +80,17 @@ def check_script_count(scripts: list[str]) -> list[str]:
             code="too_many_scripts",
         )
     return scripts
+
+
+def check_titles(titles: list[str]) -> list[str]:
+    """The titles of a batch by the one title rule; a blank title stays blank (the video gets
+    the default title from its script). The error names the video's number."""
+    cleaned = []
+    for number, title in enumerate(titles, start=1):
+        try:
+            cleaned.append(validate_title(title) if title.strip() else "")
+        except ValidationError as error:
+            raise ValidationError(
+                f"Video {number}: {error.messages[0]}", code=error.error_list[0].code
+            ) from error
+    return cleaned

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from topics.models import ContentItem, Topic
 from videostore.storage import VideoStorage
@@ -21,9 +21,21 @@ def topic_list(*, query: str = "") -> QuerySet[Topic]:
 
 
 def topic_items_page(topic: Topic, page_number, *, items: QuerySet | None = None) -> Page:
-    """A page of the topic's items, newest first (`items` narrows or prefetches)."""
+    """A page of the topic's items in lesson order, first lesson first (`items` narrows or
+    prefetches)."""
     items = topic.content_items.all() if items is None else items
-    return Paginator(items, ITEMS_PER_PAGE).get_page(page_number)
+    return Paginator(items.order_by("position", "pk"), ITEMS_PER_PAGE).get_page(page_number)
+
+
+def lesson_number(item: ContentItem) -> int:
+    """The item's number among its topic's lessons (1 = first), as the studio shows it."""
+    before = Q(position__lt=item.position) | Q(position=item.position, pk__lt=item.pk)
+    return ContentItem.objects.filter(before, topic_id=item.topic_id).count() + 1
+
+
+def lesson_page_number(item: ContentItem) -> int:
+    """The page of the topic's lessons that shows this item."""
+    return (lesson_number(item) - 1) // ITEMS_PER_PAGE + 1
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Max, Q
 
 from topics.cleaners import clean_content_data
 from topics.errors import StaleItem
 from topics.models import ContentItem, Topic
+from topics.validators import default_title, validate_title
 from videostore import ledger
 from videostore.storage import MEASURED_FIELDS, STORAGE_METADATA_FIELDS
 
@@ -50,6 +52,15 @@ def _storage_path(content_data: dict) -> str:
     return content_data.get("storagePath", "") if isinstance(content_data, dict) else ""
 
 
+def _lock_topic_lessons(topic_id: int) -> int:
+    """Lock the topic's row, so new lessons and moves in one topic take turns (a batch gets
+    consecutive places: the lock holds until its transaction ends); returns the position
+    after the topic's last lesson. Inside a transaction."""
+    Topic.objects.select_for_update().filter(pk=topic_id).values_list("pk", flat=True).get()
+    last = ContentItem.objects.filter(topic_id=topic_id).aggregate(last=Max("position"))["last"]
+    return (last or 0) + 1
+
+
 def _save_item(topic: Topic, generated: GeneratedContent, cleaned: dict) -> ContentItem:
     new_path = cleaned.get("storagePath", "")
     if generated.content_item_id is None:
@@ -59,6 +70,7 @@ def _save_item(topic: Topic, generated: GeneratedContent, cleaned: dict) -> Cont
             content_data=cleaned,
             status=generated.status,
             storage_path=new_path,
+            position=_lock_topic_lessons(topic.pk),
         )
     item = ContentItem.objects.select_for_update().get(pk=generated.content_item_id, topic=topic)
     expected = generated.expected_video_id
@@ -128,16 +140,21 @@ def save_generated_topic(
     return topic, saved
 
 
-def content_item_create_avatar_video(*, topic: Topic, script: str) -> ContentItem:
-    """A new avatar video item waiting for its first generation (inside the caller's
-    transaction, with the job that will fill it)."""
-    item = ContentItem.objects.create(
-        topic=topic,
-        content_type=ContentItem.ContentType.AVATAR_VIDEO,
-        content_data={"script": script},
-        status=ContentItem.Status.GENERATING,
-    )
-    Topic.objects.filter(pk=topic.pk).update(updated_at=item.created_at)
+def content_item_create_avatar_video(*, topic: Topic, script: str, title: str = "") -> ContentItem:
+    """A new avatar video item waiting for its first generation, the topic's last lesson
+    (inside the caller's transaction, with the job that will fill it: items created in one
+    transaction get consecutive places). A blank title: the default, from the script."""
+    title = validate_title(title) if title else default_title(script)
+    with transaction.atomic():
+        item = ContentItem.objects.create(
+            topic=topic,
+            content_type=ContentItem.ContentType.AVATAR_VIDEO,
+            content_data={"script": script},
+            status=ContentItem.Status.GENERATING,
+            title=title,
+            position=_lock_topic_lessons(topic.pk),
+        )
+        Topic.objects.filter(pk=topic.pk).update(updated_at=item.created_at)
     return item
 
 
@@ -147,6 +164,78 @@ def waiting_render(item: ContentItem) -> str:
         return ""
     data = item.content_data or {}
     return (data.get("metadata") or {}).get("pending_video_id") or data.get("videoId") or ""
+
+
+def content_item_rename(*, content_item: ContentItem, title: str) -> ContentItem:
+    """Give the item a new title (the one title rule: topics.validators.validate_title);
+    raises ValidationError. Only the title changes, whatever the engine does meanwhile."""
+    title = validate_title(title)
+    with transaction.atomic():
+        item = ContentItem.objects.select_for_update().get(pk=content_item.pk)
+        item.title = title
+        item.save(update_fields=["title", "updated_at"])
+    content_item.title = item.title
+    return item
+
+
+class Direction:
+    """Where `content_item_move` moves a lesson."""
+
+    UP = "up"
+    DOWN = "down"
+    ALL = (UP, DOWN)
+
+
+def _neighbour(item: ContentItem, direction: str) -> ContentItem | None:
+    """The lesson just before (up) or after (down) `item` in its topic's order."""
+    siblings = ContentItem.objects.filter(topic_id=item.topic_id)
+    if direction == Direction.UP:
+        before = Q(position__lt=item.position) | Q(position=item.position, pk__lt=item.pk)
+        return siblings.filter(before).order_by("-position", "-pk").first()
+    after = Q(position__gt=item.position) | Q(position=item.position, pk__gt=item.pk)
+    return siblings.filter(after).order_by("position", "pk").first()
+
+
+def _number_lessons(topic_id: int) -> None:
+    """Give the topic's lessons distinct positions 1..n in their current order (rows saved
+    without a place share one; two shared places cannot be swapped)."""
+    items = list(ContentItem.objects.filter(topic_id=topic_id).order_by("position", "pk"))
+    changed = []
+    for number, item in enumerate(items, start=1):
+        if item.position != number:
+            item.position = number
+            changed.append(item)
+    ContentItem.objects.bulk_update(changed, ["position"], batch_size=500)
+
+
+def content_item_move(*, content_item: ContentItem, direction: str) -> bool:
+    """Move a lesson one place up or down in its topic: it swaps places with its neighbour.
+    Under the topic's lock (moves and new lessons of a topic take turns) and both rows'
+    locks, re-read; False when there is no neighbour that way (first or last already)."""
+    if direction not in Direction.ALL:
+        raise ValueError(f"A lesson moves up or down, not {direction!r}.")
+    with transaction.atomic():
+        _lock_topic_lessons(content_item.topic_id)
+        while True:  # again only when the neighbour was deleted before its lock
+            item = ContentItem.objects.select_for_update().filter(pk=content_item.pk).first()
+            neighbour = item and _neighbour(item, direction)
+            if neighbour is None:
+                return False
+            neighbour = ContentItem.objects.select_for_update().filter(pk=neighbour.pk).first()
+            if neighbour is not None:
+                break
+        shared = ContentItem.objects.filter(
+            topic_id=item.topic_id, position__in={item.position, neighbour.position}
+        ).count()
+        if shared > 2 or item.position == neighbour.position:
+            _number_lessons(item.topic_id)
+            item.refresh_from_db(fields=["position"])
+            neighbour.refresh_from_db(fields=["position"])
+        item.position, neighbour.position = neighbour.position, item.position
+        ContentItem.objects.bulk_update([item, neighbour], ["position"])
+    content_item.position = item.position
+    logger.info("lesson %s moved %s to position %s", item.pk, direction, item.position)
+    return True
 
 
 def _save_one(
@@ -312,6 +401,11 @@ def delete_topic(*, topic: Topic) -> int:
     ledger), their generation jobs with the rows (a database cascade). Returns the number of
     items deleted."""
     with transaction.atomic():
+        # The topic's row first, as new lessons and moves take it: no lock-order deadlock.
+        Topic.objects.select_for_update().filter(pk=topic.pk).values_list("pk", flat=True).first()
+        # Then the items' job rows, then the items: the order every save takes them in.
+        jobs = ContentItem._meta.get_field("video_jobs").related_model.objects
+        list(jobs.select_for_update().filter(content_item__topic=topic).values_list("pk"))
         items = list(ContentItem.objects.select_for_update().filter(topic=topic))
         for item in items:
             delete_content_item(content_item=item)

@@ -2,6 +2,7 @@
 admin, services, commands)."""
 
 import re
+import unicodedata
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -38,3 +39,56 @@ def validate_script(script: str, *, label: str = "The script") -> str:
             f"{label} has {len(script)} characters; the limit is {limit}.", code="long_script"
         )
     return script
+
+
+#: A lesson's title: long enough for a real title, short enough for a card and a file name.
+TITLE_MAX_CHARS = 200
+#: The default title: the script's first words, at most this many words and characters.
+DEFAULT_TITLE_WORDS = 8
+DEFAULT_TITLE_CHARS = 80
+UNTITLED = "Untitled video"
+_ELLIPSIS = "…"
+
+
+def _is_control(char: str) -> bool:
+    # Cc: C0/C1 controls (newlines and tabs too); Zl/Zp: line and paragraph separators.
+    return unicodedata.category(char) in {"Cc", "Zl", "Zp"}
+
+
+def validate_title(value: str) -> str:
+    """The title stripped, if it is not empty, holds no control characters (a title is one
+    line) and fits TITLE_MAX_CHARS; a ValidationError in one sentence otherwise."""
+    title = (value or "").strip()
+    if not title:
+        raise ValidationError("The title is empty; give the video a title.", code="empty_title")
+    if any(_is_control(char) for char in title):
+        raise ValidationError(
+            "The title holds a line break or another control character; keep it on one line.",
+            code="control_title",
+        )
+    if len(title) > TITLE_MAX_CHARS:
+        raise ValidationError(
+            f"The title has {len(title)} characters; the limit is {TITLE_MAX_CHARS}.",
+            code="long_title",
+        )
+    return title
+
+
+def default_title(script: str) -> str:
+    """The title a video gets when nobody gives one: the script's first words (at most
+    DEFAULT_TITLE_WORDS words and DEFAULT_TITLE_CHARS characters, cut at a word boundary,
+    an ellipsis when cut); UNTITLED for a script without words. Always a valid title."""
+    words = "".join(" " if _is_control(char) else char for char in script or "").split()
+    if not words:
+        return UNTITLED
+    title = " ".join(words[:DEFAULT_TITLE_WORDS])
+    cut = len(words) > DEFAULT_TITLE_WORDS
+    limit = DEFAULT_TITLE_CHARS - len(_ELLIPSIS)
+    if len(title) > DEFAULT_TITLE_CHARS:
+        head = title[: limit + 1]
+        # At the last word boundary; a single word longer than the limit is cut inside it.
+        title = head.rsplit(" ", 1)[0] if " " in head else head[:limit]
+        cut = True
+    if cut:
+        title = title.rstrip(" ,;:.-–—") + _ELLIPSIS
+    return title

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import BinaryIO
+from urllib.parse import quote
 
 from django.conf import settings
 from django.core.files.storage import Storage, default_storage
@@ -108,6 +109,32 @@ def safe_file_name(file_name: str, fallback: str) -> str:
         else:
             cleaned = cleaned[:MAX_FILE_NAME_CHARS]
     return cleaned or fallback
+
+
+#: Characters no file name may hold on the systems people download to, and controls.
+_NOT_IN_FILE_NAMES = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]+')
+# The quoted `filename` fallback: plain ASCII that no parser splits or unescapes.
+_NOT_IN_ASCII_FALLBACK = re.compile(r"[^A-Za-z0-9 ._()'+&!#$~-]+")
+DOWNLOAD_STEM_MAX_CHARS = 120
+
+
+def download_file_name(title: str, extension: str = ".mp4") -> str:
+    """The readable name a download gets from a title: the title itself (any script), without
+    the characters file systems refuse, at most DOWNLOAD_STEM_MAX_CHARS before `extension`."""
+    stem = " ".join(_NOT_IN_FILE_NAMES.sub(" ", unicodedata.normalize("NFC", title)).split())
+    stem = stem[:DOWNLOAD_STEM_MAX_CHARS].strip(" .")
+    return f"{stem or 'video'}{extension}"
+
+
+def attachment_disposition(file_name: str) -> str:
+    """`Content-Disposition: attachment` naming `file_name` (RFC 6266): an ASCII fallback for
+    old clients in `filename`, the UTF-8 name percent-encoded in `filename*` (RFC 5987)."""
+    stem, dot, extension = file_name.rpartition(".")
+    if not dot:
+        stem, extension = file_name, ""
+    ascii_stem = " ".join(_NOT_IN_ASCII_FALLBACK.sub(" ", _ascii(stem)).split()).strip(" .")
+    fallback = f"{ascii_stem or 'video'}{dot}{_NOT_IN_ASCII_FALLBACK.sub('', _ascii(extension))}"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
 
 
 def validate_storage_path(storage_path: str) -> str:
@@ -282,6 +309,19 @@ class VideoStorage:
             raise ValueError("A signed URL must be valid for at least one second.")
         try:
             return self.storage.signed_url(storage_path, expire=int(expires_in))
+        except STORAGE_ERRORS as error:
+            raise _unavailable(error) from error
+
+    def download_url(self, storage_path: str, file_name: str, expires_in: int | None = None) -> str:
+        """A signed URL (public buckets too) whose response is an attachment named
+        `file_name`: `response-content-disposition` on S3, the signed media view locally."""
+        validate_storage_path(storage_path)
+        expires_in = int(expires_in or settings.SIGNED_URL_EXPIRES_SECONDS)
+        try:
+            disposition = attachment_disposition(file_name)
+            return self.storage.signed_url(
+                storage_path, expire=expires_in, content_disposition=disposition
+            )
         except STORAGE_ERRORS as error:
             raise _unavailable(error) from error
 

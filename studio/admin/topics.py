@@ -8,16 +8,17 @@ from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count, Prefetch, Q
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from avatars import services as generation
 from avatars.errors import GENERATION_ERRORS
 from avatars.models import VideoJob
 from studio.cards import legacy_link_blocked, video_statuses
-from studio.permissions import DELETE_VIDEO, REGENERATE
+from studio.permissions import CHANGE_VIDEO, DELETE_VIDEO, REGENERATE
 from topics.models import ContentItem, Topic
 from topics.selectors import video_view
-from topics.services import delete_content_item, delete_topic
+from topics.services import content_item_rename, delete_content_item, delete_topic
 from videostore.storage import MEASURED_FIELDS, STORAGE_METADATA_FIELDS
 
 admin.site.site_header = "Content Studio admin"
@@ -29,10 +30,16 @@ METADATA_FIELDS = (*STORAGE_METADATA_FIELDS, *MEASURED_FIELDS)
 CONFIRM_TEMPLATE = "admin/topics/contentitem/confirm_action.html"
 
 
+#: The changelist's filter on one topic (the topic admin links its lessons with it).
+TOPIC_LOOKUP = "topic__id__exact"
+
+
 class ContentItemInline(admin.TabularInline):
+    """A topic's lessons, in their order (the model's ordering: position, then id)."""
+
     model = ContentItem
     extra = 0
-    fields = ("content_type", "status", "storage_path", "created_at")
+    fields = ("position", "title", "content_type", "status", "storage_path", "created_at")
     readonly_fields = fields
     show_change_link = True
     can_delete = False
@@ -55,7 +62,8 @@ class TopicAdmin(admin.ModelAdmin):
 
     @admin.display(description="items", ordering="item_count")
     def item_count(self, topic):
-        return topic.item_count
+        url = reverse("admin:topics_contentitem_changelist") + f"?{TOPIC_LOOKUP}={topic.pk}"
+        return format_html('<a href="{}">{}</a>', url, topic.item_count)
 
     def get_deleted_objects(self, objs, request):
         """A topic's items go through the delete service (their files after commit) and their
@@ -139,17 +147,26 @@ class ContentItemChangeList(ChangeList):
 
 @admin.register(ContentItem)
 class ContentItemAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "video_status", "file_name", "created_at")
+    """Videos, newest first; one topic's (`?topic__id__exact=N`, the topic list's link) in
+    lesson order. Only the title is edited here (through the rename service); other writes
+    are the actions."""
+
+    list_display = ("title", "__str__", "position", "video_status", "file_name", "created_at")
     list_filter = ("content_type", "status", "topic__language", FallbackFilter, StoredFilter)
-    search_fields = ("topic__title", "content_data__videoId", "content_data__script",
+    search_fields = ("title", "topic__title", "content_data__videoId", "content_data__script",
                      "storage_path")  # fmt: skip
     list_select_related = ("topic",)
     list_per_page = 20
     show_full_result_count = False  # no COUNT(*) over the whole table on every page
-    fields = ("topic", "content_type", "status", "video_preview", "storage_metadata",
-              "script", "storage_path", "created_at", "updated_at")  # fmt: skip
-    readonly_fields = fields
+    fields = ("title", "topic", "position", "content_type", "status", "video_preview",
+              "storage_metadata", "script", "storage_path", "created_at", "updated_at")  # fmt: skip
+    readonly_fields = tuple(field for field in fields if field != "title")
     actions = ["regenerate_video", "retry_storage", "delete_with_file"]
+
+    def get_ordering(self, request):
+        if TOPIC_LOOKUP in request.GET:  # one topic: its lessons, first lesson first
+            return ("position", "id")
+        return ("-created_at", "-id")
 
     def has_add_permission(self, request):
         return False
@@ -174,7 +191,11 @@ class ContentItemAdmin(admin.ModelAdmin):
         return format_html('<span title="{}">{}</span>', status.next_step, label)
 
     def has_change_permission(self, request, obj=None):
-        return False  # writes go through the actions (services), never raw content_data
+        # The title only (save_model); content_data is never edited by hand.
+        return request.user.has_perm(CHANGE_VIDEO)
+
+    def save_model(self, request, obj, form, change):
+        content_item_rename(content_item=obj, title=form.cleaned_data["title"])
 
     def has_delete_permission(self, request, obj=None):
         return False  # "delete with file" instead: the object must go too

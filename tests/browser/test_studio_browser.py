@@ -266,3 +266,45 @@ def test_admin_confirmation_pages_and_deleting_a_topic_with_videos(
     page.wait_for_selector("text=/deleted successfully/")
     assert not Topic.objects.filter(pk=topic.pk).exists()
     assert not VideoJob.objects.exists() and bucket_keys() == []
+
+
+def test_a_batch_becomes_lessons_in_order_moved_from_the_keyboard_and_renamed(page, live_server):
+    topic = make_topic("Plants")
+    log_in(page, live_server, perms=[*AUTHOR, "change_contentitem"])
+    url = f"{live_server.url}/topics/{topic.pk}/"
+    page.goto(url)
+    page.fill("#id_script", "Light comes first.\n\nThen water.\n\nSugar comes last.")
+    page.click("text=Generate video")
+    page.wait_for_url(url)
+
+    def lessons() -> list[tuple[str, str]]:
+        cards = page.locator("article.item")
+        numbers = cards.locator("[data-role=lesson-number]").all_inner_texts()
+        return list(zip(numbers, cards.locator("h3.lesson-title").all_inner_texts(), strict=True))
+
+    assert lessons() == [("Lesson 1", "Light comes first."), ("Lesson 2", "Then water."),
+                         ("Lesson 3", "Sugar comes last.")]  # fmt: skip
+    first = ContentItem.objects.get(title="Light comes first.")
+    # Move down from the keyboard: focus the button, press Enter; focus comes back to it.
+    page.focus(f"#move-down-{first.pk}")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(rf".*focus=move-down-{first.pk}.*"))
+    assert lessons() == [("Lesson 1", "Then water."), ("Lesson 2", "Light comes first."),
+                         ("Lesson 3", "Sugar comes last.")]  # fmt: skip
+    page.wait_for_function(f"() => document.activeElement.id === 'move-down-{first.pk}'")
+    page.keyboard.press("Enter")  # again, without touching the mouse
+    page.wait_for_function(
+        "() => document.querySelectorAll('h3.lesson-title')[2].textContent === 'Light comes first.'"
+    )
+    page.wait_for_function(f"() => document.activeElement.id === 'move-down-{first.pk}'")
+    assert [title for _, title in lessons()] == ["Then water.", "Sugar comes last.",
+                                                 "Light comes first."]  # fmt: skip
+    # Rename from the card.
+    page.click(f"#item-{first.pk} details.rename summary")
+    page.fill(f"#title-input-{first.pk}", "  Light, then sugar  ")
+    page.press(f"#title-input-{first.pk}", "Enter")
+    page.wait_for_selector(f"#item-{first.pk} h3.lesson-title:text-is('Light, then sugar')")
+    assert lessons()[2] == ("Lesson 3", "Light, then sugar")
+    first.refresh_from_db()
+    assert first.title == "Light, then sugar" and first.position == 3
+    shot(page, "topic-lessons")

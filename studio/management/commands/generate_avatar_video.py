@@ -19,7 +19,7 @@ from avatars.pipeline import OFFLINE_PROVIDER
 from avatars.services import request_avatar_video
 from studio.status import video_status
 from topics.models import ContentItem, Topic
-from topics.validators import validate_language_tag
+from topics.validators import validate_language_tag, validate_title
 
 QUIET_LOGGERS = ("avatars", "topics", "videostore")
 
@@ -49,10 +49,37 @@ def quiet_logs(verbosity: int):
             logger.setLevel(level)
 
 
+def lesson_json(item: ContentItem) -> dict:
+    """What the commands' --json says of an item, the lesson: the same keys everywhere."""
+    return {
+        "id": item.pk,
+        "topic_id": item.topic_id,
+        "title": item.title,
+        "position": item.position,
+        "content_type": item.content_type,
+        "status": item.status,
+    }
+
+
+def print_json(stdout, payload) -> None:
+    stdout.write(json.dumps(payload, cls=DjangoJSONEncoder, ensure_ascii=False))
+
+
+def clean_title_option(title: str | None) -> str:
+    """--title by the one title rule (topics/validators.py); none given: ""."""
+    if title is None:
+        return ""
+    try:
+        return validate_title(title)
+    except ValidationError as error:
+        raise CommandError(f"--title: {error.messages[0]}", returncode=2) from error
+
+
 def summary(job: VideoJob, item: ContentItem) -> str:
     data = item.content_data or {}
     status = video_status(item, job, now=timezone.now())
     lines = [f"{item}, job {job.pk}: {status.label}"]
+    lines.append(f"  title     {item.title} (position {item.position} in its topic)")
     if item.storage_path:
         facts = [filesizeformat(data.get("fileSize") or 0)]
         if data.get("duration_seconds"):
@@ -81,6 +108,7 @@ class Command(BaseCommand):
         script = parser.add_mutually_exclusive_group(required=True)
         script.add_argument("--script", help="what the avatar says")
         script.add_argument("--script-file", help="a UTF-8 file holding the script (- = stdin)")
+        parser.add_argument("--title", help="the video's title; default: the script's first words")
         parser.add_argument("--language", default="", help="BCP 47 tag; default: the topic's")
         parser.add_argument("--avatar-id", default="")
         parser.add_argument("--voice-id", default="")
@@ -96,6 +124,7 @@ class Command(BaseCommand):
                 language = validate_language_tag(language)
             except ValidationError as error:
                 raise CommandError(f"--language: {error.messages[0]}", returncode=2) from error
+        options["title"] = clean_title_option(options["title"])
         script = options["script"]
         if script is None:
             script = read_script_file(options["script_file"])
@@ -104,14 +133,11 @@ class Command(BaseCommand):
         item = job.content_item
         if options["json"]:
             payload = {
-                "id": item.pk,
-                "topic_id": item.topic_id,
-                "content_type": item.content_type,
-                "status": item.status,
+                **lesson_json(item),
                 "job": {"id": job.pk, "state": job.state, "last_error": job.last_error},
                 "content_data": item.content_data,
             }
-            self.stdout.write(json.dumps(payload, cls=DjangoJSONEncoder, ensure_ascii=False))
+            print_json(self.stdout, payload)
         else:
             self.stdout.write(summary(job, item))
 
@@ -123,6 +149,7 @@ class Command(BaseCommand):
                 language=language,
                 avatar_id=options["avatar_id"],
                 voice_id=options["voice_id"],
+                title=options["title"],
                 max_attempts=1,
                 enqueue_submit=False,
             )

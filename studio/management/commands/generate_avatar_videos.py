@@ -12,24 +12,33 @@ from tqdm import tqdm
 from avatars import services as generation
 from avatars.errors import GENERATION_ERRORS
 from avatars.models import VideoJob
-from studio.management.commands.generate_avatar_video import quiet_logs, read_script_file
+from studio.management.commands.generate_avatar_video import (
+    lesson_json,
+    print_json,
+    quiet_logs,
+    read_script_file,
+)
 from topics.models import Topic
-from topics.scripts import check_script_count, scripts_from_file, split_scripts
+from topics.scripts import check_script_count, check_titles, lessons_from_file, split_scripts
 from topics.validators import validate_language_tag
 
 
-def read_scripts(path: str) -> list[str]:
-    """The scripts of FILE (`-`: stdin, blank-line blocks), by the studio form's rule."""
+def read_lessons(path: str) -> tuple[list[str], list[str]]:
+    """The scripts of FILE (`-`: stdin, blank-line blocks) and their titles (a .csv's `title`
+    column; blank: the default), by the studio form's rules."""
     try:
         if path == "-":
-            return check_script_count(split_scripts(read_script_file(path)))
-        try:
-            with open(path, "rb") as handle:
-                content = handle.read()
-        except OSError as error:
-            raise CommandError(f"Cannot read {path}: {error}", returncode=2) from error
-        name = path if path.lower().endswith(".csv") else f"{path}.txt"
-        return check_script_count(scripts_from_file(name, content))
+            lessons = [(script, "") for script in split_scripts(read_script_file(path))]
+        else:
+            try:
+                with open(path, "rb") as handle:
+                    content = handle.read()
+            except OSError as error:
+                raise CommandError(f"Cannot read {path}: {error}", returncode=2) from error
+            name = path if path.lower().endswith(".csv") else f"{path}.txt"
+            lessons = lessons_from_file(name, content)
+        scripts = check_script_count([script for script, _ in lessons])
+        return scripts, check_titles([title for _, title in lessons])
     except ValidationError as error:
         raise CommandError(f"{path}: {error.messages[0]}", returncode=2) from error
 
@@ -37,7 +46,8 @@ def read_scripts(path: str) -> list[str]:
 class Command(BaseCommand):
     help = (
         "Queue one avatar video per script (scripts separated by a blank line; a .csv: one per "
-        "row); prints the job ids. --wait shows progress until all end; exit 1 if any failed."
+        "row, titles from its title column), the topic's next lessons in order; prints the job "
+        "ids (--json: the lessons). --wait shows progress until all end; exit 1 if any failed."
     )
 
     def add_arguments(self, parser):
@@ -48,6 +58,7 @@ class Command(BaseCommand):
         parser.add_argument("--voice-id", default="")
         parser.add_argument("--wait", action="store_true", help="wait until every job has ended")
         parser.add_argument("--poll-seconds", type=float, default=2.0, help="with --wait")
+        parser.add_argument("--json", action="store_true", help="print the lessons as JSON")
 
     def handle(self, *args, **options):
         topic = Topic.objects.filter(pk=options["topic_id"]).first()
@@ -58,23 +69,40 @@ class Command(BaseCommand):
             language = validate_language_tag(language) if language else ""
         except ValidationError as error:
             raise CommandError(f"--language: {error.messages[0]}", returncode=2) from error
-        scripts = read_scripts(options["scripts_file"])
+        scripts, titles = read_lessons(options["scripts_file"])
         try:
             jobs = generation.generate_videos(topic=topic, scripts=scripts, language=language,
                                           avatar_id=options["avatar_id"],
-                                          voice_id=options["voice_id"])  # fmt: skip
+                                          voice_id=options["voice_id"], titles=titles)  # fmt: skip
         except GENERATION_ERRORS as error:
             raise CommandError(str(error), returncode=2) from error
         ids = [job.pk for job in jobs]
-        self.stdout.write(f"Queued {len(ids)} video(s) for topic {topic.pk} “{topic.title}”.")
-        self.stdout.write("jobs: " + " ".join(str(job_id) for job_id in ids))
-        if options["wait"]:
-            with quiet_logs(options["verbosity"]):
-                self.wait(ids, options["poll_seconds"])
+        if not options["json"]:
+            self.stdout.write(f"Queued {len(ids)} video(s) for topic {topic.pk} “{topic.title}”.")
+            self.stdout.write("jobs: " + " ".join(str(job_id) for job_id in ids))
+        try:
+            if options["wait"]:
+                with quiet_logs(options["verbosity"]):
+                    self.wait(ids, options["poll_seconds"], quiet=options["json"])
+        finally:
+            if options["json"]:
+                print_json(self.stdout, self.lessons(ids))
 
-    def wait(self, job_ids: list[int], poll_seconds: float) -> None:
+    def lessons(self, job_ids: list[int]) -> list[dict]:
+        """The queued lessons in their order, each with its job."""
+        jobs = VideoJob.objects.filter(pk__in=job_ids).select_related("content_item")
+        return [
+            {**lesson_json(job.content_item), "job": {"id": job.pk, "state": job.state,
+                                                      "last_error": job.last_error}}
+            for job in sorted(jobs, key=lambda job: (job.content_item.position, job.pk))
+        ]  # fmt: skip
+
+    def wait(self, job_ids: list[int], poll_seconds: float, *, quiet: bool = False) -> None:
         """Poll the jobs' rows (the workers run them) until every one is terminal."""
-        self.stdout.write("Waiting for the workers (make run starts one; or manage.py qcluster).")
+        if not quiet:
+            self.stdout.write(
+                "Waiting for the workers (make run starts one; or manage.py qcluster)."
+            )
         bar = tqdm(total=len(job_ids), unit="video", file=sys.stderr, dynamic_ncols=True)
         while True:
             states = dict(VideoJob.objects.filter(pk__in=job_ids).values_list("pk", "state"))
@@ -86,16 +114,18 @@ class Command(BaseCommand):
                 break
             time.sleep(poll_seconds)
         bar.close()
-        self.report(job_ids)
+        self.report(job_ids, quiet=quiet)
 
-    def report(self, job_ids: list[int]) -> None:
+    def report(self, job_ids: list[int], *, quiet: bool = False) -> None:
         jobs = VideoJob.objects.filter(pk__in=job_ids).order_by("pk")
         failed = []
         for job in jobs:
             reason = f": {job.last_error}" if job.last_error else ""
-            self.stdout.write(f"job {job.pk} (item {job.content_item_id}): {job.state}{reason}")
+            if not quiet:
+                self.stdout.write(f"job {job.pk} (item {job.content_item_id}): {job.state}{reason}")
             if job.state == VideoJob.State.FAILED:
                 failed.append(job.pk)
         if failed:
             raise CommandError(f"{len(failed)} of {len(job_ids)} video(s) failed.", returncode=1)
-        self.stdout.write(f"All {len(job_ids)} video(s) done.")
+        if not quiet:
+            self.stdout.write(f"All {len(job_ids)} video(s) done.")
