@@ -188,7 +188,7 @@ def test_the_procfile_recipe_serves_the_studio_and_stores_two_videos(procfile_pr
     base_url = procfile_processes
     health = wait_for_healthz(base_url)
     assert health["status"] == "ok" and health["warnings"] == [], health
-    assert set(health["processes"]) == {"engine", "workers"}
+    assert set(health["processes"]) == {"engine", "workers", "jobs"}
 
     responses: list[dict] = []
     with sync_playwright() as playwright:
