@@ -49,6 +49,7 @@ WAKEUPS: dict[str, tuple[str, ...]] = {
     "requeued": ("submit",),
     "rendering": (),
     "rendered": ("copy", "submit"),
+    "copying": ("submit",),  # rendered, and its copy runs in the same task
     "failed": ("submit",),
     "retry": (),
     "stored": (),
@@ -142,9 +143,21 @@ def _check_claimed(claimed: list[VideoJob], token: str) -> dict:
 
 
 def check_render_job(job_id: int) -> dict:
-    """Task: check one render now (the webhook's wake-up; the poller may race it safely)."""
+    """Task: check one render now (the webhook's wake-up; the poller may race it safely).
+    A finished render is copied right here, in this worker: no second trip through the
+    broker between "the render ended" and "the copy started"."""
     token = leases.new_token()
-    return _check_claimed(leases.claim_due_checks(token, job_id=job_id), token)
+    claimed = leases.claim_due_checks(token, job_id=job_id)
+    if not claimed:
+        return {}
+    outcomes = steps.check_many(claimed, token, get_provider())
+    copy_here = {pk: "copying" for pk, outcome in outcomes.items() if outcome == "rendered"}
+    counts = wake_all({**outcomes, **copy_here})
+    for rendered in copy_here:
+        copy_video_job(rendered)
+    if copy_here:
+        counts["rendered"] = counts.pop("copying")
+    return counts
 
 
 def check_due_renders(limit: int = 200) -> dict:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
+from django.db.models.functions import Length
 from django.utils import timezone
 
 from avatars.models import VideoJob
@@ -160,6 +161,28 @@ def claim_submissions(
 SUBMISSION_FIELDS = ["render_checks", "state", "state_changed_at", "started_at", "claimed_by",
                      "lease_expires_at", "next_check_at", "next_attempt_at",
                      "submission_title", "submission_sent_at", "updated_at"]  # fmt: skip
+
+
+#: Recent renders a render time is learned from, and the fewest that make an estimate.
+RATE_SAMPLE, RATE_MIN_SAMPLE = 20, 3
+
+
+def render_seconds_per_char() -> float | None:
+    """The provider's typical render time per script character, the median over its recent
+    renders (one query); None until there are a few."""
+    recent = (
+        VideoJob.objects.filter(
+            provider=settings.AVATAR_PROVIDER,
+            rendered_at__isnull=False,
+            submission_sent_at__isnull=False,
+        )  # fmt: skip
+        .order_by("-rendered_at")
+        .values_list("rendered_at", "submission_sent_at", Length("script"))[:RATE_SAMPLE]
+    )
+    rates = sorted((ended - sent).total_seconds() / max(chars, 1) for ended, sent, chars in recent)
+    if len(rates) < RATE_MIN_SAMPLE:
+        return None
+    return rates[len(rates) // 2]
 
 
 def rendering_count() -> int:

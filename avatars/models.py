@@ -39,6 +39,9 @@ class VideoJob(models.Model):
     # "outcome unknown" until a lookup adopts the render or proves it absent.
     submission_title = models.CharField(max_length=255, blank=True)
     submission_sent_at = models.DateTimeField(null=True, blank=True)
+    # How long the provider is expected to take, learned from recent renders (None: no
+    # history yet): the first status check is timed from it.
+    expected_render_seconds = models.FloatField(null=True, blank=True)
     callback_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     provider_url_expires_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)

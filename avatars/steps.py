@@ -175,17 +175,17 @@ def submit_many(jobs: list[VideoJob], token: str, provider=None) -> dict[int, st
             ready.append(job)
     results = _concurrently(lambda job: start_render(_options(job), provider=provider), ready)
     immediate = provider.name == OFFLINE_PROVIDER  # the offline renderer finishes inside create
+    rate = None if immediate or not ready else leases.render_seconds_per_char()
     started = {}
     for job, result in zip(ready, results, strict=True):
         if isinstance(result, Exception):
             outcomes[job.pk] = _submit_failed(job, token, result)
-        else:
-            started[job.pk] = {
-                "provider_video_id": result,
-                "render_checks": 0,
-                "last_error": "",
-                "next_check_in": 0 if immediate else first_check_seconds(job),
-            }
+            continue
+        expected = rate * len(job.script) if rate is not None else None
+        first_check = 0 if immediate else first_check_seconds(expected)
+        started[job.pk] = {"provider_video_id": result, "render_checks": 0, "last_error": "",
+                           "expected_render_seconds": expected,
+                           "next_check_in": first_check}  # fmt: skip
     ours = leases.record_many(token, started)
     for job_id, changes in started.items():
         if job_id in ours:
@@ -235,8 +235,16 @@ def _outcome_unknown(job: VideoJob, token: str, note: str) -> str:
     return "unknown"
 
 
-def first_check_seconds(job: VideoJob) -> float:
-    return settings.VIDEO_POLL_INTERVAL_SECONDS
+#: A learned render time is met by a first check this long after it, then short ones.
+EXPECTED_MARGIN_SECONDS = 0.5
+
+
+def first_check_seconds(expected: float | None) -> float:
+    """The first status check: just after the render's expected end when the provider's
+    recent renders tell it, else the configured first interval."""
+    if expected is None:
+        return settings.VIDEO_POLL_INTERVAL_SECONDS
+    return expected + EXPECTED_MARGIN_SECONDS
 
 
 # --- resolve an unknown outcome -------------------------------------------------------------
@@ -286,6 +294,9 @@ def resolve(job: VideoJob, token: str, provider) -> str:
 
 
 def _next_check_in(job: VideoJob) -> float:
+    expected = job.expected_render_seconds
+    if expected is not None and job.render_checks < 3:  # a render a little late: soon again
+        return max(1.0, expected * 0.1)
     first = settings.VIDEO_POLL_INTERVAL_SECONDS
     return min(first * 1.5 ** (job.render_checks + 1), settings.VIDEO_POLL_MAX_INTERVAL_SECONDS)
 
@@ -345,7 +356,7 @@ def _later(job: VideoJob, now, note: str) -> dict:
     # does not poll harder).
     due = job.next_check_at if job.next_check_at and job.next_check_at <= now else now
     delay = max((due - now).total_seconds() + _next_check_in(job),
-                settings.VIDEO_POLL_INTERVAL_SECONDS)  # fmt: skip
+                min(_next_check_in(job), settings.VIDEO_POLL_INTERVAL_SECONDS))  # fmt: skip
     return {"render_checks": job.render_checks + 1, "last_error": note[:2000],
             "next_check_in": delay}  # fmt: skip
 

@@ -308,7 +308,8 @@ Q_CLUSTER = {
     "max_attempts": 1,
     "ack_failures": True,
     "catch_up": False,
-    "poll": 0.5,
+    # The ORM broker's poll: the wait between "a copy is woken" and "a worker starts it".
+    "poll": float(_env("Q_POLL_SECONDS", "0.2")),
     "save_limit": 500,
     # django-q2's own "processing ... / Processed ..." lines; our steps log their facts.
     "log_level": _env("Q_LOG_LEVEL", "WARNING"),

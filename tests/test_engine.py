@@ -51,11 +51,12 @@ def test_each_step_moves_the_job_on_and_frees_the_worker(fake_heygen, bucket_key
     assert jobs.check_due_renders() == {}  # not due: not even asked
     for _ in range(5):  # the fake walks pending -> processing -> completed, one poll a step
         make_due(job)
+        checked_at = timezone.now()
         jobs.check_due_renders()
         job.refresh_from_db()
         if job.state != State.RENDERING:
             break
-        assert job.next_check_at > timezone.now()  # backoff: the next look is scheduled
+        assert job.next_check_at > checked_at  # backoff: the next look is scheduled
     assert job.state == State.DOWNLOADING and job.rendered_at
 
     assert jobs.copy_video_job(job.pk) == "stored"
@@ -116,28 +117,32 @@ def test_webhook_and_poller_racing_advance_a_job_once(fake_heygen):
     jobs.submit_queued_jobs()
     job.refresh_from_db()
     make_due(job)
-    outcomes: list[dict] = []
+    outcomes: dict[str, dict] = {}
     barrier = threading.Barrier(2)
 
-    def run(check):
+    def run(name, check):
         barrier.wait()
         try:
-            outcomes.append(check())
+            outcomes[name] = check()
         finally:
             connection.close()
 
     threads = [
-        threading.Thread(target=run, args=(lambda: jobs.check_render_job(job.pk),)),
-        threading.Thread(target=run, args=(jobs.check_due_renders,)),
+        threading.Thread(target=run, args=("webhook", lambda: jobs.check_render_job(job.pk))),
+        threading.Thread(target=run, args=("poller", jobs.check_due_renders)),
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    rendered = sum(outcome.get("rendered", 0) for outcome in outcomes)
+    rendered = sum(outcome.get("rendered", 0) for outcome in outcomes.values())
     assert rendered == 1
     job.refresh_from_db()
-    assert job.state == State.DOWNLOADING
+    # The webhook's task copies the render it saw end in the same task; the poller wakes a
+    # worker for the copy.
+    expected = State.STORED if outcomes["webhook"].get("rendered") else State.DOWNLOADING
+    assert job.state == expected
+    assert fake_heygen.stats["renders_created"] == 1
 
 
 def test_a_dead_workers_copy_is_taken_over_once_its_lease_expires(fake_heygen, bucket_keys):
@@ -309,3 +314,24 @@ def test_one_wake_up_per_copy_and_an_untaken_one_is_run_by_the_sweep(settings, f
     assert jobs.copy_video_job(job.pk) == "stored"
     assert leases.stalled_figures() == {"past_lease": 0, "wakeups_not_taken": 0,
                                         "oldest_wakeup_seconds": None}  # fmt: skip
+
+
+def test_the_first_check_comes_when_recent_renders_say_it_ends(settings, fake_heygen):
+    """Without a webhook, a render's first status check is timed from the provider's recent
+    renders (seconds per script character), then short checks: not a fixed first interval."""
+    settings.VIDEO_POLL_INTERVAL_SECONDS = 10
+    done = queue(3)
+    now = timezone.now()
+    for job in done:  # three past renders of 20 s for their scripts' length
+        VideoJob.objects.filter(pk=job.pk).update(
+            state=State.STORED, provider="heygen", submission_sent_at=now - timedelta(seconds=60),
+            rendered_at=now - timedelta(seconds=40),
+        )  # fmt: skip
+    (job,) = queue()
+    assert jobs.submit_queued_jobs() == 1
+    job.refresh_from_db()
+    assert job.expected_render_seconds == pytest.approx(20, rel=0.2)
+    first = (job.next_check_at - job.submission_sent_at).total_seconds()
+    assert first == pytest.approx(job.expected_render_seconds + steps.EXPECTED_MARGIN_SECONDS,
+                                  abs=0.5)  # fmt: skip
+    assert steps._next_check_in(job) == pytest.approx(max(1.0, job.expected_render_seconds / 10))
