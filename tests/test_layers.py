@@ -1,4 +1,5 @@
-"""The import-graph contract: studio -> avatars -> topics -> videostore, never back (pyproject.toml)."""
+"""The import-graph contract: studio -> avatars -> topics -> videostore, never back
+(pyproject.toml)."""
 
 import shutil
 import subprocess

@@ -11,6 +11,8 @@ import re
 
 from django.core.exceptions import ValidationError
 
+from topics.validators import validate_plain_text
+
 #: At least one line holding nothing but whitespace separates two scripts.
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
 SCRIPT_FILE_SUFFIXES = (".txt", ".csv")
@@ -51,6 +53,7 @@ def scripts_from_file(name: str, content: bytes) -> list[str]:
         raise ValidationError(
             "The scripts file is not UTF-8 text.", code="script_file_encoding"
         ) from error
+    validate_plain_text(text, label="The scripts file")
     return _csv_scripts(text) if suffix == ".csv" else split_scripts(text)
 
 
