@@ -83,3 +83,44 @@ def test_the_generation_service_refuses_control_characters_from_any_door():
     with pytest.raises(InvalidRequest, match="U\\+0000"):
         generation.generate_videos(topic=topic, scripts=["Fine.", "Not\x00 fine."])
     assert not ContentItem.objects.exists() and not VideoJob.objects.exists()
+
+
+BIG = 3 * 1024 * 1024  # over the scripts file cap and over Django's in-memory upload size
+
+
+def test_an_oversized_scripts_file_is_refused_with_a_clear_message(client, author):
+    topic = make_topic()
+    response = post_file(client, topic, "lessons.csv", b"script\n" + b"a" * BIG)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert 'id="error-scripts_file"' in page and "The scripts file is over 1 MiB." in page
+    assert not ContentItem.objects.exists() and not VideoJob.objects.exists()
+
+
+def test_uploads_are_kept_up_to_the_cap_plus_one_byte_never_whole(rf, tmp_path, settings):
+    """The parser hands the form the first cap + 1 bytes in memory: no temporary file of the
+    whole body, and the fields after the file still arrive."""
+    from django.core.files.uploadedfile import InMemoryUploadedFile
+
+    from topics.scripts import SCRIPT_FILE_MAX_BYTES
+
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    upload = SimpleUploadedFile("lessons.csv", b"x" * BIG)
+    request = rf.post("/topics/1/videos/", {"scripts_file": upload, "language": "he"})
+    received = request.FILES["scripts_file"]
+    assert isinstance(received, InMemoryUploadedFile)
+    assert received.size == BIG  # what was sent, for the record
+    assert len(received.read()) == SCRIPT_FILE_MAX_BYTES + 1
+    assert request.POST["language"] == "he"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_batch_command_reads_a_big_file_only_up_to_the_cap(tmp_path):
+    from django.core.management import CommandError, call_command
+
+    path = tmp_path / "lessons.txt"
+    path.write_bytes(b"a" * BIG)
+    with pytest.raises(CommandError, match="over 1 MiB") as raised:
+        call_command("generate_avatar_videos", "--topic-id", str(make_topic().pk),
+                     "--scripts-file", str(path))  # fmt: skip
+    assert raised.value.returncode == 2 and not VideoJob.objects.exists()

@@ -3,7 +3,12 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
-from topics.scripts import check_script_count, scripts_from_file, split_scripts
+from topics.scripts import (
+    SCRIPT_FILE_MAX_BYTES,
+    check_script_count,
+    scripts_from_file,
+    split_scripts,
+)
 from topics.validators import LANGUAGE_MAX_CHARS, validate_language_tag, validate_script
 
 LANGUAGE_HELP = "A language code (BCP 47), e.g. en, he, pt-BR."
@@ -50,7 +55,8 @@ class GenerateAvatarVideoForm(forms.Form):
         upload = self.cleaned_data.get("scripts_file")
         if not upload:
             return []
-        return scripts_from_file(upload.name, upload.read(upload.size + 1))
+        # The cap plus one byte is enough to refuse a larger file; never read it whole.
+        return scripts_from_file(upload.name, upload.read(SCRIPT_FILE_MAX_BYTES + 1))
 
     def clean_language(self) -> str:
         return validate_language_tag(self.cleaned_data["language"])

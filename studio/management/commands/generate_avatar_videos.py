@@ -14,7 +14,12 @@ from avatars.errors import GENERATION_ERRORS
 from avatars.models import VideoJob
 from studio.management.commands.generate_avatar_video import quiet_logs, read_script_file
 from topics.models import Topic
-from topics.scripts import check_script_count, scripts_from_file, split_scripts
+from topics.scripts import (
+    SCRIPT_FILE_MAX_BYTES,
+    check_script_count,
+    scripts_from_file,
+    split_scripts,
+)
 from topics.validators import validate_language_tag
 
 
@@ -25,7 +30,7 @@ def read_scripts(path: str) -> list[str]:
             return check_script_count(split_scripts(read_script_file(path)))
         try:
             with open(path, "rb") as handle:
-                content = handle.read()
+                content = handle.read(SCRIPT_FILE_MAX_BYTES + 1)  # enough to refuse more
         except OSError as error:
             raise CommandError(f"Cannot read {path}: {error}", returncode=2) from error
         name = path if path.lower().endswith(".csv") else f"{path}.txt"
