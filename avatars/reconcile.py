@@ -8,6 +8,7 @@ recorded (videostore.runs) for the admin's storage health page.
 """
 
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -236,7 +237,9 @@ def _reconcile(
     report = ReconcileReport()
     if fix:
         ledger.expire_stale_uploads(grace_seconds=grace)
-    ledger_paths = dict(UploadLedgerEntry.objects.values_list("storage_path", "intent"))
+    # Without --fix, the uploads the fix would give up are already seen as deletes: a check
+    # reports exactly what a fix changes (an upload whose owner's lease ended is an orphan).
+    ledger_paths = ledger.intents_after_expiry(grace_seconds=grace)
 
     objects = video_storage.iter_objects(prefix)
     rows = _rows(prefix)
@@ -269,12 +272,9 @@ def _reconcile(
 
     if fix:
         report.failed_deletes = ledger.retry_pending_deletes()["failed"]
-    report.pending_uploads = UploadLedgerEntry.objects.filter(
-        intent=UploadLedgerEntry.Intent.UPLOAD
-    ).count()
-    report.pending_deletes = UploadLedgerEntry.objects.filter(
-        intent=UploadLedgerEntry.Intent.DELETE
-    ).count()
+    pending = Counter(ledger.intents_after_expiry(grace_seconds=grace).values())
+    report.pending_uploads = pending[UploadLedgerEntry.Intent.UPLOAD]
+    report.pending_deletes = pending[UploadLedgerEntry.Intent.DELETE]
     logger.info(
         "storage reconciled: %d problem(s) in %d object(s) and %d row(s); orphans %d (%d in "
         "grace, %d deleted) e.g. %s; dangling %d missing, %d wrong size (%d marked for "

@@ -188,3 +188,40 @@ def test_a_row_that_moved_on_since_the_listing_is_never_marked(s3_server, bucket
     assert item.status == ContentItem.Status.READY
     assert item.storage_path == "avatar_videos/avatar_new.mp4"
     assert bucket_keys() == ["avatar_videos/avatar_new.mp4"]
+
+
+def test_check_reports_an_abandoned_upload_exactly_as_fix_removes_it(s3_server, bucket_keys):
+    """A worker whose lease ended never commits its upload: the check calls the object an
+    orphan (young as it is) and exits 1; the fix deletes those same paths and exits 0."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    abandoned, live = "avatar_videos/avatar_abandoned.mp4", "avatar_videos/avatar_live.mp4"
+    UploadLedgerEntry.objects.create(
+        storage_path=abandoned,
+        owner="worker-1",
+        lease_expires_at=timezone.now() - timedelta(seconds=5),
+    )
+    UploadLedgerEntry.objects.create(
+        storage_path=live, owner="worker-2", lease_expires_at=timezone.now() + timedelta(minutes=5)
+    )
+    put(s3_server, abandoned)
+    put(s3_server, live)
+
+    code, check = reconcile()
+    assert code == 1
+    assert (check["orphans"], check["orphans_in_grace"], check["problems"]) == (1, 1, 1)
+    assert (check["pending_uploads"], check["pending_deletes"]) == (1, 1)
+    assert sorted(bucket_keys()) == [abandoned, live]  # a check changes nothing
+    assert UploadLedgerEntry.objects.get(storage_path=abandoned).intent == "upload"
+
+    code, fixed = reconcile("--fix")
+    assert code == 0 and fixed["deleted_orphans"] == 1
+    assert fixed["samples"]["orphans"] == check["samples"]["orphans"]
+    assert [sample["storage_path"] for sample in check["samples"]["orphans"]] == [abandoned]
+    assert bucket_keys() == [live]
+    assert list(UploadLedgerEntry.objects.values_list("storage_path", "intent")) == [
+        (live, "upload")
+    ]
+    assert reconcile()[0] == 0

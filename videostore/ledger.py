@@ -16,7 +16,7 @@ import logging
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from videostore.errors import StorageUnavailable, VideoStoreError
@@ -181,6 +181,28 @@ def expire_stale_uploads(*, grace_seconds: int) -> int:
         )
         + expire_dead_uploads()
     )
+
+
+def _abandoned_uploads(*, grace_seconds: int) -> Q:
+    """The pending uploads `expire_stale_uploads(grace_seconds=...)` gives up: the owner's lease
+    has ended, or (unleased) the entry is older than the grace period."""
+    now = timezone.now()
+    return Q(intent=Intent.UPLOAD) & (
+        Q(lease_expires_at__lt=now)
+        | Q(lease_expires_at__isnull=True, created_at__lte=now - timedelta(seconds=grace_seconds))
+    )
+
+
+def intents_after_expiry(*, grace_seconds: int) -> dict[str, str]:
+    """Every entry's intent by storage path, as `expire_stale_uploads` would leave it (an
+    abandoned upload is a delete). A read: a check reports what a fix would find."""
+    entries = UploadLedgerEntry.objects.annotate(
+        effective=Case(
+            When(_abandoned_uploads(grace_seconds=grace_seconds), then=Value(Intent.DELETE)),
+            default=F("intent"),
+        )
+    )
+    return dict(entries.values_list("storage_path", "effective"))
 
 
 def upload_lease_is_live(storage_path: str) -> bool:
