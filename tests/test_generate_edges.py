@@ -124,3 +124,139 @@ def test_the_batch_command_reads_a_big_file_only_up_to_the_cap(tmp_path):
         call_command("generate_avatar_videos", "--topic-id", str(make_topic().pk),
                      "--scripts-file", str(path))  # fmt: skip
     assert raised.value.returncode == 2 and not VideoJob.objects.exists()
+
+
+# --- one form, one set of videos --------------------------------------------------------------
+
+
+def form_token(client, topic) -> str:
+    import re
+
+    page = client.get(f"/topics/{topic.pk}/").content.decode()
+    return re.search(r'name="request_token" value="([0-9a-f-]{36})"', page).group(1)
+
+
+def test_each_rendered_form_carries_its_own_token(client, author):
+    topic = make_topic()
+    assert form_token(client, topic) != form_token(client, topic)
+
+
+def test_a_second_post_of_the_same_form_queues_nothing_and_shows_the_first_result(client, author):
+    from topics.models import GenerationRequest
+
+    topic = make_topic()
+    data = {"script": "One.\n\nTwo.", "language": "en", "request_token": form_token(client, topic)}
+    first = client.post(f"/topics/{topic.pk}/videos/", data)
+    assert first.status_code == 302
+    jobs = list(VideoJob.objects.order_by("pk"))
+    assert len(jobs) == 2
+
+    again = client.post(f"/topics/{topic.pk}/videos/", data, follow=True)
+    assert again.redirect_chain == [(f"/topics/{topic.pk}/", 302)]
+    page = again.content.decode()
+    ids = ", ".join(str(job.pk) for job in jobs)
+    assert f"These videos were already queued. Nothing new was queued (job {ids})." in page
+    assert list(VideoJob.objects.order_by("pk")) == jobs
+    assert ContentItem.objects.count() == 2
+    request = GenerationRequest.objects.get()
+    assert str(request.token) == data["request_token"] and request.topic == topic
+    assert sorted(request.item_ids) == sorted(job.content_item_id for job in jobs)
+
+
+def test_a_refused_post_records_no_token_so_the_corrected_form_still_queues(client, author):
+    from topics.models import GenerationRequest
+
+    topic = make_topic()
+    token = form_token(client, topic)
+    bad = {"script": "Bad \x1b.", "language": "en", "request_token": token}
+    refused = client.post(f"/topics/{topic.pk}/videos/", bad)
+    assert refused.status_code == 400 and f'value="{token}"' in refused.content.decode()
+    assert not GenerationRequest.objects.exists() and not ContentItem.objects.exists()
+    client.post(f"/topics/{topic.pk}/videos/", {**bad, "script": "Good."})
+    assert VideoJob.objects.count() == 1 and GenerationRequest.objects.get().item_ids == [
+        ContentItem.objects.get().pk
+    ]
+
+
+def test_a_generation_that_fails_rolls_back_its_token_with_its_items(settings):
+    """The token and the items commit together: a failure after the token was written
+    leaves neither, and the same token may be used again."""
+    import uuid
+
+    from avatars import services as generation
+    from avatars.errors import InvalidRequest
+    from topics.models import GenerationRequest
+
+    topic = make_topic()
+    token = uuid.uuid4()
+    settings.AVATAR_SCRIPT_MAX_CHARS = 10
+    with pytest.raises(InvalidRequest):
+        generation.generate_videos(topic=topic, scripts=["Short.", "x" * 11], request_token=token)
+    assert not GenerationRequest.objects.exists() and not ContentItem.objects.exists()
+    jobs = generation.generate_videos(topic=topic, scripts=["Short."], request_token=token)
+    assert GenerationRequest.objects.get().item_ids == [jobs[0].content_item_id]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_posts_of_one_form_create_one_set_of_videos():
+    """PostgreSQL: the second request's insert of the token waits on the unique index while
+    the first transaction is open, then finds the first request's videos."""
+    import threading
+    import time
+    import uuid
+
+    from django.db import connection, connections, transaction
+
+    from avatars import services as generation
+    from avatars.errors import AlreadyQueued
+    from topics.models import GenerationRequest
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks on the unique index are PostgreSQL's; SQLite serialises writers")
+    topic = make_topic()
+    token = uuid.uuid4()
+    first_open, second_waiting = threading.Event(), threading.Event()
+    outcome: dict = {}
+
+    def first():
+        try:
+            with transaction.atomic():
+                outcome["first"] = generation.generate_videos(
+                    topic=topic, scripts=["A.", "B."], request_token=token
+                )
+                first_open.set()
+                assert second_waiting.wait(20)
+        finally:
+            connections.close_all()
+
+    def second():
+        assert first_open.wait(20)
+        try:
+            generation.generate_videos(topic=topic, scripts=["A.", "B."], request_token=token)
+        except AlreadyQueued as repeat:
+            outcome["second"] = repeat.jobs
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    assert first_open.wait(20)
+    deadline = time.monotonic() + 20
+    with connection.cursor() as cursor:  # the second insert is blocked on the first's row
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query ILIKE '%%topics_generationrequest%%'"
+            )
+            if cursor.fetchone()[0]:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the second request never waited on the first's token")
+    second_waiting.set()
+    for thread in threads:
+        thread.join(30)
+    assert [job.pk for job in outcome["second"]] == [job.pk for job in outcome["first"]]
+    assert VideoJob.objects.count() == 2 and ContentItem.objects.count() == 2
+    assert GenerationRequest.objects.count() == 1

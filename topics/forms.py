@@ -1,5 +1,7 @@
 """Forms of the studio pages. Field rules come from topics.validators and topics.scripts."""
 
+import uuid
+
 from django import forms
 from django.core.exceptions import ValidationError
 
@@ -50,6 +52,8 @@ class GenerateAvatarVideoForm(forms.Form):
     language = forms.CharField(max_length=LANGUAGE_MAX_CHARS, help_text=LANGUAGE_HELP)
     avatar_id = forms.CharField(max_length=128, required=False, help_text="Blank: the default.")
     voice_id = forms.CharField(max_length=128, required=False, help_text="Blank: the default.")
+    # One per rendered form: posting the same form twice queues its videos once.
+    request_token = forms.UUIDField(widget=forms.HiddenInput, required=False, initial=uuid.uuid4)
 
     def clean_scripts_file(self) -> list[str]:
         upload = self.cleaned_data.get("scripts_file")

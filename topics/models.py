@@ -84,3 +84,22 @@ class ContentItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_content_type_display()} #{self.pk} ({self.topic.title})"
+
+
+class GenerationRequest(models.Model):
+    """One submitted generate form, by the token it was rendered with: a second post of the
+    same form (a double click, a resubmit after a timeout) finds it and queues nothing.
+
+    Written in the same transaction as the items it created, so the token is never recorded
+    without its items, nor the items without their token."""
+
+    token = models.UUIDField(unique=True)
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="generation_requests")
+    item_ids = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Generation request {self.token} ({len(self.item_ids)} item(s))"

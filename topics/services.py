@@ -1,13 +1,14 @@
 """Writes for topics and their content items. Every write in the app goes through a service."""
 
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from topics.cleaners import clean_content_data
-from topics.models import ContentItem, Topic
+from topics.models import ContentItem, GenerationRequest, Topic
 from videostore import ledger
 from videostore.storage import MEASURED_FIELDS, STORAGE_METADATA_FIELDS
 
@@ -132,6 +133,28 @@ def content_item_create_avatar_video(*, topic: Topic, script: str) -> ContentIte
     )
     Topic.objects.filter(pk=topic.pk).update(updated_at=item.created_at)
     return item
+
+
+def generation_request_claim(*, token: uuid.UUID, topic: Topic) -> tuple[GenerationRequest, bool]:
+    """Inside the caller's transaction: record a generate form's token (True), or return the
+    request that already used it (False). The unique index makes a concurrent post of the same
+    token wait for the first transaction: it then finds the committed request, or claims the
+    token itself if the first rolled back."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("generation_request_claim must run inside the items' transaction.")
+    try:
+        with transaction.atomic():
+            return GenerationRequest.objects.create(token=token, topic=topic), True
+    except IntegrityError:
+        return GenerationRequest.objects.get(token=token), False
+
+
+def generation_request_set_items(
+    *, generation_request: GenerationRequest, item_ids: list[int]
+) -> None:
+    """Inside the same transaction: the items the request created."""
+    generation_request.item_ids = list(item_ids)
+    generation_request.save(update_fields=["item_ids"])
 
 
 def _save_one(
