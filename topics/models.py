@@ -61,6 +61,9 @@ class ContentItem(models.Model):
     status = models.CharField(max_length=32, choices=Status.choices, default=Status.DRAFT)
     # Mirrors content_data["storagePath"] so reconciliation and uniqueness use an index.
     storage_path = models.CharField(max_length=512, blank=True, default="", db_index=True)
+    # Mirrors content_data["storageBucket"]: the bucket the video is in ("" = the configured
+    # one, for rows stored before buckets were recorded, and for local files).
+    storage_bucket = models.CharField(max_length=63, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -50,6 +50,7 @@ def _storage_path(content_data: dict) -> str:
 
 def _save_item(topic: Topic, generated: GeneratedContent, cleaned: dict) -> ContentItem:
     new_path = cleaned.get("storagePath", "")
+    new_bucket = cleaned.get("storageBucket", "")
     if generated.content_item_id is None:
         return ContentItem.objects.create(
             topic=topic,
@@ -57,17 +58,21 @@ def _save_item(topic: Topic, generated: GeneratedContent, cleaned: dict) -> Cont
             content_data=cleaned,
             status=generated.status,
             storage_path=new_path,
+            storage_bucket=new_bucket,
         )
     item = ContentItem.objects.select_for_update().get(pk=generated.content_item_id, topic=topic)
-    old_path = item.storage_path
+    old_path, old_bucket = item.storage_path, item.storage_bucket
     item.content_type = generated.content_type
     item.content_data = cleaned
     item.status = generated.status
     item.storage_path = new_path
+    item.storage_bucket = new_bucket
     item.save()
-    if old_path and old_path != new_path:
+    if old_path and (old_path, old_bucket) != (new_path, new_bucket):
         # The old object goes only once the new row has committed.
-        ledger.schedule_delete(old_path, reason=f"replaced on content item {item.pk}")
+        ledger.schedule_delete(
+            old_path, reason=f"replaced on content item {item.pk}", bucket=old_bucket
+        )
     return item
 
 
@@ -251,19 +256,20 @@ def content_item_mark_needs_regeneration(
         data["duration_seconds"] = item.content_data.get("duration_seconds")
         data["metadata"] = {**(data.get("metadata") or {}), "storage_problem": reason}
         item.content_data = clean_content_data(item.content_type, data, require_video=False)
-        item.storage_path = ""
+        item.storage_path = item.storage_bucket = ""
         item.status = ContentItem.Status.NEEDS_REGENERATION
-        item.save(update_fields=["content_data", "storage_path", "status", "updated_at"])
+        item.save(update_fields=["content_data", "storage_path", "storage_bucket", "status",
+                                 "updated_at"])  # fmt: skip
     return True
 
 
 def delete_content_item(*, content_item: ContentItem) -> None:
     """Delete an item; its stored object is deleted after the row's deletion commits."""
     with transaction.atomic():
-        storage_path = content_item.storage_path
+        storage_path, bucket = content_item.storage_path, content_item.storage_bucket
         content_item.delete()
         if storage_path:
-            ledger.schedule_delete(storage_path, reason="content item deleted")
+            ledger.schedule_delete(storage_path, reason="content item deleted", bucket=bucket)
 
 
 def delete_topic(*, topic: Topic) -> int:

@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 from typing import BinaryIO
 
 from django.conf import settings
-from django.core.files.storage import Storage, default_storage
+from django.core.files.storage import Storage, default_storage, storages
 from django.utils import timezone
 
 from videostore.errors import (
@@ -58,6 +58,7 @@ class StoredVideo:
     duration_seconds: float | None
     width: int | None
     height: int | None
+    storage_bucket: str = ""  # "" for local files
 
     def as_metadata(self) -> dict:
         """The original system's metadata (camelCase keys), plus what the file itself says."""
@@ -70,6 +71,7 @@ class StoredVideo:
             "uploadedAt": self.uploaded_at.astimezone(UTC)
             .isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"),
+            "storageBucket": self.storage_bucket,
             "checksum": self.checksum,
             "duration_seconds": self.duration_seconds,
             "width": self.width,
@@ -150,6 +152,23 @@ class VideoStorage:
         # Resolved at call time, so settings overrides (tests, management commands) apply.
         return self._storage if self._storage is not None else default_storage
 
+    @property
+    def bucket(self) -> str:
+        """The bucket this storage's videos are in; "" for local files."""
+        return getattr(self.storage, "bucket_name", "") or ""
+
+    def in_bucket(self, bucket: str) -> "VideoStorage":
+        """The videos of `bucket` (a row's or a ledger entry's): this storage when it is that
+        bucket or none is named (rows from before buckets were recorded), else the same
+        backend and credentials pointed at `bucket`."""
+        if not bucket or bucket == self.bucket:
+            return self
+        if not self.bucket:
+            raise StorageUnavailable(f"Bucket {bucket!r} cannot be reached with local storage.")
+        config = settings.STORAGES["default"]
+        options = {**config.get("OPTIONS", {}), "bucket_name": bucket}
+        return VideoStorage(storages.create_storage({**config, "OPTIONS": options}))
+
     def new_storage_path(self, video_id: str) -> str:
         """A fresh key, `avatar_videos/avatar_<safe id>_<8 hex>.mp4`; keys are never reused."""
         name = f"avatar_{safe_video_id(video_id)}_{secrets.token_hex(4)}.mp4"
@@ -225,6 +244,7 @@ class VideoStorage:
             duration_seconds=reader.info.duration_seconds,
             width=reader.info.width,
             height=reader.info.height,
+            storage_bucket=self.bucket,
         )
         logger.info(
             "video stored at %s (%d bytes)",

@@ -36,6 +36,9 @@ def human_report(report: ReconcileReport, *, fix: bool) -> str:
         f"ledger: pending uploads {report.pending_uploads}, "
         f"pending deletes {report.pending_deletes} (failed deletes {report.failed_deletes})",
     ]
+    if report.other_buckets:
+        lines.append("rows in other buckets (not checked here): " + ", ".join(
+            f"{bucket} {rows}" for bucket, rows in report.other_buckets.items()))  # fmt: skip
     lines += _sample_lines(
         "orphans", samples.get("orphans", []), report.orphans,
         lambda s: f"{s['storage_path']} ({s['size']} bytes)",
