@@ -170,7 +170,7 @@ def test_human_output_lists_sample_paths_and_suggests_fix(s3_server):
 def test_a_row_that_moved_on_since_the_listing_is_never_marked(s3_server, bucket_keys):
     """The listing and the rows are two moments: a regenerate that replaced the object in
     between must not be undone (the item keeps its new, stored video)."""
-    from avatars.reconcile import ReconcileReport, _handle_dangling
+    from topics.reconcile import ReconcileReport, _handle_dangling
     from videostore.storage import VideoStorage
 
     topic = make_topic()
@@ -225,3 +225,39 @@ def test_check_reports_an_abandoned_upload_exactly_as_fix_removes_it(s3_server, 
         (live, "upload")
     ]
     assert reconcile()[0] == 0
+
+
+def test_the_reconcile_schedule_follows_the_module_to_topics():
+    """topics 0007 points the periodic task of avatars 0003 at topics.reconcile."""
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.utils.module_loading import import_string
+    from django_q.models import Schedule
+
+    migration = import_module("topics.migrations.0007_reconcile_moves_to_topics")
+    Schedule.objects.update_or_create(
+        name="avatars: reconcile storage",
+        defaults={"func": "avatars.reconcile.scheduled_reconcile", "schedule_type": "H"},
+    )
+    migration.rename_schedule(apps, None)
+    schedule = Schedule.objects.get(name="avatars: reconcile storage")
+    assert schedule.func == "topics.reconcile.scheduled_reconcile"
+    assert callable(import_string(schedule.func))
+
+
+def test_only_the_ledger_module_writes_ledger_rows():
+    """One owner per table's writes: outside videostore, ledger rows are only read."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    write = re.compile(r"UploadLedgerEntry\.objects[\s\S]{0,200}?\.(create|update|delete|"
+                       r"update_or_create|get_or_create|bulk_create)\(")  # fmt: skip
+    offenders = [
+        str(path.relative_to(root))
+        for package in ("studio", "avatars", "topics")
+        for path in (root / package).rglob("*.py")
+        if "migrations" not in path.parts and write.search(path.read_text())
+    ]
+    assert offenders == []

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from avatars.reconcile import ReconcileReport, reconcile_storage
+from topics.reconcile import ReconcileReport, reconcile_storage
 from videostore.errors import StorageUnavailable
 
 #: Sample paths printed per problem in the human output (the JSON has up to 50).
