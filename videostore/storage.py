@@ -146,6 +146,7 @@ class VideoStorage:
 
     def __init__(self, storage: Storage | None = None):
         self._storage = storage
+        self._other_buckets: dict[str, VideoStorage] = {}
 
     @property
     def storage(self) -> Storage:
@@ -165,9 +166,12 @@ class VideoStorage:
             return self
         if not self.bucket:
             raise StorageUnavailable(f"Bucket {bucket!r} cannot be reached with local storage.")
-        config = settings.STORAGES["default"]
-        options = {**config.get("OPTIONS", {}), "bucket_name": bucket}
-        return VideoStorage(storages.create_storage({**config, "OPTIONS": options}))
+        if bucket not in self._other_buckets:  # e.g. a page of cards: one client per bucket
+            config = settings.STORAGES["default"]
+            options = {**config.get("OPTIONS", {}), "bucket_name": bucket}
+            storage = storages.create_storage({**config, "OPTIONS": options})
+            self._other_buckets[bucket] = VideoStorage(storage)
+        return self._other_buckets[bucket]
 
     def new_storage_path(self, video_id: str) -> str:
         """A fresh key, `avatar_videos/avatar_<safe id>_<8 hex>.mp4`; keys are never reused."""
