@@ -77,6 +77,15 @@ class DownloadNotAllowed(DownloadError):
     retryable = False
 
 
+class AlreadyQueued(AvatarVideoError):
+    """A generate form was posted twice (same token): nothing new was queued; `jobs` are the
+    first post's."""
+
+    def __init__(self, message: str, *, jobs: list):
+        super().__init__(message)
+        self.jobs = jobs
+
+
 #: What a generation step may raise and handle as "this video failed or must wait": the
 #: provider's errors and the stored-video lifecycle's.
 GENERATION_ERRORS: tuple[type[Exception], ...] = (AvatarVideoError, VideoStoreError)

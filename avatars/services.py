@@ -4,13 +4,15 @@ the door; the rows are written with their jobs in one transaction, and the worke
 only after it commits."""
 
 import logging
+import uuid
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from avatars import jobs, leases
-from avatars.errors import InvalidRequest
+from avatars.errors import AlreadyQueued, InvalidRequest
 from avatars.models import VideoJob
+from topics import services as topic_services
 from topics import validators
 from topics.models import ContentItem, Topic
 from topics.services import content_item_create_avatar_video
@@ -118,14 +120,47 @@ def request_avatar_video_batch(
 def generate_videos(
     *, topic: Topic, scripts: list[str], language: str = "", avatar_id: str = "",
     voice_id: str = "", titles: list[str] | None = None,
+    request_token: uuid.UUID | None = None,
 ) -> list[VideoJob]:  # fmt: skip
     """One new item and one job per script (several in one transaction): the topic's next
-    lessons in the scripts' order, titled by `titles` (blank or missing: from the script)."""
+    lessons in the scripts' order, titled by `titles` (blank or missing: from the script).
+
+    With `request_token` (one per rendered form) the token is recorded in the same
+    transaction as the items: a second request with it queues nothing and raises
+    AlreadyQueued with the first request's jobs."""
     options = {"language": language, "avatar_id": avatar_id, "voice_id": voice_id}
+    if request_token is None:
+        return _queue(topic, scripts, titles, options)
+    with transaction.atomic():
+        generation_request, claimed = topic_services.generation_request_claim(
+            token=request_token, topic=topic
+        )
+        if not claimed:
+            raise AlreadyQueued(
+                "These videos were already queued.",
+                jobs=_first_jobs(generation_request.item_ids),
+            )
+        queued = _queue(topic, scripts, titles, options)
+        topic_services.generation_request_set_items(
+            generation_request=generation_request, item_ids=[job.content_item_id for job in queued]
+        )
+    return queued
+
+
+def _queue(topic: Topic, scripts: list[str], titles: list[str] | None,
+           options: dict) -> list[VideoJob]:  # fmt: skip
     if len(scripts) == 1:
         title = (titles or [""])[0]
         return [request_avatar_video(topic=topic, script=scripts[0], title=title, **options)]
     return request_avatar_video_batch(topic=topic, scripts=scripts, titles=titles, **options)
+
+
+def _first_jobs(item_ids: list[int]) -> list[VideoJob]:
+    """The job each item was created with (items deleted since have none)."""
+    first: dict[int, VideoJob] = {}
+    for job in VideoJob.objects.filter(content_item_id__in=item_ids).order_by("pk"):
+        first.setdefault(job.content_item_id, job)
+    return [first[item_id] for item_id in item_ids if item_id in first]
 
 
 def regenerate_video(*, content_item: ContentItem) -> VideoJob:

@@ -78,7 +78,7 @@ def populate(count: int) -> dict:
 
 
 def reconcile() -> dict:
-    from avatars.reconcile import reconcile_storage
+    from topics.reconcile import reconcile_storage
 
     before = rss_mib()
     started = time.perf_counter()

@@ -187,6 +187,11 @@ STATIC_ROOT = Path(_env("STATIC_ROOT") or BASE_DIR / "staticfiles")
 STATIC_MANIFEST = _env_bool("DJANGO_STATIC_MANIFEST", not DEBUG)
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(_env("MEDIA_ROOT") or BASE_DIR / "media")
+# The only files the studio accepts are scripts files (1 MiB): each is kept in memory up to its
+# cap plus one byte and the rest of a larger body is dropped as it streams in, never spooled
+# to disk (studio/uploads.py); a form has one file field, so a post needs no more than a few.
+FILE_UPLOAD_HANDLERS = ["studio.uploads.CappedMemoryUploadHandler"]
+DATA_UPLOAD_MAX_NUMBER_FILES = 4
 
 SUPABASE_URL = _env("SUPABASE_URL").rstrip("/")
 SUPABASE_S3_ACCESS_KEY_ID = _env("SUPABASE_S3_ACCESS_KEY_ID")

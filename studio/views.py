@@ -18,7 +18,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods
 
 from avatars import services as generation
-from avatars.errors import GENERATION_ERRORS
+from avatars.errors import GENERATION_ERRORS, AlreadyQueued
 from avatars.selectors import topic_videos_page
 from studio.cards import video_card, video_cards
 from studio.permissions import (
@@ -135,7 +135,13 @@ def generate_video(request, topic_id: int):
             jobs = generation.generate_videos(topic=topic, scripts=data["scripts"],
                                           language=data["language"], avatar_id=data["avatar_id"],
                                           voice_id=data["voice_id"],
-                                          titles=data["titles"])  # fmt: skip
+                                          titles=data["titles"],
+                                          request_token=data["request_token"])  # fmt: skip
+        except AlreadyQueued as repeat:  # the same form posted again: show the first result
+            ids = ", ".join(str(job.pk) for job in repeat.jobs)
+            messages.info(request, f"{repeat} Nothing new was queued" +
+                          (f" (job {ids})." if ids else "."))  # fmt: skip
+            return redirect("studio:topic-detail", topic_id=topic.pk)
         except GENERATION_ERRORS as error:
             form.add_error("script", str(error))
         else:

@@ -4,10 +4,10 @@ import logging
 
 import pytest
 
-from avatars.reconcile import reconcile_storage
 from tests.builders import make_stored_item, make_topic
 from tests.conftest import BUCKET
 from tests.test_multipart import abort_all
+from topics.reconcile import reconcile_storage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -17,7 +17,7 @@ def test_the_reconcile_line_names_its_counts_and_sample_paths(s3_server, caplog)
     s3_server.client().put_object(Bucket=BUCKET, Key="avatar_videos/avatar_lf_orphan.mp4",
                                   Body=b"x")  # fmt: skip
     make_stored_item(make_topic(), "avatar_videos/avatar_lf_gone.mp4", 10)
-    caplog.set_level(logging.INFO, logger="avatars.reconcile")
+    caplog.set_level(logging.INFO, logger="topics.reconcile")
 
     reconcile_storage(grace_seconds=0)
 

@@ -170,7 +170,7 @@ def test_human_output_lists_sample_paths_and_suggests_fix(s3_server):
 def test_a_row_that_moved_on_since_the_listing_is_never_marked(s3_server, bucket_keys):
     """The listing and the rows are two moments: a regenerate that replaced the object in
     between must not be undone (the item keeps its new, stored video)."""
-    from avatars.reconcile import ReconcileReport, _handle_dangling
+    from topics.reconcile import ReconcileReport, _handle_dangling
     from videostore.storage import VideoStorage
 
     topic = make_topic()
@@ -188,3 +188,76 @@ def test_a_row_that_moved_on_since_the_listing_is_never_marked(s3_server, bucket
     assert item.status == ContentItem.Status.READY
     assert item.storage_path == "avatar_videos/avatar_new.mp4"
     assert bucket_keys() == ["avatar_videos/avatar_new.mp4"]
+
+
+def test_check_reports_an_abandoned_upload_exactly_as_fix_removes_it(s3_server, bucket_keys):
+    """A worker whose lease ended never commits its upload: the check calls the object an
+    orphan (young as it is) and exits 1; the fix deletes those same paths and exits 0."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    abandoned, live = "avatar_videos/avatar_abandoned.mp4", "avatar_videos/avatar_live.mp4"
+    UploadLedgerEntry.objects.create(
+        storage_path=abandoned,
+        owner="worker-1",
+        lease_expires_at=timezone.now() - timedelta(seconds=5),
+    )
+    UploadLedgerEntry.objects.create(
+        storage_path=live, owner="worker-2", lease_expires_at=timezone.now() + timedelta(minutes=5)
+    )
+    put(s3_server, abandoned)
+    put(s3_server, live)
+
+    code, check = reconcile()
+    assert code == 1
+    assert (check["orphans"], check["orphans_in_grace"], check["problems"]) == (1, 1, 1)
+    assert (check["pending_uploads"], check["pending_deletes"]) == (1, 1)
+    assert sorted(bucket_keys()) == [abandoned, live]  # a check changes nothing
+    assert UploadLedgerEntry.objects.get(storage_path=abandoned).intent == "upload"
+
+    code, fixed = reconcile("--fix")
+    assert code == 0 and fixed["deleted_orphans"] == 1
+    assert fixed["samples"]["orphans"] == check["samples"]["orphans"]
+    assert [sample["storage_path"] for sample in check["samples"]["orphans"]] == [abandoned]
+    assert bucket_keys() == [live]
+    assert list(UploadLedgerEntry.objects.values_list("storage_path", "intent")) == [
+        (live, "upload")
+    ]
+    assert reconcile()[0] == 0
+
+
+def test_the_reconcile_schedule_follows_the_module_to_topics():
+    """topics 0007 points the periodic task of avatars 0003 at topics.reconcile."""
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.utils.module_loading import import_string
+    from django_q.models import Schedule
+
+    migration = import_module("topics.migrations.0008_reconcile_moves_to_topics")
+    Schedule.objects.update_or_create(
+        name="avatars: reconcile storage",
+        defaults={"func": "avatars.reconcile.scheduled_reconcile", "schedule_type": "H"},
+    )
+    migration.rename_schedule(apps, None)
+    schedule = Schedule.objects.get(name="avatars: reconcile storage")
+    assert schedule.func == "topics.reconcile.scheduled_reconcile"
+    assert callable(import_string(schedule.func))
+
+
+def test_only_the_ledger_module_writes_ledger_rows():
+    """One owner per table's writes: outside videostore, ledger rows are only read."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    write = re.compile(r"UploadLedgerEntry\.objects[\s\S]{0,200}?\.(create|update|delete|"
+                       r"update_or_create|get_or_create|bulk_create)\(")  # fmt: skip
+    offenders = [
+        str(path.relative_to(root))
+        for package in ("studio", "avatars", "topics")
+        for path in (root / package).rglob("*.py")
+        if "migrations" not in path.parts and write.search(path.read_text())
+    ]
+    assert offenders == []

@@ -89,6 +89,7 @@ def test_upload_from_chunks_stores_the_video_with_complete_metadata(
         "fileType": "video/mp4",
         "storagePath": storage_path,
         "uploadedAt": metadata["uploadedAt"],
+        "storageBucket": BUCKET,
         "checksum": hashlib.sha256(sample_bytes).hexdigest(),
         "duration_seconds": 2.0,
         "width": 320,

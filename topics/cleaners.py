@@ -3,12 +3,14 @@
 An avatar video's content_data (camelCase keys kept from the original system):
     script, videoUrl, videoId, duration_seconds,
     fileUrl, fileName, fileSize, fileType, storagePath, uploadedAt   (storage metadata)
+    storageBucket                                                    (absent: the configured one)
     checksum, width, height                                          (read from the bytes)
     metadata: {heygen_video_url, storage_fallback, storage_problem, offline_preview,
                pending_video_id}
 Storage metadata is all or nothing: a row never points at an object it cannot describe.
 """
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +19,8 @@ from videostore.errors import InvalidStoragePath
 from videostore.storage import STORAGE_METADATA_FIELDS, validate_storage_path
 
 _NUMBER = (int, float)
+#: S3 bucket names: 3 to 63 lowercase letters, digits, dots and hyphens.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 AVATAR_VIDEO_FIELDS: dict[str, tuple[type, ...]] = {
     "script": (str,),
     "videoUrl": (str,),
@@ -28,6 +32,7 @@ AVATAR_VIDEO_FIELDS: dict[str, tuple[type, ...]] = {
     "fileType": (str,),
     "storagePath": (str,),
     "uploadedAt": (str,),
+    "storageBucket": (str,),
     "checksum": (str,),
     "width": (int,),
     "height": (int,),
@@ -78,6 +83,8 @@ def _check_storage_metadata(cleaned: dict) -> None:
         raise InvalidContentData(
             f"content_data.storagePath must be a path under the video prefix: {error}"
         ) from error
+    if "storageBucket" in cleaned and not _BUCKET.match(cleaned["storageBucket"]):
+        raise InvalidContentData("content_data.storageBucket must be a bucket name.")
     if cleaned["fileSize"] < 0:
         raise InvalidContentData("content_data.fileSize must not be negative.")
     try:
@@ -99,6 +106,8 @@ def clean_avatar_video_data(data: Any, *, require_video: bool = True) -> dict:
     if isinstance(storage_metadata, dict) and "storagePath" not in cleaned:
         cleaned.update(_pick(storage_metadata, AVATAR_VIDEO_FIELDS, "metadata.storage_metadata."))
     _check_storage_metadata(cleaned)
+    if "storagePath" not in cleaned:
+        cleaned.pop("storageBucket", None)  # the bucket of no stored object
     if require_video and not cleaned.get("videoUrl") and not cleaned.get("fileUrl"):
         raise InvalidContentData("content_data for an avatar video needs videoUrl or fileUrl.")
     metadata = _pick(nested, AVATAR_VIDEO_METADATA_FIELDS, "metadata.")

@@ -1,9 +1,17 @@
 """Forms of the studio pages. Field rules come from topics.validators and topics.scripts."""
 
+import uuid
+
 from django import forms
 from django.core.exceptions import ValidationError
 
-from topics.scripts import check_script_count, check_titles, lessons_from_file, split_scripts
+from topics.scripts import (
+    SCRIPT_FILE_MAX_BYTES,
+    check_script_count,
+    check_titles,
+    lessons_from_file,
+    split_scripts,
+)
 from topics.validators import (
     LANGUAGE_MAX_CHARS,
     TITLE_MAX_CHARS,
@@ -52,12 +60,15 @@ class GenerateAvatarVideoForm(forms.Form):
     language = forms.CharField(max_length=LANGUAGE_MAX_CHARS, help_text=LANGUAGE_HELP)
     avatar_id = forms.CharField(max_length=128, required=False, help_text="Blank: the default.")
     voice_id = forms.CharField(max_length=128, required=False, help_text="Blank: the default.")
+    # One per rendered form: posting the same form twice queues its videos once.
+    request_token = forms.UUIDField(widget=forms.HiddenInput, required=False, initial=uuid.uuid4)
 
     def clean_scripts_file(self) -> list[tuple[str, str]]:
         upload = self.cleaned_data.get("scripts_file")
         if not upload:
             return []
-        return lessons_from_file(upload.name, upload.read(upload.size + 1))
+        # The cap plus one byte is enough to refuse a larger file; never read it whole.
+        return lessons_from_file(upload.name, upload.read(SCRIPT_FILE_MAX_BYTES + 1))
 
     def clean_language(self) -> str:
         return validate_language_tag(self.cleaned_data["language"])

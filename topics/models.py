@@ -71,6 +71,9 @@ class ContentItem(models.Model):
     status = models.CharField(max_length=32, choices=Status.choices, default=Status.DRAFT)
     # Mirrors content_data["storagePath"] so reconciliation and uniqueness use an index.
     storage_path = models.CharField(max_length=512, blank=True, default="", db_index=True)
+    # Mirrors content_data["storageBucket"]: the bucket the video is in ("" = the configured
+    # one, for rows stored before buckets were recorded, and for local files).
+    storage_bucket = models.CharField(max_length=63, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -105,3 +108,22 @@ class ContentItem(models.Model):
             if kwargs.get("update_fields") is not None:
                 kwargs["update_fields"] = {*kwargs["update_fields"], "title"}
         super().save(*args, **kwargs)
+
+
+class GenerationRequest(models.Model):
+    """One submitted generate form, by the token it was rendered with: a second post of the
+    same form (a double click, a resubmit after a timeout) finds it and queues nothing.
+
+    Written in the same transaction as the items it created, so the token is never recorded
+    without its items, nor the items without their token."""
+
+    token = models.UUIDField(unique=True)
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="generation_requests")
+    item_ids = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Generation request {self.token} ({len(self.item_ids)} item(s))"

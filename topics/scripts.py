@@ -12,7 +12,7 @@ import re
 
 from django.core.exceptions import ValidationError
 
-from topics.validators import validate_title
+from topics.validators import validate_plain_text, validate_title
 
 #: At least one line holding nothing but whitespace separates two scripts.
 _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
@@ -60,6 +60,7 @@ def lessons_from_file(name: str, content: bytes) -> list[tuple[str, str]]:
         raise ValidationError(
             "The scripts file is not UTF-8 text.", code="script_file_encoding"
         ) from error
+    validate_plain_text(text, label="The scripts file")
     if suffix == ".csv":
         return _csv_lessons(text)
     return [(script, "") for script in split_scripts(text)]

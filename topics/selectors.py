@@ -58,7 +58,8 @@ def video_view(item: ContentItem, video_storage: VideoStorage | None = None) -> 
     rows play from the provider URL they hold; rows without any URL have no player."""
     data = item.content_data or {}
     if item.storage_path:
-        play_url = (video_storage or VideoStorage()).public_or_signed_url(item.storage_path)
+        storage = (video_storage or VideoStorage()).in_bucket(item.storage_bucket)
+        play_url = storage.public_or_signed_url(item.storage_path)
     else:
         play_url = data.get("videoUrl") or ""
     if not play_url:

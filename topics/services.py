@@ -1,15 +1,16 @@
 """Writes for topics and their content items. Every write in the app goes through a service."""
 
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 
 from topics.cleaners import clean_content_data
 from topics.errors import StaleItem
-from topics.models import ContentItem, Topic
+from topics.models import ContentItem, GenerationRequest, Topic
 from topics.validators import default_title, validate_title
 from videostore import ledger
 from videostore.storage import MEASURED_FIELDS, STORAGE_METADATA_FIELDS
@@ -63,6 +64,7 @@ def _lock_topic_lessons(topic_id: int) -> int:
 
 def _save_item(topic: Topic, generated: GeneratedContent, cleaned: dict) -> ContentItem:
     new_path = cleaned.get("storagePath", "")
+    new_bucket = cleaned.get("storageBucket", "")
     if generated.content_item_id is None:
         return ContentItem.objects.create(
             topic=topic,
@@ -71,21 +73,25 @@ def _save_item(topic: Topic, generated: GeneratedContent, cleaned: dict) -> Cont
             status=generated.status,
             storage_path=new_path,
             position=_lock_topic_lessons(topic.pk),
+            storage_bucket=new_bucket,
         )
     item = ContentItem.objects.select_for_update().get(pk=generated.content_item_id, topic=topic)
     expected = generated.expected_video_id
     if expected is not None and waiting_render(item) != expected:
         raise StaleItem(f"content item {item.pk} no longer waits for render "
                         f"{generated.expected_video_id}")  # fmt: skip
-    old_path = item.storage_path
+    old_path, old_bucket = item.storage_path, item.storage_bucket
     item.content_type = generated.content_type
     item.content_data = cleaned
     item.status = generated.status
     item.storage_path = new_path
+    item.storage_bucket = new_bucket
     item.save()
-    if old_path and old_path != new_path:
+    if old_path and (old_path, old_bucket) != (new_path, new_bucket):
         # The old object goes only once the new row has committed.
-        ledger.schedule_delete(old_path, reason=f"replaced on content item {item.pk}")
+        ledger.schedule_delete(
+            old_path, reason=f"replaced on content item {item.pk}", bucket=old_bucket
+        )
     return item
 
 
@@ -238,6 +244,28 @@ def content_item_move(*, content_item: ContentItem, direction: str) -> bool:
     return True
 
 
+def generation_request_claim(*, token: uuid.UUID, topic: Topic) -> tuple[GenerationRequest, bool]:
+    """Inside the caller's transaction: record a generate form's token (True), or return the
+    request that already used it (False). The unique index makes a concurrent post of the same
+    token wait for the first transaction: it then finds the committed request, or claims the
+    token itself if the first rolled back."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("generation_request_claim must run inside the items' transaction.")
+    try:
+        with transaction.atomic():
+            return GenerationRequest.objects.create(token=token, topic=topic), True
+    except IntegrityError:
+        return GenerationRequest.objects.get(token=token), False
+
+
+def generation_request_set_items(
+    *, generation_request: GenerationRequest, item_ids: list[int]
+) -> None:
+    """Inside the same transaction: the items the request created."""
+    generation_request.item_ids = list(item_ids)
+    generation_request.save(update_fields=["item_ids"])
+
+
 def _save_one(
     *,
     content_item: ContentItem,
@@ -373,9 +401,10 @@ def content_item_mark_needs_regeneration(
         data["duration_seconds"] = item.content_data.get("duration_seconds")
         data["metadata"] = {**(data.get("metadata") or {}), "storage_problem": reason}
         item.content_data = clean_content_data(item.content_type, data, require_video=False)
-        item.storage_path = ""
+        item.storage_path = item.storage_bucket = ""
         item.status = ContentItem.Status.NEEDS_REGENERATION
-        item.save(update_fields=["content_data", "storage_path", "status", "updated_at"])
+        item.save(update_fields=["content_data", "storage_path", "storage_bucket", "status",
+                                 "updated_at"])  # fmt: skip
     return True
 
 
@@ -389,10 +418,10 @@ def delete_content_item(*, content_item: ContentItem) -> bool:
         item = ContentItem.objects.select_for_update().filter(pk=content_item.pk).first()
         if item is None:
             return False
-        storage_path = item.storage_path
+        storage_path, bucket = item.storage_path, item.storage_bucket
         item.delete()
         if storage_path:
-            ledger.schedule_delete(storage_path, reason="content item deleted")
+            ledger.schedule_delete(storage_path, reason="content item deleted", bucket=bucket)
     return True
 
 

@@ -13,10 +13,11 @@ turned into a delete fails cleanly (`UploadLost`) and the object is copied again
 """
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from videostore.errors import StorageUnavailable, VideoStoreError
@@ -34,18 +35,22 @@ class UploadLost(VideoStoreError):
 
 
 def register_pending_upload(
-    storage_path: str, *, reason: str = "", owner: str = "", lease_seconds: float | None = None
-) -> None:
+    storage_path: str, *, reason: str = "", owner: str = "", lease_seconds: float | None = None,
+    bucket: str | None = None,
+) -> None:  # fmt: skip
     """Commit a record of the object about to be written, before any byte is sent.
 
     `owner` and `lease_seconds`: the live process that will reference it; without a lease the
-    entry is swept only by an explicit grace period (`expire_stale_uploads`)."""
+    entry is swept only by an explicit grace period (`expire_stale_uploads`). `bucket`: where
+    it is written (default: the configured bucket, recorded now so that a later change of the
+    setting still cleans up the right one)."""
     if transaction.get_connection().in_atomic_block:
         # Inside a transaction the record would vanish with a rollback: refuse loudly.
         raise RuntimeError("register_pending_upload must run outside a database transaction.")
     lease = timezone.now() + timedelta(seconds=lease_seconds) if lease_seconds else None
     UploadLedgerEntry.objects.create(
         storage_path=storage_path,
+        bucket=VideoStorage().bucket if bucket is None else bucket,
         intent=Intent.UPLOAD,
         reason=reason[:255],
         owner=owner[:64],
@@ -89,19 +94,27 @@ def mark_referenced(storage_paths: list[str], *, owner: str | None = None) -> No
     UploadLedgerEntry.objects.filter(storage_path__in=storage_paths).delete()
 
 
-def schedule_delete(storage_path: str, *, reason: str) -> None:
-    """Inside a transaction: delete the object once (and only if) the transaction commits."""
+def schedule_delete(storage_path: str, *, reason: str, bucket: str = "") -> None:
+    """Inside a transaction: delete the object (of `bucket`; "" the configured one) once, and
+    only if, the transaction commits."""
     UploadLedgerEntry.objects.update_or_create(
         storage_path=storage_path,
-        defaults={"intent": Intent.DELETE, "reason": reason[:255], "lease_expires_at": None},
-    )
+        defaults={"intent": Intent.DELETE, "reason": reason[:255], "lease_expires_at": None,
+                  "bucket": bucket},
+    )  # fmt: skip
     transaction.on_commit(lambda: delete_now(storage_path))
 
 
 def delete_now(storage_path: str, *, video_storage: VideoStorage | None = None) -> bool:
-    """Delete the object and its ledger entry; on failure keep the entry with the error."""
+    """Delete the object, in the bucket its entry names, and the entry; on failure keep the
+    entry with the error."""
+    entry_bucket = (
+        UploadLedgerEntry.objects.filter(storage_path=storage_path)
+        .values_list("bucket", flat=True)
+        .first()
+    )
     try:
-        (video_storage or VideoStorage()).delete_video(storage_path)
+        (video_storage or VideoStorage()).in_bucket(entry_bucket or "").delete_video(storage_path)
     except StorageUnavailable as error:
         UploadLedgerEntry.objects.filter(storage_path=storage_path).update(
             intent=Intent.DELETE,
@@ -147,6 +160,30 @@ def retry_pending_deletes(*, limit: int = 500) -> dict:
     return {"deleted": done, "failed": failed}
 
 
+def claim_orphan(storage_path: str, *, bucket: str, is_referenced: Callable[[str], bool]) -> bool:
+    """Under the entry's lock: the object is still nobody's (no pending upload and, by
+    `is_referenced`, no row pointing at it), and a delete entry now records that it must go.
+    False when a save holds the entry, an upload is pending or a row references it."""
+    with transaction.atomic():
+        entry = (
+            UploadLedgerEntry.objects.select_for_update(skip_locked=True)
+            .filter(storage_path=storage_path)
+            .first()
+        )
+        if entry is None and UploadLedgerEntry.objects.filter(storage_path=storage_path).exists():
+            return False  # locked by a save in progress
+        if entry is not None and entry.intent == Intent.UPLOAD:
+            return False
+        if is_referenced(storage_path):
+            return False
+        UploadLedgerEntry.objects.update_or_create(
+            storage_path=storage_path,
+            defaults={"intent": Intent.DELETE, "reason": "orphan found by reconcile",
+                      "lease_expires_at": None, "bucket": bucket},
+        )  # fmt: skip
+    return True
+
+
 def _give_up(entries_filter: Q, reason: str, *, limit: int = 1000) -> int:
     """Turn the matching pending uploads into deletes, each under a lock we can take now."""
     with transaction.atomic():
@@ -181,6 +218,28 @@ def expire_stale_uploads(*, grace_seconds: int) -> int:
         )
         + expire_dead_uploads()
     )
+
+
+def _abandoned_uploads(*, grace_seconds: int) -> Q:
+    """The pending uploads `expire_stale_uploads(grace_seconds=...)` gives up: the owner's lease
+    has ended, or (unleased) the entry is older than the grace period."""
+    now = timezone.now()
+    return Q(intent=Intent.UPLOAD) & (
+        Q(lease_expires_at__lt=now)
+        | Q(lease_expires_at__isnull=True, created_at__lte=now - timedelta(seconds=grace_seconds))
+    )
+
+
+def intents_after_expiry(*, grace_seconds: int) -> dict[str, str]:
+    """Every entry's intent by storage path, as `expire_stale_uploads` would leave it (an
+    abandoned upload is a delete). A read: a check reports what a fix would find."""
+    entries = UploadLedgerEntry.objects.annotate(
+        effective=Case(
+            When(_abandoned_uploads(grace_seconds=grace_seconds), then=Value(Intent.DELETE)),
+            default=F("intent"),
+        )
+    )
+    return dict(entries.values_list("storage_path", "effective"))
 
 
 def upload_lease_is_live(storage_path: str) -> bool:

@@ -19,6 +19,8 @@ class UploadLedgerEntry(models.Model):
         DELETE = "delete", "Delete pending"
 
     storage_path = models.CharField(max_length=512, unique=True)
+    # The object's bucket: "" is the configured one (entries from before buckets were kept).
+    bucket = models.CharField(max_length=63, blank=True, default="")
     intent = models.CharField(max_length=16, choices=Intent.choices, default=Intent.UPLOAD)
     reason = models.CharField(max_length=255, blank=True)
     attempts = models.PositiveIntegerField(default=0)

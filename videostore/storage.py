@@ -19,7 +19,7 @@ from typing import BinaryIO
 from urllib.parse import quote
 
 from django.conf import settings
-from django.core.files.storage import Storage, default_storage
+from django.core.files.storage import Storage, default_storage, storages
 from django.utils import timezone
 
 from videostore.errors import (
@@ -59,6 +59,7 @@ class StoredVideo:
     duration_seconds: float | None
     width: int | None
     height: int | None
+    storage_bucket: str = ""  # "" for local files
 
     def as_metadata(self) -> dict:
         """The original system's metadata (camelCase keys), plus what the file itself says."""
@@ -71,6 +72,7 @@ class StoredVideo:
             "uploadedAt": self.uploaded_at.astimezone(UTC)
             .isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"),
+            "storageBucket": self.storage_bucket,
             "checksum": self.checksum,
             "duration_seconds": self.duration_seconds,
             "width": self.width,
@@ -171,11 +173,32 @@ class VideoStorage:
 
     def __init__(self, storage: Storage | None = None):
         self._storage = storage
+        self._other_buckets: dict[str, VideoStorage] = {}
 
     @property
     def storage(self) -> Storage:
         # Resolved at call time, so settings overrides (tests, management commands) apply.
         return self._storage if self._storage is not None else default_storage
+
+    @property
+    def bucket(self) -> str:
+        """The bucket this storage's videos are in; "" for local files."""
+        return getattr(self.storage, "bucket_name", "") or ""
+
+    def in_bucket(self, bucket: str) -> "VideoStorage":
+        """The videos of `bucket` (a row's or a ledger entry's): this storage when it is that
+        bucket or none is named (rows from before buckets were recorded), else the same
+        backend and credentials pointed at `bucket`."""
+        if not bucket or bucket == self.bucket:
+            return self
+        if not self.bucket:
+            raise StorageUnavailable(f"Bucket {bucket!r} cannot be reached with local storage.")
+        if bucket not in self._other_buckets:  # e.g. a page of cards: one client per bucket
+            config = settings.STORAGES["default"]
+            options = {**config.get("OPTIONS", {}), "bucket_name": bucket}
+            storage = storages.create_storage({**config, "OPTIONS": options})
+            self._other_buckets[bucket] = VideoStorage(storage)
+        return self._other_buckets[bucket]
 
     def new_storage_path(self, video_id: str) -> str:
         """A fresh key, `avatar_videos/avatar_<safe id>_<8 hex>.mp4`; keys are never reused."""
@@ -252,6 +275,7 @@ class VideoStorage:
             duration_seconds=reader.info.duration_seconds,
             width=reader.info.width,
             height=reader.info.height,
+            storage_bucket=self.bucket,
         )
         logger.info(
             "video stored at %s (%d bytes)",

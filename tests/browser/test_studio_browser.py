@@ -308,3 +308,36 @@ def test_a_batch_becomes_lessons_in_order_moved_from_the_keyboard_and_renamed(pa
     first.refresh_from_db()
     assert first.title == "Light, then sugar" and first.position == 3
     shot(page, "topic-lessons")
+
+
+def test_a_double_click_on_generate_posts_once_and_the_button_waits(page, live_server):
+    topic = make_topic("Osmosis")
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/topics/{topic.pk}/")
+    button = page.locator("form[data-submit-once] button[type=submit]")
+    # An answer of 204 keeps the page as it is while the post "runs": the button waits.
+    answered = []
+
+    def answer_no_content(route) -> None:
+        answered.append(route.request.method)
+        route.fulfill(status=204)
+
+    page.route(re.compile(r".*/videos/$"), answer_no_content)
+    page.fill("#id_script", "Water moves across membranes.")
+    page.dblclick("text=Generate video")
+    page.wait_for_function("() => document.querySelector('form[data-submit-once]')"
+                           ".getAttribute('aria-busy') === 'true'")  # fmt: skip
+    assert answered == ["POST"]
+    assert button.is_disabled() and button.text_content() == "Queuing…"
+    assert not VideoJob.objects.exists()
+
+    page.unroute(re.compile(r".*/videos/$"))
+    posts = []
+    page.on("request", lambda request: request.method == "POST" and posts.append(request.url))
+    page.goto(f"{live_server.url}/topics/{topic.pk}/")
+    page.fill("#id_script", "Water moves across membranes.")
+    page.dblclick("text=Generate video")
+    page.wait_for_selector("text=/Video generation queued/")
+    assert posts == [f"{live_server.url}/topics/{topic.pk}/videos/"]
+    assert VideoJob.objects.count() == 1 and ContentItem.objects.filter(topic=topic).count() == 1
+    assert button.is_enabled() and button.text_content() == "Generate video"

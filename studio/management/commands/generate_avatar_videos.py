@@ -19,7 +19,13 @@ from studio.management.commands.generate_avatar_video import (
     read_script_file,
 )
 from topics.models import Topic
-from topics.scripts import check_script_count, check_titles, lessons_from_file, split_scripts
+from topics.scripts import (
+    SCRIPT_FILE_MAX_BYTES,
+    check_script_count,
+    check_titles,
+    lessons_from_file,
+    split_scripts,
+)
 from topics.validators import validate_language_tag
 
 
@@ -32,7 +38,7 @@ def read_lessons(path: str) -> tuple[list[str], list[str]]:
         else:
             try:
                 with open(path, "rb") as handle:
-                    content = handle.read()
+                    content = handle.read(SCRIPT_FILE_MAX_BYTES + 1)  # enough to refuse more
             except OSError as error:
                 raise CommandError(f"Cannot read {path}: {error}", returncode=2) from error
             name = path if path.lower().endswith(".csv") else f"{path}.txt"

@@ -8,13 +8,14 @@ recorded (videostore.runs) for the admin's storage health page.
 """
 
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import F
+from django.db import connection
+from django.db.models import Count, F, Q
 from django.db.models.functions import Collate
 from django.utils import timezone
 
@@ -55,6 +56,9 @@ class ReconcileReport:
     stale_multipart_uploads: int = 0
     multipart_uploads_in_flight: int = 0
     aborted_multipart_uploads: int = 0
+    #: Rows whose video is in another bucket (a changed setting, a shared database): checked
+    #: by a run against that bucket, never here; counted by bucket, untouched.
+    other_buckets: dict[str, int] = field(default_factory=dict)
     samples: dict[str, list] = field(
         default_factory=lambda: {"orphans": [], "dangling": [], "stale_multipart": []}
     )
@@ -88,14 +92,24 @@ def _binary_order(field_name: str):
     return Collate(F(field_name), collation)
 
 
-def _rows(prefix: str) -> Iterator[tuple[int, str, int | None]]:
+def _in_bucket(bucket: str) -> Q:
+    """Rows whose video is in `bucket`: those naming it, and those naming none (stored before
+    buckets were recorded, or local files), which are in the configured one."""
+    return Q(storage_bucket="") | Q(storage_bucket=bucket)
+
+
+def _rows(prefix: str, bucket: str) -> Iterator[tuple[int, str, int | None]]:
     rows = (
-        ContentItem.objects.filter(storage_path__startswith=prefix)
+        ContentItem.objects.filter(_in_bucket(bucket), storage_path__startswith=prefix)
         .annotate(path_binary=_binary_order("storage_path"))
         .order_by("path_binary")
         .values_list("id", "storage_path", "content_data__fileSize")
     )
     return rows.iterator(chunk_size=2000)
+
+
+def _is_referenced(storage_path: str) -> bool:
+    return ContentItem.objects.filter(storage_path=storage_path).exists()
 
 
 def _sample(report: ReconcileReport, kind: str, entry: dict) -> None:
@@ -117,7 +131,9 @@ def _handle_orphan(
     if in_grace and intent is None:
         report.orphans_in_grace += 1
         return
-    if fix and not _claim_orphan(obj.storage_path):
+    if fix and not ledger.claim_orphan(
+        obj.storage_path, bucket=video_storage.bucket, is_referenced=_is_referenced
+    ):
         report.orphans_in_grace += 1  # registered or referenced since the listing began
         return
     report.orphans += 1
@@ -126,29 +142,6 @@ def _handle_orphan(
         return
     if ledger.delete_now(obj.storage_path, video_storage=video_storage):
         report.deleted_orphans += 1
-
-
-def _claim_orphan(storage_path: str) -> bool:
-    """Under the ledger row's lock: the object is still nobody's (no pending upload, no row
-    referencing it), and a delete entry now records that it must go."""
-    with transaction.atomic():
-        entry = (
-            UploadLedgerEntry.objects.select_for_update(skip_locked=True)
-            .filter(storage_path=storage_path)
-            .first()
-        )
-        if entry is None and UploadLedgerEntry.objects.filter(storage_path=storage_path).exists():
-            return False  # locked by a save in progress
-        if entry is not None and entry.intent == UploadLedgerEntry.Intent.UPLOAD:
-            return False
-        if ContentItem.objects.filter(storage_path=storage_path).exists():
-            return False
-        UploadLedgerEntry.objects.update_or_create(
-            storage_path=storage_path,
-            defaults={"intent": UploadLedgerEntry.Intent.DELETE,
-                      "reason": "orphan found by reconcile", "lease_expires_at": None},
-        )  # fmt: skip
-    return True
 
 
 def _still_dangling(item_id: int, path: str, reason: str, expected_size, video_storage) -> bool:
@@ -236,10 +229,19 @@ def _reconcile(
     report = ReconcileReport()
     if fix:
         ledger.expire_stale_uploads(grace_seconds=grace)
-    ledger_paths = dict(UploadLedgerEntry.objects.values_list("storage_path", "intent"))
+    # Without --fix, the uploads the fix would give up are already seen as deletes: a check
+    # reports exactly what a fix changes (an upload whose owner's lease ended is an orphan).
+    ledger_paths = ledger.intents_after_expiry(grace_seconds=grace)
 
+    report.other_buckets = dict(
+        ContentItem.objects.filter(storage_path__startswith=prefix)
+        .exclude(_in_bucket(video_storage.bucket))
+        .values_list("storage_bucket")
+        .annotate(rows=Count("id"))
+        .order_by("storage_bucket")
+    )
     objects = video_storage.iter_objects(prefix)
-    rows = _rows(prefix)
+    rows = _rows(prefix, video_storage.bucket)
     obj = next(objects, None)
     row = next(rows, None)
     while obj is not None or row is not None:
@@ -269,12 +271,9 @@ def _reconcile(
 
     if fix:
         report.failed_deletes = ledger.retry_pending_deletes()["failed"]
-    report.pending_uploads = UploadLedgerEntry.objects.filter(
-        intent=UploadLedgerEntry.Intent.UPLOAD
-    ).count()
-    report.pending_deletes = UploadLedgerEntry.objects.filter(
-        intent=UploadLedgerEntry.Intent.DELETE
-    ).count()
+    pending = Counter(ledger.intents_after_expiry(grace_seconds=grace).values())
+    report.pending_uploads = pending[UploadLedgerEntry.Intent.UPLOAD]
+    report.pending_deletes = pending[UploadLedgerEntry.Intent.DELETE]
     logger.info(
         "storage reconciled: %d problem(s) in %d object(s) and %d row(s); orphans %d (%d in "
         "grace, %d deleted) e.g. %s; dangling %d missing, %d wrong size (%d marked for "

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from avatars.reconcile import ReconcileReport, reconcile_storage
+from topics.reconcile import ReconcileReport, reconcile_storage
 from videostore.errors import StorageUnavailable
 
 #: Sample paths printed per problem in the human output (the JSON has up to 50).
@@ -36,6 +36,9 @@ def human_report(report: ReconcileReport, *, fix: bool) -> str:
         f"ledger: pending uploads {report.pending_uploads}, "
         f"pending deletes {report.pending_deletes} (failed deletes {report.failed_deletes})",
     ]
+    if report.other_buckets:
+        lines.append("rows in other buckets (not checked here): " + ", ".join(
+            f"{bucket} {rows}" for bucket, rows in report.other_buckets.items()))  # fmt: skip
     lines += _sample_lines(
         "orphans", samples.get("orphans", []), report.orphans,
         lambda s: f"{s['storage_path']} ({s['size']} bytes)",
