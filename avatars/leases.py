@@ -12,9 +12,8 @@ decide who may write.
 
 import os
 import socket
-import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -24,6 +23,7 @@ from django.utils import timezone
 
 from avatars.models import VideoJob
 from topics.models import ContentItem
+from videostore.clock import db_now
 
 State = VideoJob.State
 #: The PostgreSQL advisory lock that serialises "is a render slot free?" decisions.
@@ -32,16 +32,6 @@ RENDER_SLOTS_LOCK = 0x5EED_0001
 
 class LeaseLost(Exception):
     """The job was taken over by another worker (our lease had expired): stop, change nothing."""
-
-
-def db_now() -> datetime:
-    """The database's clock, one for every host. SQLite is a file on this host: its clock is
-    the operating system's (read directly, never through a patched or offset process clock)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT clock_timestamp()")
-            return cursor.fetchone()[0]
-    return datetime.fromtimestamp(time.time(), UTC)
 
 
 def new_token() -> str:

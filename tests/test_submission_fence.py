@@ -147,3 +147,18 @@ def test_a_lookup_that_keeps_failing_gives_up_after_max_attempts(settings, fake_
     job.refresh_from_db()
     assert "could not be checked" in job.last_error
     assert fake_heygen.stats["renders_created"] == 1  # never a second create
+
+
+def test_an_upload_lease_is_never_given_up_by_a_host_whose_clock_runs_ahead():
+    """Upload leases are on the database's clock too: a sweep on a host 90 s ahead leaves a
+    live upload alone (before, every copy on such a cluster was given up and retried)."""
+    from videostore import ledger
+    from videostore.models import UploadLedgerEntry
+
+    path = "avatar_videos/avatar_clock_0123abcd.mp4"
+    ledger.register_pending_upload(path, reason="clock", owner="live-host:1:x", lease_seconds=60)
+    ahead = timezone.now() + timedelta(seconds=90)
+    with mock.patch("django.utils.timezone.now", return_value=ahead):
+        assert ledger.expire_dead_uploads() == 0
+        assert ledger.upload_lease_is_live(path)
+    assert UploadLedgerEntry.objects.get(storage_path=path).intent == "upload"

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
+from videostore.clock import db_now
 from videostore.errors import StorageUnavailable, VideoStoreError
 from videostore.models import UploadLedgerEntry
 from videostore.storage import VideoStorage
@@ -47,7 +48,7 @@ def register_pending_upload(
     if transaction.get_connection().in_atomic_block:
         # Inside a transaction the record would vanish with a rollback: refuse loudly.
         raise RuntimeError("register_pending_upload must run outside a database transaction.")
-    lease = timezone.now() + timedelta(seconds=lease_seconds) if lease_seconds else None
+    lease = db_now() + timedelta(seconds=lease_seconds) if lease_seconds else None
     UploadLedgerEntry.objects.create(
         storage_path=storage_path,
         bucket=VideoStorage().bucket if bucket is None else bucket,
@@ -63,7 +64,7 @@ def renew_upload_lease(storage_path: str, *, owner: str, lease_seconds: float) -
     return bool(
         UploadLedgerEntry.objects.filter(
             storage_path=storage_path, intent=Intent.UPLOAD, owner=owner
-        ).update(lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds))
+        ).update(lease_expires_at=db_now() + timedelta(seconds=lease_seconds))
     )
 
 
@@ -202,9 +203,7 @@ def _give_up(entries_filter: Q, reason: str, *, limit: int = 1000) -> int:
 
 def expire_dead_uploads() -> int:
     """Pending uploads whose owner's lease expired belonged to a dead process."""
-    return _give_up(
-        Q(lease_expires_at__lt=timezone.now()), "upload never committed (its worker died)"
-    )
+    return _give_up(Q(lease_expires_at__lt=db_now()), "upload never committed (its worker died)")
 
 
 def expire_stale_uploads(*, grace_seconds: int) -> int:
@@ -223,7 +222,7 @@ def expire_stale_uploads(*, grace_seconds: int) -> int:
 def _abandoned_uploads(*, grace_seconds: int) -> Q:
     """The pending uploads `expire_stale_uploads(grace_seconds=...)` gives up: the owner's lease
     has ended, or (unleased) the entry is older than the grace period."""
-    now = timezone.now()
+    now = db_now()
     return Q(intent=Intent.UPLOAD) & (
         Q(lease_expires_at__lt=now)
         | Q(lease_expires_at__isnull=True, created_at__lte=now - timedelta(seconds=grace_seconds))
@@ -245,5 +244,5 @@ def intents_after_expiry(*, grace_seconds: int) -> dict[str, str]:
 def upload_lease_is_live(storage_path: str) -> bool:
     """True while a live owner holds the pending upload of this path."""
     return UploadLedgerEntry.objects.filter(
-        storage_path=storage_path, intent=Intent.UPLOAD, lease_expires_at__gt=timezone.now()
+        storage_path=storage_path, intent=Intent.UPLOAD, lease_expires_at__gt=db_now()
     ).exists()

@@ -11,6 +11,7 @@ from django.utils import timezone
 from avatars.models import VideoJob, WebhookEvent
 from studio.admin.videostore import ReadOnlyAdmin
 from studio.status import format_elapsed, step_started_at
+from videostore.clock import db_now
 
 State = VideoJob.State
 
@@ -27,7 +28,7 @@ class StalledFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() == "yes":
             return queryset.filter(
-                state__in=VideoJob.ACTIVE_STATES, lease_expires_at__lt=timezone.now()
+                state__in=VideoJob.ACTIVE_STATES, lease_expires_at__lt=db_now()
             )
         return queryset
 
@@ -60,7 +61,7 @@ class VideoJobAdmin(ReadOnlyAdmin):
         counts = {row["state"]: row["count"] for row in rows}
         state_counts = [(label, counts.get(value, 0), value) for value, label in State.choices]
         stalled = VideoJob.objects.filter(
-            state__in=VideoJob.ACTIVE_STATES, lease_expires_at__lt=timezone.now()
+            state__in=VideoJob.ACTIVE_STATES, lease_expires_at__lt=db_now()
         ).count()
         extra = {"state_counts": state_counts, "stalled_count": stalled, **(extra_context or {})}
         return super().changelist_view(request, extra_context=extra)
