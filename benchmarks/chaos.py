@@ -35,6 +35,8 @@ def one_run(world: World, fault, rng: random.Random) -> RunResult:
     world.reset()
     job_ids = fault.run(world, rng)
     world.settle(job_ids, timeout=getattr(fault.run, "settle_seconds", 90))
+    # A create still in flight at the provider (a slow request) lands in this run's count.
+    time.sleep(getattr(fault.run, "calls_linger_seconds", 0))
     result = world.measure(job_ids)
     result.requested = len(set(job_ids))
     result.renders = world.fake.stats["renders_created"]
