@@ -20,7 +20,7 @@ from django.test import Client
 
 from avatars import jobs, services
 from avatars.models import VideoJob
-from benchmarks.chaos_world import WEBHOOK_SECRET, World
+from benchmarks.chaos_world import ENGINE_TICK, WEBHOOK_SECRET, World
 from tests.faults import failing_content_item_writes
 from topics.models import ContentItem, Topic
 from videostore import ledger
@@ -250,7 +250,7 @@ class KillNine:
 
     def setup(self, world: World) -> None:
         world.fake.reset()
-        self.engine = world.start("run_video_engine", "--tick", "0.3")
+        self.engine = world.start("run_video_engine", "--tick", str(ENGINE_TICK))
         self.workers = [world.start("qcluster") for _ in range(2)]
 
     def teardown(self, world: World) -> None:
@@ -272,11 +272,10 @@ class KillNine:
         holders = [w for w in self.workers if holder_pid in w.group_pids()]
         victim = holders[0] if holders else rng.choice(self.workers)
         state = job_state(job.pk)
-        victim.kill()
+        world.kill(victim)
         world.fake.faults.pop("slow_download", None)  # the copy taken over runs at full speed
         world.notes.append(f"killed {'holder' if holders else 'a worker'} in {state}")
         self.workers.remove(victim)
-        world.processes.remove(victim)
         self.workers.append(world.start("qcluster"))
         return [job.pk]
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
 
+from benchmarks.chaos_deaths import DeathWatch
 from tests.servers import S3Server, TcpProxy, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +29,8 @@ BUCKET = "media"
 PREFIX = "avatar_videos/"
 WEBHOOK_SECRET = "whsec_chaos_0123456789abcdef"
 LEASE_SECONDS = 2
+#: The tick of every `run_video_engine` a run starts (`--tick`).
+ENGINE_TICK = 0.3
 SQLITE_PATH = Path(tempfile.gettempdir()) / "cs-chaos.sqlite3"
 #: Databases a chaos run must never touch: the project's own and the test suite's.
 FORBIDDEN_DATABASES = ("contentstudio",)
@@ -107,22 +110,29 @@ def _environment(s3_endpoint: str, heygen_port: int, database_url: str) -> dict:
         "VIDEO_JOB_LEASE_SECONDS": str(LEASE_SECONDS),
         "VIDEO_JOB_RETRY_BASE_SECONDS": "1",
         "VIDEO_JOB_MAX_ATTEMPTS": "4",
+        "VIDEO_SUBMIT_LOOKUP_DELAY_SECONDS": "2",
         "Q_WORKERS": "1",
         "Q_TIMEOUT_SECONDS": "120",
         "Q_RETRY_SECONDS": "150",
     }
 
 
-class Process:
-    """A long-running `manage.py` command in its own process group (killable as a whole);
-    its stderr goes to a log file, never to a pipe nobody reads."""
+MANAGE = (sys.executable, "manage.py")
 
-    def __init__(self, *command: str, log_dir: Path):
+
+class Process:
+    """A long-running command (`manage.py ...` unless `program` says otherwise) in its own
+    process group (killable as a whole); its stderr goes to a log file, never to a pipe
+    nobody reads. `env`: variables added to this process's environment."""
+
+    def __init__(self, *command: str, log_dir: Path, env: dict | None = None,
+                 program: tuple[str, ...] = MANAGE):  # fmt: skip
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.log = (log_dir / f"{command[0]}-{time.monotonic_ns()}.log").open("wb")
+        name = Path(command[0] if program == MANAGE else program[-1]).name
+        self.log = (log_dir / f"{name}-{time.monotonic_ns()}.log").open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", *command], cwd=ROOT, stdout=subprocess.DEVNULL,
-            stderr=self.log, start_new_session=True,
+            [*program, *command], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.log,
+            start_new_session=True, env={**os.environ, **(env or {})},
         )  # fmt: skip
 
     @property
@@ -166,6 +176,10 @@ class RunResult:
     stale_multipart: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     swept: int = 0  # objects and multipart uploads the fix removed (the ledger's design)
+    requested: int = 0  # videos requested in the run (each job, a regenerate's too)
+    renders: int = 0  # renders the fake HeyGen created (paid for)
+    max_in_progress: int = 0  # the fake's own most renders in progress at once
+    waits: list = field(default_factory=list)  # DeathWatch.Wait, one per job a kill left
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -184,6 +198,8 @@ class World:
         self.findings: list[str] = []  # what the current run saw go wrong besides the columns
         self.big_video: Path | None = None  # 32 MiB: a multipart upload
         self.medium_video: Path | None = None  # 4 MiB: one PUT, streamed for seconds
+        self.quick = False  # `--quick`: faults that run for a while run shorter
+        self.deaths = DeathWatch()
         self.s3 = S3Server().start()
         self.s3.create_bucket(BUCKET)
         self.link = FaultyLink(self.s3.port)
@@ -216,10 +232,28 @@ class World:
 
         return connection.vendor
 
-    def start(self, *command: str) -> Process:
-        process = Process(*command, log_dir=self.log_dir)
+    def start(self, *command: str, env: dict | None = None,
+              program: tuple[str, ...] = MANAGE) -> Process:  # fmt: skip
+        process = Process(*command, log_dir=self.log_dir, env=env, program=program)
         self.processes.append(process)
         return process
+
+    def kill(self, process: Process) -> list[int]:
+        """SIGKILL a whole process group and watch the jobs it held (`DeathWatch`); the
+        process is forgotten. Returns the ids of the jobs it held."""
+        pids = process.group_pids() | {process.process.pid}
+        killed_at = self.deaths.now()
+        process.kill()
+        if process in self.processes:
+            self.processes.remove(process)
+        return self.deaths.killed(pids, killed_at)
+
+    def kill_pid(self, pid: int) -> list[int]:
+        """SIGKILL one process (a worker of a cluster) and watch the jobs it held."""
+        killed_at = self.deaths.now()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        return self.deaths.killed({pid}, killed_at)
 
     def close(self) -> None:
         for process in self.processes:
@@ -263,11 +297,15 @@ class World:
         from django.db import connection
 
         from avatars.inline import run_job_inline
+        from avatars.models import VideoJob
 
         def run(job_id: int) -> None:
             try:
                 run_job_inline(job_id, poll_interval=0.1)
             except Exception as error:  # recorded: a crash of the engine is a finding
+                if not VideoJob.objects.filter(pk=job_id).exists():
+                    self.notes.append(f"job {job_id} deleted with its item while it ran")
+                    return
                 self.crashes.append(f"job {job_id}: {error.__class__.__name__}: {error}")
             finally:
                 connection.close()
@@ -367,6 +405,8 @@ class World:
         result.dangling = len(dangling_before | dangling_after)
         result.lost = len(lost_before | lost_after)
         result.stale_multipart = self.multipart_uploads()
+        if deleted := len(set(job_ids)) - VideoJob.objects.filter(pk__in=job_ids).count():
+            result.outcomes["deleted"] = deleted  # with their item (a delete fault)
         for job in VideoJob.objects.filter(pk__in=job_ids):
             result.outcomes[job.state] = result.outcomes.get(job.state, 0) + 1
             if job.is_active or (job.state == VideoJob.State.FAILED and not job.last_error):

@@ -42,6 +42,7 @@ FAULTS = {
     "no_video_url": "completed renders come without a video_url",
     "accept_then_sleep": "create the render, then wait this many seconds before answering",
     "accept_then_drop": "create the render, then close the connection without an answer (N)",
+    "sleep_then_accept": "wait this many seconds, then create the render and answer",
     "list_500": "answer N video.list calls with 500",
 }
 
@@ -301,6 +302,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(429, "trial_video_limit_exceeded", "Exceed daily api trial limit 5.")
         if fake.faults.get("invalid_avatar"):
             return self._error(400, "avatar_not_found", "Avatar not found")
+        if fake.faults.get("sleep_then_accept"):  # the request is slow to arrive
+            time.sleep(float(fake.faults["sleep_then_accept"]))
         body = self._body()
         try:
             scene = body["video_inputs"][0]
