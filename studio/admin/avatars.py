@@ -27,9 +27,7 @@ class StalledFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
-            return queryset.filter(
-                state__in=VideoJob.ACTIVE_STATES, lease_expires_at__lt=db_now()
-            )
+            return queryset.filter(state__in=VideoJob.ACTIVE_STATES, lease_expires_at__lt=db_now())
         return queryset
 
 
