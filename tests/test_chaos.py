@@ -101,15 +101,16 @@ def test_worker_killed_mid_upload_then_reconcile_is_consistent(
     job = request_avatar_video(topic=topic, script="A lesson that will be interrupted.")
     worker, engine = Worker(), Engine()
     try:
-        wait_until(
+        wait_until(  # the copy has registered its upload and bytes are flowing
             lambda: (
-                VideoJob.objects.get(pk=job.pk).state
-                in (VideoJob.State.DOWNLOADING, VideoJob.State.UPLOADING)
+                VideoJob.objects.get(pk=job.pk).state == VideoJob.State.UPLOADING
+                and UploadLedgerEntry.objects.filter(
+                    intent=UploadLedgerEntry.Intent.UPLOAD
+                ).exists()
             ),
             timeout=60,
-            message="the job never reached the download/upload stage",
+            message="the job never reached the upload stage",
         )
-        time.sleep(0.5)
         engine.kill()
         worker.kill()
     finally:
