@@ -23,7 +23,7 @@ from topics.models import ContentItem
 from topics.services import (
     content_item_expire_provider_link,
     content_item_mark_stored,
-    waiting_render,
+    content_item_waiting_render,
 )
 from videostore.storage import VideoStorage
 
@@ -101,8 +101,9 @@ def promote_item(content_item: ContentItem, *, url_expires_at=None) -> str:
     if not video_url:
         return "failed"
     try:
+        expected = content_item_waiting_render(content_item)
         copy_provider_video_to_storage(content_item=content_item, video_url=video_url,
-                                       expected_video_id=waiting_render(content_item))  # fmt: skip
+                                       expected_video_id=expected)  # fmt: skip
     except (StaleItem, ContentItem.DoesNotExist):
         logger.info("item %s changed while its fallback was copied; copy discarded",
                     content_item.pk)  # fmt: skip

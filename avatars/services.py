@@ -47,7 +47,7 @@ def _clean_title(title: str) -> str:
         raise InvalidRequest(error.messages[0]) from error
 
 
-def request_avatar_video(
+def avatar_video_request(
     *,
     topic: Topic,
     script: str,
@@ -86,7 +86,7 @@ def request_avatar_video(
     return job
 
 
-def request_avatar_video_batch(
+def avatar_video_request_batch(
     *, topic: Topic, scripts: list[str], language: str = "", avatar_id: str = "",
     voice_id: str = "", titles: list[str] | None = None,
 ) -> list[VideoJob]:  # fmt: skip
@@ -117,7 +117,7 @@ def request_avatar_video_batch(
     return created
 
 
-def generate_videos(
+def avatar_videos_generate(
     *, topic: Topic, scripts: list[str], language: str = "", avatar_id: str = "",
     voice_id: str = "", titles: list[str] | None = None,
     request_token: uuid.UUID | None = None,
@@ -151,8 +151,8 @@ def _queue(topic: Topic, scripts: list[str], titles: list[str] | None,
            options: dict) -> list[VideoJob]:  # fmt: skip
     if len(scripts) == 1:
         title = (titles or [""])[0]
-        return [request_avatar_video(topic=topic, script=scripts[0], title=title, **options)]
-    return request_avatar_video_batch(topic=topic, scripts=scripts, titles=titles, **options)
+        return [avatar_video_request(topic=topic, script=scripts[0], title=title, **options)]
+    return avatar_video_request_batch(topic=topic, scripts=scripts, titles=titles, **options)
 
 
 def _first_jobs(item_ids: list[int]) -> list[VideoJob]:
@@ -163,16 +163,16 @@ def _first_jobs(item_ids: list[int]) -> list[VideoJob]:
     return [first[item_id] for item_id in item_ids if item_id in first]
 
 
-def regenerate_video(*, content_item: ContentItem) -> VideoJob:
+def avatar_video_regenerate(*, content_item: ContentItem) -> VideoJob:
     """Render the item's script again (a render credit); the current video stays until the
     new one is stored. Joins the item's running job instead of starting a second one."""
     if content_item.content_type != ContentItem.ContentType.AVATAR_VIDEO:
         raise InvalidRequest(f"{content_item} is not an avatar video.")
     script = (content_item.content_data or {}).get("script", "")
-    return request_avatar_video(topic=content_item.topic, script=script, content_item=content_item)
+    return avatar_video_request(topic=content_item.topic, script=script, content_item=content_item)
 
 
-def retry_storage(*, content_item: ContentItem) -> bool:
+def avatar_video_retry_storage(*, content_item: ContentItem) -> bool:
     """Queue the copy of a fallback item into storage; False when there is nothing to copy."""
     if content_item.status != ContentItem.Status.NEEDS_STORAGE:
         return False

@@ -33,7 +33,7 @@ MiB = 1024 * 1024
 
 def new_job(world: World, *, enqueue: bool = False) -> VideoJob:
     topic = Topic.objects.create(title="Chaos", language="en")
-    return services.request_avatar_video(topic=topic, script=SCRIPT, enqueue_submit=enqueue)
+    return services.avatar_video_request(topic=topic, script=SCRIPT, enqueue_submit=enqueue)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
@@ -138,7 +138,7 @@ def storage_down_on_delete(world: World, rng: random.Random) -> list[int]:
     Then the link comes back and the ledger's `retry_pending_deletes` runs."""
     first, item = stored_item(world)
     world.link.cut_on(b"DELETE ")
-    job = services.regenerate_video(content_item=item)
+    job = services.avatar_video_regenerate(content_item=item)
     join(world.drive([job.pk]))
     failed = UploadLedgerEntry.objects.filter(intent=UploadLedgerEntry.Intent.DELETE).count()
     world.notes.append(f"deletes kept in the ledger: {failed}")

@@ -14,7 +14,7 @@ from avatars.models import VideoJob
 from benchmarks.chaos_faults import Fault, _post, job_state, join, new_job, stored_item, wait_for
 from benchmarks.chaos_world import World
 from topics.models import ContentItem
-from topics.services import delete_content_item
+from topics.services import content_item_delete
 from videostore import ledger
 
 State = VideoJob.State
@@ -48,7 +48,7 @@ def delete_during_copy(world: World, rng: random.Random) -> list[int]:
         join(threads)
     else:
         join(threads)
-        deleted = delete_content_item(content_item=read_before)
+        deleted = content_item_delete(content_item=read_before)
         world.notes.append(f"delete after the copy committed ({job_state(job.pk) or 'gone'}), "
                            f"with the row read before: {deleted}")  # fmt: skip
     ledger.retry_pending_deletes()
@@ -93,7 +93,7 @@ def promotion_races_regenerate(world: World, rng: random.Random) -> list[int]:
 
     def regenerate() -> None:
         try:
-            regenerated.append(services.regenerate_video(content_item=item).pk)
+            regenerated.append(services.avatar_video_regenerate(content_item=item).pk)
         finally:
             connection.close()
         join(world.drive(regenerated))
@@ -120,7 +120,7 @@ def regenerate_during_outage(world: World, rng: random.Random) -> list[int]:
     at_once = rng.random() < 0.5
     if at_once:
         world.link.cut()
-    job = services.regenerate_video(content_item=item)
+    job = services.avatar_video_regenerate(content_item=item)
     threads = world.drive([job.pk])
     if not at_once:
         wait_for(lambda: job_state(job.pk) != State.QUEUED and job_state(job.pk) != State.RENDERING,

@@ -175,7 +175,7 @@ class ClockAhead:
         world.fake.set_fault("serve_file", str(world.medium_video))
         world.fake.set_fault("slow_download", 2.0)
         topic = Topic.objects.create(title="Chaos", language="en")
-        jobs = services.request_avatar_video_batch(
+        jobs = services.avatar_video_request_batch(
             topic=topic, scripts=[f"Part {n}: light and leaves." for n in range(3)]
         )
         ids = [job.pk for job in jobs]

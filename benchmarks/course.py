@@ -178,7 +178,7 @@ def engine_scenario(ctx: dict, name: str, *, webhook: bool, cap: int, poll: floa
     from django.utils import timezone
 
     from avatars.models import VideoJob
-    from avatars.services import request_avatar_video_batch
+    from avatars.services import avatar_video_request_batch
     from topics.models import Topic
 
     args, fake = ctx["args"], ctx["fake"]
@@ -209,7 +209,7 @@ def engine_scenario(ctx: dict, name: str, *, webhook: bool, cap: int, poll: floa
         log(f"{name}: {n} videos, R={render:g} s, cap {cap}, "
             f"{'webhook' if webhook else f'polling every {poll:g} s'}")  # fmt: skip
         requested = time.time()
-        ids = [job.pk for job in request_avatar_video_batch(topic=topic, scripts=ctx["scripts"])]
+        ids = [job.pk for job in avatar_video_request_batch(topic=topic, scripts=ctx["scripts"])]
         # Generous: a dropped wake-up is repaired by the sweep only after its redispatch delay.
         timeout = math.ceil(n / min(cap, n)) * render * 3 + REDISPATCH_SECONDS + 120
         try:

@@ -61,10 +61,10 @@ def _save_topic(request, topic: Topic | None):
     if form.is_valid():
         try:
             if topic is None:
-                topic = services.create_topic(**form.cleaned_data)
+                topic = services.topic_create(**form.cleaned_data)
                 messages.success(request, f"Topic “{topic.title}” created.")
             else:
-                services.update_topic(topic=topic, **form.cleaned_data)
+                services.topic_update(topic=topic, **form.cleaned_data)
                 messages.success(request, "Topic saved.")
         except ValidationError as error:
             form.add_error(None, error)
@@ -132,11 +132,11 @@ def generate_video(request, topic_id: int):
     if form.is_valid():
         data = form.cleaned_data
         try:
-            jobs = generation.generate_videos(topic=topic, scripts=data["scripts"],
-                                          language=data["language"], avatar_id=data["avatar_id"],
-                                          voice_id=data["voice_id"],
-                                          titles=data["titles"],
-                                          request_token=data["request_token"])  # fmt: skip
+            jobs = generation.avatar_videos_generate(
+                topic=topic, scripts=data["scripts"], language=data["language"],
+                avatar_id=data["avatar_id"], voice_id=data["voice_id"], titles=data["titles"],
+                request_token=data["request_token"],
+            )  # fmt: skip
         except AlreadyQueued as repeat:  # the same form posted again: show the first result
             ids = ", ".join(str(job.pk) for job in repeat.jobs)
             messages.info(request, f"{repeat} Nothing new was queued" +
@@ -181,7 +181,7 @@ def regenerate_video(request, topic_id: int, item_id: int):
     if request.method == "GET":
         return render(request, "studio/confirm_regenerate.html", {"card": video_card(item)})
     try:
-        job = generation.regenerate_video(content_item=item)
+        job = generation.avatar_video_regenerate(content_item=item)
     except GENERATION_ERRORS as error:
         messages.error(request, f"Video #{item.pk} was not regenerated: {error}")
     else:
@@ -198,7 +198,7 @@ def delete_video(request, topic_id: int, item_id: int):
     if request.method == "GET":
         return render(request, "studio/confirm_delete.html", {"card": video_card(item)})
     label = str(item)
-    services.delete_content_item(content_item=item)
+    services.content_item_delete(content_item=item)
     messages.success(request, f"{label} deleted; its file is removed from storage.")
     return redirect("studio:topic-detail", topic_id=topic_id)
 

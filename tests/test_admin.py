@@ -230,17 +230,17 @@ def test_changelist_queries_do_not_grow_with_the_items(client):
 def test_delete_topic_service_deletes_items_jobs_and_files_after_commit(s3_server, bucket_keys):
     from django.db import transaction
 
-    from topics.services import delete_topic
+    from topics.services import topic_delete
 
     s3_server.client().put_object(Bucket=BUCKET, Key="avatar_videos/avatar_ds_1.mp4", Body=b"x")
     topic = make_topic("Doomed")
     item = make_stored_item(topic, "avatar_videos/avatar_ds_1.mp4", 1)
     VideoJob.objects.create(content_item=item, script="x", state="stored")
     with pytest.raises(RuntimeError), transaction.atomic():
-        delete_topic(topic=topic)
+        topic_delete(topic=topic)
         raise RuntimeError("rolled back")
     assert Topic.objects.exists() and bucket_keys() == ["avatar_videos/avatar_ds_1.mp4"]
-    assert delete_topic(topic=Topic.objects.get()) == 1
+    assert topic_delete(topic=Topic.objects.get()) == 1
     assert not Topic.objects.exists() and not ContentItem.objects.exists()
     assert not VideoJob.objects.exists() and bucket_keys() == []
 
@@ -272,7 +272,9 @@ def test_the_list_shows_titles_newest_first_and_one_topics_lessons_in_order(clie
 
     staff(client)
     topic = make_topic("Cells")
-    jobs = generation.generate_videos(topic=topic, scripts=["Alpha one.", "Beta two.", "Gamma."])
+    jobs = generation.avatar_videos_generate(
+        topic=topic, scripts=["Alpha one.", "Beta two.", "Gamma."]
+    )
     make_stored_item(make_topic("Other"), "avatar_videos/avatar_ol_1.mp4", 1)
 
     def titles(url: str) -> list[str]:

@@ -43,7 +43,7 @@ def store_video(topic, sample_mp4) -> ContentItem:
     with open(sample_mp4, "rb") as stream:
         stored = storage.upload_video(stream, "lesson.mp4", storage_path=path)
     data = {"script": "Hello", "videoUrl": stored.file_url, **stored.as_metadata()}
-    _, (item,) = services.save_generated_topic(
+    _, (item,) = services.topic_save_generated(
         topic=topic,
         items=[services.GeneratedContent(content_type="avatar_video", content_data=data)],
     )
@@ -85,7 +85,7 @@ def test_switching_the_bucket_never_marks_an_old_video_missing(
     url = video_view(item).play_url
     assert url == f"https://test-project.supabase.co/storage/v1/object/public/{BUCKET}/{path}"
 
-    services.delete_content_item(content_item=item)
+    services.content_item_delete(content_item=item)
     assert bucket_keys() == [] and not UploadLedgerEntry.objects.exists()
 
 

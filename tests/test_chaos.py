@@ -14,7 +14,7 @@ from io import StringIO
 import pytest
 
 from avatars.models import VideoJob
-from avatars.services import request_avatar_video
+from avatars.services import avatar_video_request
 from tests.builders import make_topic, run_command
 from tests.workers import Engine, Worker, wait_until
 from topics.models import ContentItem
@@ -48,7 +48,7 @@ def test_random_worker_kills_leave_no_orphans_and_no_dangling_rows(
     rng = random.Random(20261125)
     topic = make_topic("Chaos")
     jobs = [
-        request_avatar_video(topic=topic, script=f"Lesson part {n}: light and leaves.")
+        avatar_video_request(topic=topic, script=f"Lesson part {n}: light and leaves.")
         for n in range(RUNS)
     ]
     kills = 0
@@ -98,7 +98,7 @@ def test_worker_killed_mid_upload_then_reconcile_is_consistent(
 ):
     fake_heygen.set_fault("slow_download", 3.0)
     topic = make_topic("Kill mid-upload")
-    job = request_avatar_video(topic=topic, script="A lesson that will be interrupted.")
+    job = avatar_video_request(topic=topic, script="A lesson that will be interrupted.")
     worker, engine = Worker(), Engine()
     try:
         wait_until(  # the copy has registered its upload and bytes are flowing

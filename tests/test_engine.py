@@ -12,7 +12,7 @@ from avatars import jobs, leases, steps
 from avatars.inline import run_job_inline
 from avatars.models import VideoJob
 from avatars.providers import get_provider
-from avatars.services import request_avatar_video
+from avatars.services import avatar_video_request
 from tests.builders import make_topic
 from topics.models import ContentItem
 from videostore.models import UploadLedgerEntry
@@ -28,7 +28,7 @@ def no_enqueue(step, job_id=None):
 def queue(n: int = 1, topic=None) -> list[VideoJob]:
     topic = topic or make_topic()
     return [
-        request_avatar_video(topic=topic, script=f"Lesson {i}: leaves.", enqueue_submit=False)
+        avatar_video_request(topic=topic, script=f"Lesson {i}: leaves.", enqueue_submit=False)
         for i in range(n)
     ]
 
@@ -281,7 +281,7 @@ def test_a_claim_locks_only_its_job_not_the_shared_topic(fake_heygen):
 
 
 def test_deleting_the_item_during_its_copy_leaves_nothing_behind(fake_heygen, bucket_keys):
-    from topics.services import delete_content_item
+    from topics.services import content_item_delete
 
     fake_heygen.render_seconds = 0.01
     (job,) = queue()
@@ -290,7 +290,7 @@ def test_deleting_the_item_during_its_copy_leaves_nothing_behind(fake_heygen, bu
     jobs.check_due_renders()
     token = leases.new_token()
     claimed = leases.claim(job.pk, token=token, states=(State.DOWNLOADING,))
-    delete_content_item(content_item=ContentItem.objects.get(pk=job.content_item_id))
+    content_item_delete(content_item=ContentItem.objects.get(pk=job.content_item_id))
     assert steps.copy(claimed, token) == "lost"  # the job went with its item
     assert bucket_keys() == []
     assert not UploadLedgerEntry.objects.exists()

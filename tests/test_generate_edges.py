@@ -81,7 +81,7 @@ def test_the_generation_service_refuses_control_characters_from_any_door():
 
     topic = make_topic()
     with pytest.raises(InvalidRequest, match="U\\+0000"):
-        generation.generate_videos(topic=topic, scripts=["Fine.", "Not\x00 fine."])
+        generation.avatar_videos_generate(topic=topic, scripts=["Fine.", "Not\x00 fine."])
     assert not ContentItem.objects.exists() and not VideoJob.objects.exists()
 
 
@@ -191,9 +191,11 @@ def test_a_generation_that_fails_rolls_back_its_token_with_its_items(settings):
     token = uuid.uuid4()
     settings.AVATAR_SCRIPT_MAX_CHARS = 10
     with pytest.raises(InvalidRequest):
-        generation.generate_videos(topic=topic, scripts=["Short.", "x" * 11], request_token=token)
+        generation.avatar_videos_generate(
+            topic=topic, scripts=["Short.", "x" * 11], request_token=token
+        )
     assert not GenerationRequest.objects.exists() and not ContentItem.objects.exists()
-    jobs = generation.generate_videos(topic=topic, scripts=["Short."], request_token=token)
+    jobs = generation.avatar_videos_generate(topic=topic, scripts=["Short."], request_token=token)
     assert GenerationRequest.objects.get().item_ids == [jobs[0].content_item_id]
 
 
@@ -221,7 +223,7 @@ def test_two_concurrent_posts_of_one_form_create_one_set_of_videos():
     def first():
         try:
             with transaction.atomic():
-                outcome["first"] = generation.generate_videos(
+                outcome["first"] = generation.avatar_videos_generate(
                     topic=topic, scripts=["A.", "B."], request_token=token
                 )
                 first_open.set()
@@ -232,7 +234,9 @@ def test_two_concurrent_posts_of_one_form_create_one_set_of_videos():
     def second():
         assert first_open.wait(20)
         try:
-            generation.generate_videos(topic=topic, scripts=["A.", "B."], request_token=token)
+            generation.avatar_videos_generate(
+                topic=topic, scripts=["A.", "B."], request_token=token
+            )
         except AlreadyQueued as repeat:
             outcome["second"] = repeat.jobs
         finally:

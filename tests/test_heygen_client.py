@@ -99,12 +99,12 @@ def test_errors_are_typed_and_never_show_the_key(status, body, error):
 @pytest.mark.django_db(transaction=True)
 def test_a_retryable_failure_waits_in_the_queue_with_backoff(fake_heygen, settings):
     from avatars.jobs import submit_queued_jobs
-    from avatars.services import request_avatar_video
+    from avatars.services import avatar_video_request
     from tests.builders import make_topic
 
     settings.VIDEO_JOB_RETRY_BASE_SECONDS = 30
     fake_heygen.set_fault("generate_500", 100)
-    job = request_avatar_video(
+    job = avatar_video_request(
         topic=make_topic(), script="Hi", enqueue_submit=False, max_attempts=3
     )
     started = timezone.now()

@@ -12,11 +12,11 @@ from django.utils import timezone
 from avatars.inline import run_job_inline
 from avatars.models import VideoJob
 from avatars.promotion import promote_fallbacks, promote_item
-from avatars.services import request_avatar_video
+from avatars.services import avatar_video_request
 from studio.status import video_status
 from tests.builders import make_topic
 from topics.models import ContentItem
-from topics.services import content_item_mark_stored, delete_content_item
+from topics.services import content_item_delete, content_item_mark_stored
 from videostore import ledger
 from videostore.models import UploadLedgerEntry
 
@@ -25,7 +25,7 @@ State = VideoJob.State
 
 
 def generated(topic=None, script: str = "Roots drink water.") -> ContentItem:
-    job = request_avatar_video(topic=topic or make_topic(), script=script, enqueue_submit=False)
+    job = avatar_video_request(topic=topic or make_topic(), script=script, enqueue_submit=False)
     run_job_inline(job.pk, poll_interval=0.01)
     return ContentItem.objects.get(pk=job.content_item_id)
 
@@ -35,20 +35,20 @@ def test_a_delete_that_read_the_row_before_a_copy_committed_removes_the_new_obje
 ):
     """The racing order that left orphans: the delete read the item (no video yet), the copy
     committed its object, then the delete ran. The path is re-read under the lock."""
-    job = request_avatar_video(topic=make_topic(), script="Stems.", enqueue_submit=False)
+    job = avatar_video_request(topic=make_topic(), script="Stems.", enqueue_submit=False)
     read_before_the_copy = ContentItem.objects.get(pk=job.content_item_id)
     assert read_before_the_copy.storage_path == ""
     assert run_job_inline(job.pk, poll_interval=0.01).state == State.STORED
     assert len(bucket_keys()) == 1
-    assert delete_content_item(content_item=read_before_the_copy)
+    assert content_item_delete(content_item=read_before_the_copy)
     ledger.retry_pending_deletes()
     assert bucket_keys() == []
     assert not ContentItem.objects.exists() and not UploadLedgerEntry.objects.exists()
 
 
 def test_a_copy_whose_item_was_deleted_discards_its_upload(fake_heygen, bucket_keys):
-    job = request_avatar_video(topic=make_topic(), script="Seeds.", enqueue_submit=False)
-    delete_content_item(content_item=ContentItem.objects.get(pk=job.content_item_id))
+    job = avatar_video_request(topic=make_topic(), script="Seeds.", enqueue_submit=False)
+    content_item_delete(content_item=ContentItem.objects.get(pk=job.content_item_id))
     assert not VideoJob.objects.filter(pk=job.pk).exists()  # the job went with its item
     assert bucket_keys() == [] and not UploadLedgerEntry.objects.exists()
 
@@ -56,7 +56,7 @@ def test_a_copy_whose_item_was_deleted_discards_its_upload(fake_heygen, bucket_k
 def _fallback(fake_heygen, storage_link, item=None, topic=None) -> ContentItem:
     storage_link.cut()
     try:
-        job = request_avatar_video(topic=topic or (item.topic if item else make_topic()),
+        job = avatar_video_request(topic=topic or (item.topic if item else make_topic()),
                                    script="Flowers.", content_item=item,
                                    enqueue_submit=False)  # fmt: skip
         assert run_job_inline(job.pk, poll_interval=0.01).state == State.FALLBACK
@@ -70,7 +70,7 @@ def test_a_promotion_that_read_the_item_before_a_regenerate_stored_is_discarded(
 ):
     item = _fallback(fake_heygen, storage_link)
     read_by_the_promotion = ContentItem.objects.get(pk=item.pk)  # waits for render A
-    job = request_avatar_video(topic=item.topic, script="Flowers, again.", content_item=item,
+    job = avatar_video_request(topic=item.topic, script="Flowers, again.", content_item=item,
                                enqueue_submit=False)  # fmt: skip
     assert run_job_inline(job.pk, poll_interval=0.01).state == State.STORED  # render B stored
     regenerated = ContentItem.objects.get(pk=item.pk)

@@ -101,15 +101,15 @@ def test_a_title_is_stripped_and_may_use_the_whole_limit():
 @pytest.mark.django_db
 def test_a_batch_keeps_the_order_it_was_entered_in_after_the_existing_lessons():
     topic = make_topic()
-    generation.generate_videos(topic=topic, scripts=["Existing lesson."])
-    jobs = generation.generate_videos(
+    generation.avatar_videos_generate(topic=topic, scripts=["Existing lesson."])
+    jobs = generation.avatar_videos_generate(
         topic=topic, scripts=["Third.", "First?", "Second!"], titles=["", "Named lesson", ""]
     )
     assert lessons(topic) == [(1, "Existing lesson."), (2, "Third."), (3, "Named lesson"),
                               (4, "Second!")]  # fmt: skip
     assert order(topic)[1:] == [job.content_item_id for job in jobs]
     other = make_topic("Other")
-    generation.generate_videos(topic=other, scripts=["Own numbering."])
+    generation.avatar_videos_generate(topic=other, scripts=["Own numbering."])
     assert lessons(other) == [(1, "Own numbering.")]
 
 
@@ -117,7 +117,7 @@ def test_a_batch_keeps_the_order_it_was_entered_in_after_the_existing_lessons():
 def test_a_bad_title_queues_nothing():
     topic = make_topic()
     with pytest.raises(InvalidRequest, match="one line"):
-        generation.generate_videos(topic=topic, scripts=["A.", "B."], titles=["ok", "x\ny"])
+        generation.avatar_videos_generate(topic=topic, scripts=["A.", "B."], titles=["ok", "x\ny"])
     assert not ContentItem.objects.exists()
 
 
@@ -131,7 +131,7 @@ def test_concurrent_batches_each_get_consecutive_positions():
         try:
             start.wait()
             scripts = [f"{name} {n}." for n in range(1, 6)]
-            generation.generate_videos(topic=topic, scripts=scripts)
+            generation.avatar_videos_generate(topic=topic, scripts=scripts)
         except Exception as error:  # reported below, in the test's thread
             errors.append(error)
         finally:
@@ -156,7 +156,7 @@ def test_concurrent_batches_each_get_consecutive_positions():
 @pytest.mark.django_db
 def test_move_up_and_down_swap_neighbours_and_stop_at_the_ends():
     topic = make_topic()
-    first, second, third = (job.content_item for job in generation.generate_videos(
+    first, second, third = (job.content_item for job in generation.avatar_videos_generate(
         topic=topic, scripts=["One.", "Two.", "Three."]))  # fmt: skip
     assert content_item_move(content_item=third, direction="up") is True
     assert order(topic) == [first.pk, third.pk, second.pk]
@@ -231,7 +231,7 @@ def test_a_csv_upload_titles_the_videos_from_its_title_column(client):
 def test_move_down_comes_back_to_the_lesson_with_focus_on_the_same_button(client):
     log_in(client, *AUTHOR)
     topic = make_topic()
-    first, second = (job.content_item for job in generation.generate_videos(
+    first, second = (job.content_item for job in generation.avatar_videos_generate(
         topic=topic, scripts=["One.", "Two."]))  # fmt: skip
     response = client.post(f"/topics/{topic.pk}/videos/{first.pk}/move/", {"direction": "down"})
     assert response.status_code == 302
@@ -252,7 +252,9 @@ def test_move_down_comes_back_to_the_lesson_with_focus_on_the_same_button(client
 def test_after_a_move_the_page_that_shows_the_lesson_comes_back(client):
     log_in(client, *AUTHOR)
     topic = make_topic()
-    jobs = generation.generate_videos(topic=topic, scripts=[f"Lesson {n}." for n in range(1, 12)])
+    jobs = generation.avatar_videos_generate(
+        topic=topic, scripts=[f"Lesson {n}." for n in range(1, 12)]
+    )
     tenth = jobs[9].content_item
     url = f"/topics/{topic.pk}/videos/{tenth.pk}/move/"
     down = client.post(url, {"direction": "down"})["Location"]

@@ -9,7 +9,7 @@ from io import StringIO
 import pytest
 
 from avatars.models import VideoJob
-from avatars.services import request_avatar_video_batch
+from avatars.services import avatar_video_request_batch
 from tests.builders import make_topic, run_command
 from tests.workers import Engine, Worker, wait_until
 from topics.models import ContentItem
@@ -51,7 +51,7 @@ def test_three_clusters_share_thirty_jobs_and_survive_a_kill_9(settings, fake_he
     fake_heygen.max_concurrent = 10  # the provider's own count is checked too
     fake_heygen.set_fault("slow_download", 0.6)  # copies last long enough to be killed in
     topic = make_topic("Course")
-    jobs = request_avatar_video_batch(
+    jobs = avatar_video_request_batch(
         topic=topic, scripts=[f"Lesson {n}: light, water and leaves." for n in range(JOBS)]
     )
     clusters = [Worker(Q_WORKERS="2") for _ in range(3)]

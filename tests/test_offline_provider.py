@@ -10,7 +10,7 @@ from avatars.inline import run_job_inline
 from avatars.pipeline import build_result, content_data_from_result
 from avatars.providers.base import RenderStatus
 from avatars.providers.offline import is_right_to_left, render_script_video
-from avatars.services import request_avatar_video
+from avatars.services import avatar_video_request
 from tests.builders import make_topic
 from topics.cleaners import clean_content_data
 
@@ -86,7 +86,7 @@ def test_a_provider_result_carries_no_offline_label():
 def test_a_video_from_the_offline_provider_is_stored_as_an_offline_preview(settings, bucket_keys):
     settings.AVATAR_PROVIDER = "local"
     settings.OFFLINE_VIDEO_WIDTH, settings.OFFLINE_VIDEO_HEIGHT = WIDTH, HEIGHT
-    job = request_avatar_video(topic=make_topic(), script="Offline lesson", enqueue_submit=False)
+    job = avatar_video_request(topic=make_topic(), script="Offline lesson", enqueue_submit=False)
     job = run_job_inline(job.pk, poll_interval=0.05)
     item = job.content_item
     item.refresh_from_db()

@@ -19,7 +19,7 @@ from avatars.inline import run_job_inline
 from avatars.models import VideoJob
 from avatars.pipeline import build_result
 from avatars.providers import get_provider
-from avatars.services import request_avatar_video
+from avatars.services import avatar_video_request
 from tests.builders import make_topic
 from tests.conftest import BUCKET
 from tests.faults import failing_content_item_writes
@@ -66,7 +66,7 @@ def test_command_stores_the_video_with_metadata_matching_the_object(fake_heygen,
 
 
 def test_result_has_the_original_shape(fake_heygen):
-    job = request_avatar_video(topic=make_topic(), script="Hello class", language="he",
+    job = avatar_video_request(topic=make_topic(), script="Hello class", language="he",
                                enqueue_submit=False)  # fmt: skip
     job = run_job_inline(job.pk, poll_interval=0.01)
     provider = get_provider()
@@ -137,7 +137,7 @@ def test_provider_and_download_faults_fail_clearly_and_leave_nothing(
 
 def test_render_failed_raises_the_providers_message(fake_heygen):
     fake_heygen.set_fault("render_failed")
-    job = request_avatar_video(topic=make_topic(), script="Too long", enqueue_submit=False)
+    job = avatar_video_request(topic=make_topic(), script="Too long", enqueue_submit=False)
     job = run_job_inline(job.pk, poll_interval=0.01)
     assert job.state == VideoJob.State.FAILED
     with pytest.raises(RenderFailed, match="Video is too long"):
@@ -202,7 +202,7 @@ def test_regenerate_replaces_the_object_and_deletes_the_old_one(fake_heygen, buc
     topic = make_topic()
     first = generate_command(topic.pk)
     item = ContentItem.objects.get(pk=first["id"])
-    job = request_avatar_video(topic=topic, script="A second take.", content_item=item,
+    job = avatar_video_request(topic=topic, script="A second take.", content_item=item,
                                enqueue_submit=False)  # fmt: skip
     assert run_job_inline(job.pk, poll_interval=0.05).state == "stored"
     item.refresh_from_db()
@@ -212,8 +212,8 @@ def test_regenerate_replaces_the_object_and_deletes_the_old_one(fake_heygen, buc
 
 def test_a_second_regenerate_joins_the_running_job(fake_heygen):
     topic = make_topic()
-    job = request_avatar_video(topic=topic, script="One", enqueue_submit=False)
-    again = request_avatar_video(
+    job = avatar_video_request(topic=topic, script="One", enqueue_submit=False)
+    again = avatar_video_request(
         topic=topic, script="Two", content_item=job.content_item, enqueue_submit=False
     )
     assert again.pk == job.pk
@@ -241,7 +241,7 @@ def test_offline_job_retries_after_a_storage_outage(settings, storage_link, buck
 
     settings.AVATAR_PROVIDER = "local"
     settings.OFFLINE_VIDEO_WIDTH, settings.OFFLINE_VIDEO_HEIGHT = 320, 180
-    job = request_avatar_video(
+    job = avatar_video_request(
         topic=make_topic(), script="Offline", enqueue_submit=False, max_attempts=2
     )
     storage_link.cut()

@@ -86,13 +86,13 @@ def test_a_cluster_that_takes_no_wake_ups_is_named_even_with_fresh_heartbeats(cl
     takes no tasks: copies whose wake-up went untaken for a lease, and jobs past their lease,
     are warned about."""
     from avatars.models import VideoJob
-    from avatars.services import request_avatar_video
+    from avatars.services import avatar_video_request
     from tests.builders import make_topic
 
     settings.VIDEO_JOB_LEASE_SECONDS = 60
     record_heartbeat(Kind.ENGINE, name="host-a:10")
     record_heartbeat(Kind.WORKERS, name="host-b:20")
-    job = request_avatar_video(topic=make_topic(), script="Bark.", enqueue_submit=False)
+    job = avatar_video_request(topic=make_topic(), script="Bark.", enqueue_submit=False)
     VideoJob.objects.filter(pk=job.pk).update(
         state="downloading", wakeup_sent_at=Now() - timedelta(minutes=3)
     )

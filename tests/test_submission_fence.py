@@ -15,7 +15,7 @@ from avatars.inline import run_job_inline
 from avatars.models import VideoJob
 from avatars.pipeline import start_render
 from avatars.providers import get_provider
-from avatars.services import request_avatar_video
+from avatars.services import avatar_video_request
 from tests.builders import make_topic
 from topics.models import ContentItem
 
@@ -24,7 +24,7 @@ State = VideoJob.State
 
 
 def queued(script: str = "Leaves make sugar from light.", **options) -> VideoJob:
-    return request_avatar_video(topic=make_topic(), script=script, enqueue_submit=False, **options)
+    return avatar_video_request(topic=make_topic(), script=script, enqueue_submit=False, **options)
 
 
 def stored_once(fake_heygen, job: VideoJob, bucket_keys) -> None:

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from avatars import jobs
 from avatars.models import VideoJob
-from avatars.services import request_avatar_video
+from avatars.services import avatar_video_request
 from tests.builders import make_topic
 from tests.workers import ROOT, wait_until, worker_env
 from topics.models import ContentItem
@@ -35,7 +35,7 @@ HOLD_SECONDS = 4
 
 def rendered_job(fake_heygen) -> VideoJob:
     fake_heygen.render_seconds = 0.01
-    job = request_avatar_video(topic=make_topic(), script="Held save.", enqueue_submit=False)
+    job = avatar_video_request(topic=make_topic(), script="Held save.", enqueue_submit=False)
     jobs.submit_queued_jobs()
     time.sleep(0.05)
     VideoJob.objects.filter(pk=job.pk).update(next_check_at=timezone.now())

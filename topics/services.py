@@ -18,7 +18,7 @@ from videostore.storage import MEASURED_FIELDS, STORAGE_METADATA_FIELDS
 logger = logging.getLogger(__name__)
 
 
-def create_topic(*, title: str, language: str = "en", description: str = "") -> Topic:
+def topic_create(*, title: str, language: str = "en", description: str = "") -> Topic:
     """Create a topic; raises ValidationError on a blank title or a malformed language."""
     topic = Topic(title=(title or "").strip(), language=(language or "").strip(),
                   description=(description or "").strip())  # fmt: skip
@@ -27,8 +27,8 @@ def create_topic(*, title: str, language: str = "en", description: str = "") -> 
     return topic
 
 
-def update_topic(*, topic: Topic, title: str, language: str, description: str = "") -> Topic:
-    """Edit a topic under the same rules as `create_topic`."""
+def topic_update(*, topic: Topic, title: str, language: str, description: str = "") -> Topic:
+    """Edit a topic under the same rules as `topic_create`."""
     topic.title = (title or "").strip()
     topic.language = (language or "").strip()
     topic.description = (description or "").strip()
@@ -77,7 +77,7 @@ def _save_item(topic: Topic, generated: GeneratedContent, cleaned: dict) -> Cont
         )
     item = ContentItem.objects.select_for_update().get(pk=generated.content_item_id, topic=topic)
     expected = generated.expected_video_id
-    if expected is not None and waiting_render(item) != expected:
+    if expected is not None and content_item_waiting_render(item) != expected:
         raise StaleItem(f"content item {item.pk} no longer waits for render "
                         f"{generated.expected_video_id}")  # fmt: skip
     old_path, old_bucket = item.storage_path, item.storage_bucket
@@ -95,7 +95,7 @@ def _save_item(topic: Topic, generated: GeneratedContent, cleaned: dict) -> Cont
     return item
 
 
-def save_generated_topic(
+def topic_save_generated(
     *,
     items: Sequence[GeneratedContent],
     topic: Topic | None = None,
@@ -127,7 +127,7 @@ def save_generated_topic(
             if within_transaction is not None:
                 within_transaction()  # e.g. the job's row, locked before the long writes
             if topic is None:
-                topic = create_topic(title=title, language=language, description=description)
+                topic = topic_create(title=title, language=language, description=description)
             saved = [
                 _save_item(topic, g, clean_content_data(g.content_type, g.content_data))
                 for g in items
@@ -164,7 +164,7 @@ def content_item_create_avatar_video(*, topic: Topic, script: str, title: str = 
     return item
 
 
-def waiting_render(item: ContentItem) -> str:
+def content_item_waiting_render(item: ContentItem) -> str:
     """The provider render a fallback item waits to have copied in ("" when none)."""
     if item.status != ContentItem.Status.NEEDS_STORAGE:
         return ""
@@ -275,7 +275,7 @@ def _save_one(
     upload_owner: str | None = None,
     expected_video_id: str | None = None,
 ) -> ContentItem:
-    _, (item,) = save_generated_topic(
+    _, (item,) = topic_save_generated(
         topic=content_item.topic,
         items=[
             GeneratedContent(
@@ -408,7 +408,7 @@ def content_item_mark_needs_regeneration(
     return True
 
 
-def delete_content_item(*, content_item: ContentItem) -> bool:
+def content_item_delete(*, content_item: ContentItem) -> bool:
     """Delete an item; its stored object is deleted after the row's deletion commits. The
     path is read under the row lock (its jobs' rows first, in the order every save takes
     them): a copy that committed a moment ago has its object deleted too, and a copy still
@@ -425,7 +425,7 @@ def delete_content_item(*, content_item: ContentItem) -> bool:
     return True
 
 
-def delete_topic(*, topic: Topic) -> int:
+def topic_delete(*, topic: Topic) -> int:
     """Delete a topic with its items; their stored files go after commit (through the upload
     ledger), their generation jobs with the rows (a database cascade). Returns the number of
     items deleted."""
@@ -437,6 +437,6 @@ def delete_topic(*, topic: Topic) -> int:
         list(jobs.select_for_update().filter(content_item__topic=topic).values_list("pk"))
         items = list(ContentItem.objects.select_for_update().filter(topic=topic))
         for item in items:
-            delete_content_item(content_item=item)
+            content_item_delete(content_item=item)
         topic.delete()
     return len(items)

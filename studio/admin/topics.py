@@ -18,7 +18,7 @@ from studio.cards import legacy_link_blocked, video_statuses
 from studio.permissions import CHANGE_VIDEO, DELETE_VIDEO, REGENERATE
 from topics.models import ContentItem, Topic
 from topics.selectors import video_view
-from topics.services import content_item_rename, delete_content_item, delete_topic
+from topics.services import content_item_delete, content_item_rename, topic_delete
 from videostore.storage import MEASURED_FIELDS, STORAGE_METADATA_FIELDS
 
 admin.site.site_header = "Content Studio admin"
@@ -75,11 +75,11 @@ class TopicAdmin(admin.ModelAdmin):
         return deleted, counts, {p for p in perms_needed if p not in cascaded}, protected
 
     def delete_model(self, request, obj):
-        delete_topic(topic=obj)
+        topic_delete(topic=obj)
 
     def delete_queryset(self, request, queryset):
         for topic in queryset:
-            delete_topic(topic=topic)
+            topic_delete(topic=topic)
 
 
 class YesNoFilter(admin.SimpleListFilter):
@@ -254,7 +254,7 @@ class ContentItemAdmin(admin.ModelAdmin):
         queued = 0
         for item in videos.select_related("topic"):
             try:
-                generation.regenerate_video(content_item=item)
+                generation.avatar_video_regenerate(content_item=item)
                 queued += 1
             except GENERATION_ERRORS as error:
                 self.message_user(request, f"{item}: {error}", messages.ERROR)
@@ -263,7 +263,7 @@ class ContentItemAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry storage (copy the provider video)", permissions=["regenerate"])
     def retry_storage(self, request, queryset):
-        queued = sum(generation.retry_storage(content_item=item) for item in queryset)
+        queued = sum(generation.avatar_video_retry_storage(content_item=item) for item in queryset)
         skipped = len(queryset) - queued
         if queued:
             self.message_user(request, f"Storage retry queued for {queued} item(s).")
@@ -289,7 +289,7 @@ class ContentItemAdmin(admin.ModelAdmin):
             )  # fmt: skip
         count = 0
         for item in queryset:
-            delete_content_item(content_item=item)
+            content_item_delete(content_item=item)
             count += 1
         self.message_user(request, f"Deleted {count} item(s); their files go after commit.")
         return None

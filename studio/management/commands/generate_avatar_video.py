@@ -16,7 +16,7 @@ from avatars.errors import GENERATION_ERRORS
 from avatars.inline import run_job_inline
 from avatars.models import VideoJob
 from avatars.pipeline import OFFLINE_PROVIDER
-from avatars.services import request_avatar_video
+from avatars.services import avatar_video_request
 from studio.status import video_status
 from topics.models import ContentItem, Topic
 from topics.validators import validate_language_tag, validate_title
@@ -143,7 +143,7 @@ class Command(BaseCommand):
 
     def generate(self, topic: Topic, script: str, language: str, options: dict) -> VideoJob:
         try:
-            job = request_avatar_video(
+            job = avatar_video_request(
                 topic=topic,
                 script=script,
                 language=language,

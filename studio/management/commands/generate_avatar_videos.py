@@ -77,9 +77,10 @@ class Command(BaseCommand):
             raise CommandError(f"--language: {error.messages[0]}", returncode=2) from error
         scripts, titles = read_lessons(options["scripts_file"])
         try:
-            jobs = generation.generate_videos(topic=topic, scripts=scripts, language=language,
-                                          avatar_id=options["avatar_id"],
-                                          voice_id=options["voice_id"], titles=titles)  # fmt: skip
+            jobs = generation.avatar_videos_generate(
+                topic=topic, scripts=scripts, language=language, avatar_id=options["avatar_id"],
+                voice_id=options["voice_id"], titles=titles,
+            )  # fmt: skip
         except GENERATION_ERRORS as error:
             raise CommandError(str(error), returncode=2) from error
         ids = [job.pk for job in jobs]

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from topics.models import Topic
-from topics.services import create_topic
+from topics.services import topic_create
 
 DEMO_TOPICS = [
     ("Photosynthesis basics", "en", "How plants turn light, water and carbon dioxide into sugar."),
@@ -19,7 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         for title, language, description in DEMO_TOPICS:
             if not Topic.objects.filter(title=title).exists():
-                create_topic(title=title, language=language, description=description)
+                topic_create(title=title, language=language, description=description)
                 self.stdout.write(f"Created demo topic: {title}")
         user_model = get_user_model()
         if settings.DEBUG and not user_model.objects.filter(is_superuser=True).exists():
