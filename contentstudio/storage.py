@@ -16,7 +16,9 @@ from django.core.files.storage import FileSystemStorage
 from django.urls import reverse
 from django.utils.encoding import filepath_to_uri
 from storages.backends.s3 import S3Storage
-from storages.utils import clean_name
+from storages.utils import clean_name, is_seekable
+
+from contentstudio.stream_upload import completion_read_timeout, multipart_stream, put_stream
 
 MiB = 1024 * 1024
 
@@ -36,8 +38,8 @@ def supabase_client_config() -> Config:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         retries={"max_attempts": 5, "mode": "standard"},
-        connect_timeout=10,
-        read_timeout=60,
+        connect_timeout=settings.SUPABASE_S3_CONNECT_TIMEOUT_SECONDS,
+        read_timeout=settings.SUPABASE_S3_READ_TIMEOUT_SECONDS,
         max_pool_connections=16,
     )
 
@@ -128,6 +130,42 @@ class SupabaseStorage(S3Storage):
         session = super()._create_session()
         register_supabase_handlers(session.events)
         return session
+
+    def _save(self, name, content):
+        """A stream that announces its length (`size`) goes up in one streamed PUT up to
+        SUPABASE_S3_SINGLE_PUT_MAX_BYTES, else in parts sized by its length; anything else
+        through django-storages (s3transfer)."""
+        length = getattr(content, "size", None)
+        if length is None or is_seekable(content):
+            return super()._save(name, content)
+        cleaned_name = clean_name(name)
+        key = self._normalize_name(cleaned_name)
+        params = self._get_write_parameters(key, content)
+        # The call that makes the object answers once the server has it all: its wait grows
+        # with the size. The payload is not signed: a stream cannot be read twice.
+        timeout = completion_read_timeout(length, self.client_config.read_timeout)
+        long_wait = self._client(read_timeout=timeout, payload_signing_enabled=False)
+        if length <= settings.SUPABASE_S3_SINGLE_PUT_MAX_BYTES:
+            put_stream(long_wait, bucket=self.bucket_name, key=key, body=content,
+                       length=length, params=params)  # fmt: skip
+        else:
+            multipart_stream(self.connection.meta.client, long_wait, bucket=self.bucket_name,
+                             key=key, body=content, length=length, params=params)  # fmt: skip
+        return cleaned_name
+
+    def _client(self, *, read_timeout: float, payload_signing_enabled: bool):
+        """A client of this backend's kind with another read timeout and payload signing."""
+        s3_options = {**(self.client_config.s3 or {}),
+                      "payload_signing_enabled": payload_signing_enabled}  # fmt: skip
+        config = self.client_config.merge(Config(read_timeout=read_timeout, s3=s3_options))
+        return self._create_session().client(
+            "s3",
+            region_name=self.region_name,
+            use_ssl=self.use_ssl,
+            endpoint_url=self.endpoint_url,
+            config=config,
+            verify=self.verify,
+        )
 
     def public_url(self, name: str) -> str:
         """Supabase's public object URL: <project>/storage/v1/object/public/<bucket>/<path>."""
