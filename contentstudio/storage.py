@@ -23,14 +23,17 @@ from contentstudio.stream_upload import completion_read_timeout, multipart_strea
 MiB = 1024 * 1024
 
 
-def supabase_client_config() -> Config:
+def supabase_client_config(
+    *, connect_timeout: float | None = None, read_timeout: float | None = None
+) -> Config:
     """The botocore config Supabase's S3 endpoint needs.
 
     Path-style addressing (the endpoint has a path prefix), SigV4 only (also for presigned
     URLs, which boto3 would otherwise sign with SigV2 in some regions), and checksums only
     when an operation requires one: S3-compatible servers reject or mangle the aws-chunked
     trailer that boto3 >= 1.36 sends by default. django-storages ignores its own
-    `addressing_style` / `signature_version` options once `client_config` is set.
+    `addressing_style` / `signature_version` options once `client_config` is set. Timeouts
+    default to SUPABASE_S3_CONNECT_TIMEOUT_SECONDS / SUPABASE_S3_READ_TIMEOUT_SECONDS.
     """
     return Config(
         s3={"addressing_style": "path"},
@@ -38,8 +41,8 @@ def supabase_client_config() -> Config:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         retries={"max_attempts": 5, "mode": "standard"},
-        connect_timeout=settings.SUPABASE_S3_CONNECT_TIMEOUT_SECONDS,
-        read_timeout=settings.SUPABASE_S3_READ_TIMEOUT_SECONDS,
+        connect_timeout=connect_timeout or settings.SUPABASE_S3_CONNECT_TIMEOUT_SECONDS,
+        read_timeout=read_timeout or settings.SUPABASE_S3_READ_TIMEOUT_SECONDS,
         max_pool_connections=16,
     )
 

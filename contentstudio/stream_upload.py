@@ -22,7 +22,7 @@ MIN_PART_BYTES = 8 * MiB
 MAX_PART_BYTES = 64 * MiB
 #: Big files get about this many parts (fewer, larger requests), within the bounds above.
 TARGET_PARTS = 128
-#: Parts held in memory while they upload (the one being read comes on top): 3 of 8 MiB,
+#: Parts in memory while they upload (reading the next one takes a slot first): 3 of 8 MiB,
 #: 2 of 16 MiB, 1 of 32 or 64 MiB.
 PARTS_IN_FLIGHT_BYTES = 32 * MiB
 MAX_PARTS_IN_FLIGHT = 3
@@ -131,10 +131,13 @@ def _send_parts(client, bucket, key, upload_id, body: BinaryIO, part_size: int) 
     with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="upload-part") as pool:
         try:
             number = 0
-            while data := body.read(part_size):
-                number += 1
+            while True:
                 if len(pending) >= in_flight:
-                    finish_oldest()  # bounded memory: wait for a slot before queueing more
+                    finish_oldest()  # bounded memory: a slot frees before the next read
+                data = body.read(part_size)
+                if not data:
+                    break
+                number += 1
                 pending.append((number, pool.submit(
                     client.upload_part, Bucket=bucket, Key=key, UploadId=upload_id,
                     PartNumber=number, Body=data,

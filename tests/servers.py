@@ -72,7 +72,7 @@ class S3Server:
             region_name=TEST_REGION,
             aws_access_key_id=TEST_ACCESS_KEY,
             aws_secret_access_key=TEST_SECRET_KEY,
-            config=supabase_client_config(),
+            config=supabase_client_config(connect_timeout=10, read_timeout=60),
         )
         # As the production backend does: DeleteObjects sends a Content-Type (Supabase's
         # server refuses the batch without one) and namespaced errors keep their codes.
