@@ -157,18 +157,29 @@ class SupabaseStorage(S3Storage):
         return cleaned_name
 
     def _client(self, *, read_timeout: float, payload_signing_enabled: bool):
-        """A client of this backend's kind with another read timeout and payload signing."""
-        s3_options = {**(self.client_config.s3 or {}),
-                      "payload_signing_enabled": payload_signing_enabled}  # fmt: skip
-        config = self.client_config.merge(Config(read_timeout=read_timeout, s3=s3_options))
-        return self._create_session().client(
-            "s3",
-            region_name=self.region_name,
-            use_ssl=self.use_ssl,
-            endpoint_url=self.endpoint_url,
-            config=config,
-            verify=self.verify,
-        )
+        """A client of this backend's kind with another read timeout and payload signing,
+        kept per thread (a new session and client cost a few hundred ms of CPU)."""
+        local = self._connections
+        if not hasattr(local, "long_wait_clients"):
+            local.long_wait_session = self._create_session()
+            local.long_wait_clients = {}
+        clients = local.long_wait_clients
+        key = (read_timeout, payload_signing_enabled)
+        if key not in clients:
+            if len(clients) >= 8:  # a few sizes of very large videos: forget the others
+                clients.clear()
+            s3_options = {**(self.client_config.s3 or {}),
+                          "payload_signing_enabled": payload_signing_enabled}  # fmt: skip
+            config = self.client_config.merge(Config(read_timeout=read_timeout, s3=s3_options))
+            clients[key] = local.long_wait_session.client(
+                "s3",
+                region_name=self.region_name,
+                use_ssl=self.use_ssl,
+                endpoint_url=self.endpoint_url,
+                config=config,
+                verify=self.verify,
+            )
+        return clients[key]
 
     def public_url(self, name: str) -> str:
         """Supabase's public object URL: <project>/storage/v1/object/public/<bucket>/<path>."""

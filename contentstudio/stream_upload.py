@@ -7,11 +7,13 @@ parts. s3transfer picks its part size before it knows the length and buffers a w
 memory, so a stream whose length is announced goes through here instead.
 """
 
-import contextlib
+import logging
 import math
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
+
+logger = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 #: S3's limits: parts other than the last are at least 5 MiB; at most 10,000 parts.
@@ -114,8 +116,11 @@ def multipart_stream(
             Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
         )
     except BaseException:
-        with contextlib.suppress(Exception):  # the original error is the one that matters
+        try:
             client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except Exception as error:  # the upload's own error is the one raised
+            logger.warning("abort of the multipart upload of %s failed; reconcile_storage "
+                           "will abort it: %s", key, error.__class__.__name__)  # fmt: skip
         raise
 
 
