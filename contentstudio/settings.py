@@ -302,6 +302,9 @@ Q_WORKERS_STALE_SECONDS = _env_int("Q_WORKERS_STALE_SECONDS", 180)
 Q_BROKER_URL = _env("Q_BROKER_URL")
 Q_CLUSTER = {
     "name": "contentstudio",
+    # The queue the cluster takes tasks from: sites (or test runs) sharing one Redis use
+    # different names. Tasks are signed with "name", the same for every cluster of the site.
+    "cluster_name": _env("Q_CLUSTER_NAME", "contentstudio"),
     "workers": _env_int("Q_WORKERS", 2),
     "timeout": _env_int("Q_TIMEOUT_SECONDS", 2400),
     "retry": _env_int("Q_RETRY_SECONDS", 2700),
