@@ -151,3 +151,16 @@ def test_the_streamed_put_sends_a_plain_unsigned_body_of_its_length(s3_server, s
     assert not any(key.startswith("x-amz-checksum-") for key in headers)
     stored = s3_server.client().get_object(Bucket=BUCKET, Key="avatar_videos/plain.mp4")
     assert stored["Body"].read() == sample_bytes
+
+
+def test_the_storage_client_takes_its_timeouts_from_settings(settings, s3_server):
+    from django.core.files.storage import storages
+
+    from tests.servers import supabase_storage_settings
+
+    options = supabase_storage_settings(s3_server, BUCKET)
+    options.update(SUPABASE_S3_CONNECT_TIMEOUT_SECONDS=3, SUPABASE_S3_READ_TIMEOUT_SECONDS=7)
+    for key, value in options.items():
+        setattr(settings, key, value)
+    config = storages["default"].connection.meta.client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (3, 7)
