@@ -17,15 +17,29 @@ from tests.servers import S3Server, supabase_storage_settings
 BUCKET = "media"
 
 
-def pytest_collection_modifyitems(items):
-    """The longest tests first (worker clusters and browsers, then the other job tests), so
-    xdist hands them out one by one before the short ones and none runs alone at the end
-    (`--maxschedchunk 1`); otherwise the order is unchanged."""
+def _rolls_back(item) -> bool:
+    """A test inside a transaction that is rolled back (pytest-django's `db`), as opposed to
+    one whose tables are flushed afterwards (which also empties data migrations' rows)."""
+    marker = item.get_closest_marker("django_db")
+    fixtures = getattr(item, "fixturenames", [])
+    flushed = bool(
+        marker and (marker.kwargs.get("transaction") or marker.kwargs.get("reset_sequences"))
+    ) or any(name in fixtures for name in ("transactional_db", "live_server"))
+    return bool(marker or "db" in fixtures) and not flushed
 
-    def weight(item) -> int:
+
+def pytest_collection_modifyitems(items):
+    """Django's order (tests in rolled-back transactions first: they read data migrations'
+    rows, which a flush empties), then the longest tests (worker clusters and browsers, then
+    the other job tests), so xdist hands them out one by one before the short ones and none
+    runs alone at the end (`--maxschedchunk 1`); otherwise the order is unchanged."""
+
+    def weight(item) -> tuple[int, int]:
+        if _rolls_back(item):
+            return (0, 0)
         if item.get_closest_marker("slow") or item.get_closest_marker("browser"):
-            return 0
-        return 1 if item.get_closest_marker("jobs") else 2
+            return (1, 0)
+        return (1, 1 if item.get_closest_marker("jobs") else 2)
 
     items.sort(key=weight)
 
