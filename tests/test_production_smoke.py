@@ -180,7 +180,14 @@ def wait_for_healthz(base_url: str, timeout: float = 60) -> dict:
     """/healthz with every check and both kinds of background process reporting ok."""
     deadline = time.monotonic() + timeout
     while True:
-        body = requests.get(f"{base_url}/healthz", timeout=10).json()
+        try:
+            body = requests.get(f"{base_url}/healthz", timeout=10).json()
+        except requests.RequestException:
+            # gunicorn listens before its worker has loaded Django: on a busy machine the
+            # first answers can take longer than the request's timeout.
+            if time.monotonic() > deadline:
+                raise
+            continue
         if body["status"] == "ok" and not body["warnings"] or time.monotonic() > deadline:
             return body
         time.sleep(0.5)
