@@ -5,7 +5,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
-PYTEST_ARGS ?= -n 2
+# One worker per core (four were slower: each creates its test database and starts its
+# servers); the longest tests go first, handed out one at a time (tests/conftest.py), so
+# none is left running alone at the end. The Redis run is parallel too: each worker has
+# its own queue.
+PYTEST_ARGS ?= -n 2 --maxschedchunk 1
 # `make test` runs the job tests a second time on django-q2's Redis broker when Redis answers.
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
@@ -76,7 +80,7 @@ test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 	@if $(PY) -c "import redis; redis.from_url('$(REDIS_URL)').ping()" 2>/dev/null; then \
 		echo "==> The job tests again, on the Redis broker ($(REDIS_URL))"; \
-		Q_BROKER_URL=$(REDIS_URL) $(PY) -m pytest -m jobs -p no:xdist -q; \
+		Q_BROKER_URL=$(REDIS_URL) $(PY) -m pytest -m jobs $(PYTEST_ARGS) -q; \
 	else \
 		echo "==> Redis does not answer at $(REDIS_URL): job tests on the Redis broker skipped"; \
 	fi

@@ -1,7 +1,8 @@
 """`make bench`: the project against a baseline, in one run, on the same loopback servers.
 
-python -m benchmarks [--only memory,copy,pages,reconcile,course] [--size-mib 512]
-                     [--objects 100000] [--repeat 5] [--videos 40] [--render-seconds 20] [--quick]
+python -m benchmarks [--only memory,copy,large,pages,reconcile,course] [--size-mib 512]
+                     [--large-mib 2048] [--objects 100000] [--repeat 5] [--videos 40]
+                     [--render-seconds 20] [--quick]
 """
 
 import argparse
@@ -63,6 +64,49 @@ def transfer(size_mib: int, repeat: int, rows: list) -> None:
                  original["seconds"] / plain["seconds"], "-"))  # fmt: skip
 
 
+def large(size_mib: int, put_mib: int, repeat: int, rows: list) -> None:
+    """A large video (`size_mib`, parts sized by its length) against a plain upload of the
+    same bytes from disk, once each; then a video at the single-PUT threshold (`put_mib`) as
+    one streamed PUT against the same in 8 MiB parts, `repeat` times each (medians; memory
+    the worst run). Ratios within one run."""
+    s3 = start_s3()
+    heygen = FakeHeyGenProcess()
+    try:
+        video, at_threshold = big_mp4(size_mib), big_mp4(put_mib)
+        env = bench_env({"AVATAR_DOWNLOAD_ALLOWED_HOSTS": heygen.host_port}, s3)
+        ours = run("benchmarks.probe", "pipeline", heygen.rendered_url(video), env=env)
+        plain = run("benchmarks.probe", "plain_upload", str(video), env=env)
+        url = heygen.rendered_url(at_threshold)
+        puts, parts = [], []
+        for _ in range(repeat):  # interleaved; medians
+            puts.append(run("benchmarks.probe", "pipeline", url, env=env))
+            parts.append(run("benchmarks.probe", "pipeline", url,
+                             env={**env, "SUPABASE_S3_SINGLE_PUT_MAX_BYTES": "0"}))  # fmt: skip
+    finally:
+        heygen.stop()
+        s3.stop()
+    for name, results in (("large", [ours]), ("plain", [plain]), ("put", puts), ("parts", parts)):
+        print(f"{name:6} {json.dumps(results)}", file=sys.stderr)
+    one_put, in_parts = (
+        {
+            "seconds": statistics.median(r["seconds"] for r in results),
+            "rss_growth_mib": max(r["rss_growth_mib"] for r in results),
+        }
+        for results in (puts, parts)
+    )
+    rows.append((f"large: {size_mib} MiB copy / plain disk upload", "s", ours["seconds"],
+                 plain["seconds"], ours["seconds"] / plain["seconds"], "<= 1.10"))  # fmt: skip
+    rows.append((f"large: peak RSS growth, {size_mib} MiB copy / plain upload", "MiB",
+                 ours["rss_growth_mib"], plain["rss_growth_mib"],
+                 ours["rss_growth_mib"] / plain["rss_growth_mib"], "bounded"))  # fmt: skip
+    rows.append((f"large: {put_mib} MiB, one streamed PUT / 8 MiB parts", "s",
+                 one_put["seconds"], in_parts["seconds"],
+                 one_put["seconds"] / in_parts["seconds"], "<= 1.00"))  # fmt: skip
+    rows.append((f"large: peak RSS growth, {put_mib} MiB one PUT / parts", "MiB",
+                 one_put["rss_growth_mib"], in_parts["rss_growth_mib"],
+                 one_put["rss_growth_mib"] / in_parts["rss_growth_mib"], "bounded"))  # fmt: skip
+
+
 def pages(rows: list) -> None:
     env = bench_env({})
     small = run("benchmarks.scale", "pages", "10", env=env)
@@ -113,6 +157,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", default="memory,pages,reconcile,course")
     parser.add_argument("--size-mib", type=int, default=512)
+    parser.add_argument("--large-mib", type=int, default=2048, help="large: the video's size")
     parser.add_argument("--objects", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5, help="copy/memory runs per side")
     parser.add_argument("--videos", type=int, default=None, help="course: N videos (40)")
@@ -123,6 +168,8 @@ def main() -> None:
     rows: list = []
     if "memory" in chosen:
         transfer(args.size_mib, args.repeat, rows)
+    if "large" in chosen:
+        large(args.large_mib, 256, args.repeat, rows)
     if "pages" in chosen:
         pages(rows)
     if "reconcile" in chosen:

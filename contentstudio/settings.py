@@ -203,6 +203,12 @@ SUPABASE_S3_REGION = _env("SUPABASE_S3_REGION", "us-east-1")
 SUPABASE_STORAGE_BUCKET = _env("SUPABASE_STORAGE_BUCKET", "media")
 SUPABASE_BUCKET_PUBLIC = _env_bool("SUPABASE_BUCKET_PUBLIC", True)
 SUPABASE_STORAGE_ENABLED = bool(SUPABASE_S3_ACCESS_KEY_ID and SUPABASE_S3_SECRET_ACCESS_KEY)
+# How long the storage client waits to connect, and for each answer (a large upload's
+# completion waits longer, in proportion to its size: contentstudio/storage.py).
+SUPABASE_S3_CONNECT_TIMEOUT_SECONDS = float(_env("SUPABASE_S3_CONNECT_TIMEOUT_SECONDS", "10"))
+SUPABASE_S3_READ_TIMEOUT_SECONDS = float(_env("SUPABASE_S3_READ_TIMEOUT_SECONDS", "60"))
+# A video of known length up to this size goes up in one streamed PUT; larger ones in parts.
+SUPABASE_S3_SINGLE_PUT_MAX_BYTES = _env_int("SUPABASE_S3_SINGLE_PUT_MAX_BYTES", 256 * 1024**2)
 # Signed URLs must outlive a viewing session: players seek with range requests long after load.
 SIGNED_URL_EXPIRES_SECONDS = _env_int("SIGNED_URL_EXPIRES_SECONDS", 6 * 3600)
 
@@ -307,6 +313,9 @@ Q_WORKERS_STALE_SECONDS = _env_int("Q_WORKERS_STALE_SECONDS", 180)
 Q_BROKER_URL = _env("Q_BROKER_URL")
 Q_CLUSTER = {
     "name": "contentstudio",
+    # The queue the cluster takes tasks from: sites (or test runs) sharing one Redis use
+    # different names. Tasks are signed with "name", the same for every cluster of the site.
+    "cluster_name": _env("Q_CLUSTER_NAME", "contentstudio"),
     "workers": _env_int("Q_WORKERS", 2),
     "timeout": _env_int("Q_TIMEOUT_SECONDS", 2400),
     "retry": _env_int("Q_RETRY_SECONDS", 2700),

@@ -16,19 +16,24 @@ from django.core.files.storage import FileSystemStorage
 from django.urls import reverse
 from django.utils.encoding import filepath_to_uri
 from storages.backends.s3 import S3Storage
-from storages.utils import clean_name
+from storages.utils import clean_name, is_seekable
+
+from contentstudio.stream_upload import completion_read_timeout, multipart_stream, put_stream
 
 MiB = 1024 * 1024
 
 
-def supabase_client_config() -> Config:
+def supabase_client_config(
+    *, connect_timeout: float | None = None, read_timeout: float | None = None
+) -> Config:
     """The botocore config Supabase's S3 endpoint needs.
 
     Path-style addressing (the endpoint has a path prefix), SigV4 only (also for presigned
     URLs, which boto3 would otherwise sign with SigV2 in some regions), and checksums only
     when an operation requires one: S3-compatible servers reject or mangle the aws-chunked
     trailer that boto3 >= 1.36 sends by default. django-storages ignores its own
-    `addressing_style` / `signature_version` options once `client_config` is set.
+    `addressing_style` / `signature_version` options once `client_config` is set. Timeouts
+    default to SUPABASE_S3_CONNECT_TIMEOUT_SECONDS / SUPABASE_S3_READ_TIMEOUT_SECONDS.
     """
     return Config(
         s3={"addressing_style": "path"},
@@ -36,8 +41,8 @@ def supabase_client_config() -> Config:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         retries={"max_attempts": 5, "mode": "standard"},
-        connect_timeout=10,
-        read_timeout=60,
+        connect_timeout=connect_timeout or settings.SUPABASE_S3_CONNECT_TIMEOUT_SECONDS,
+        read_timeout=read_timeout or settings.SUPABASE_S3_READ_TIMEOUT_SECONDS,
         max_pool_connections=16,
     )
 
@@ -128,6 +133,53 @@ class SupabaseStorage(S3Storage):
         session = super()._create_session()
         register_supabase_handlers(session.events)
         return session
+
+    def _save(self, name, content):
+        """A stream that announces its length (`size`) goes up in one streamed PUT up to
+        SUPABASE_S3_SINGLE_PUT_MAX_BYTES, else in parts sized by its length; anything else
+        through django-storages (s3transfer)."""
+        length = getattr(content, "size", None)
+        if length is None or is_seekable(content):
+            return super()._save(name, content)
+        cleaned_name = clean_name(name)
+        key = self._normalize_name(cleaned_name)
+        params = self._get_write_parameters(key, content)
+        # The call that makes the object answers once the server has it all: its wait grows
+        # with the size. The payload is not signed: a stream cannot be read twice.
+        timeout = completion_read_timeout(length, self.client_config.read_timeout)
+        long_wait = self._client(read_timeout=timeout, payload_signing_enabled=False)
+        if length <= settings.SUPABASE_S3_SINGLE_PUT_MAX_BYTES:
+            put_stream(long_wait, bucket=self.bucket_name, key=key, body=content,
+                       length=length, params=params)  # fmt: skip
+        else:
+            multipart_stream(self.connection.meta.client, long_wait, bucket=self.bucket_name,
+                             key=key, body=content, length=length, params=params)  # fmt: skip
+        return cleaned_name
+
+    def _client(self, *, read_timeout: float, payload_signing_enabled: bool):
+        """A client of this backend's kind with another read timeout and payload signing,
+        kept per thread (a new session and client cost a few hundred ms of CPU)."""
+        local = self._connections
+        if not hasattr(local, "long_wait_clients"):
+            local.long_wait_session = self._create_session()
+            local.long_wait_clients = {}
+        clients = local.long_wait_clients
+        key = (read_timeout, payload_signing_enabled)
+        if key not in clients:
+            if len(clients) >= 8:  # a few sizes of very large videos: forget the others
+                clients.clear()
+            s3_options = {**(self.client_config.s3 or {}),
+                          "payload_signing_enabled": payload_signing_enabled}  # fmt: skip
+            config = self.client_config.merge(Config(read_timeout=read_timeout, s3=s3_options))
+            clients[key] = local.long_wait_session.client(
+                "s3",
+                region_name=self.region_name,
+                use_ssl=self.use_ssl,
+                endpoint_url=self.endpoint_url,
+                config=config,
+                verify=self.verify,
+            )
+        return clients[key]
 
     def public_url(self, name: str) -> str:
         """Supabase's public object URL: <project>/storage/v1/object/public/<bucket>/<path>."""

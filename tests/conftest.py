@@ -4,6 +4,7 @@ Each xdist worker starts its own moto S3 server on a free loopback port and poin
 production Supabase storage backend at it; every test starts with an empty bucket.
 """
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,33 @@ from avatars.providers.offline import render_script_video
 from tests.servers import S3Server, supabase_storage_settings
 
 BUCKET = "media"
+
+
+def _rolls_back(item) -> bool:
+    """A test inside a transaction that is rolled back (pytest-django's `db`), as opposed to
+    one whose tables are flushed afterwards (which also empties data migrations' rows)."""
+    marker = item.get_closest_marker("django_db")
+    fixtures = getattr(item, "fixturenames", [])
+    flushed = bool(
+        marker and (marker.kwargs.get("transaction") or marker.kwargs.get("reset_sequences"))
+    ) or any(name in fixtures for name in ("transactional_db", "live_server"))
+    return bool(marker or "db" in fixtures) and not flushed
+
+
+def pytest_collection_modifyitems(items):
+    """Django's order (tests in rolled-back transactions first: they read data migrations'
+    rows, which a flush empties), then the longest tests (worker clusters and browsers, then
+    the other job tests), so xdist hands them out one by one before the short ones and none
+    runs alone at the end (`--maxschedchunk 1`); otherwise the order is unchanged."""
+
+    def weight(item) -> tuple[int, int]:
+        if _rolls_back(item):
+            return (0, 0)
+        if item.get_closest_marker("slow") or item.get_closest_marker("browser"):
+            return (1, 0)
+        return (1, 1 if item.get_closest_marker("jobs") else 2)
+
+    items.sort(key=weight)
 
 
 @pytest.fixture(scope="session")
@@ -32,14 +60,24 @@ def django_db_setup(django_db_setup, django_db_blocker):
 
 @pytest.fixture(scope="session", autouse=True)
 def _empty_redis_queue():
-    """On the Redis broker, wake-ups left in the queue by an earlier run name rows of another
-    database: start from an empty queue (the ORM broker's queue lives in the test database)."""
+    """On the Redis broker, each xdist worker (and the qclusters it starts, through
+    Q_CLUSTER_NAME) takes tasks from a queue of its own: a task names a row of its worker's
+    database. Wake-ups left in it by an earlier run name rows of another database, so it
+    starts empty. (The ORM broker's queue lives in each worker's test database.)"""
     from django.conf import settings
 
-    if "redis" in settings.Q_CLUSTER:
-        from django_q.brokers import get_broker
+    if "redis" not in settings.Q_CLUSTER:
+        yield
+        return
+    from django_q.brokers import get_broker
+    from django_q.conf import Conf
 
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1...; unset without xdist
+    with pytest.MonkeyPatch.context() as patch:
+        if worker:
+            patch.setattr(Conf, "CLUSTER_NAME", f"{Conf.CLUSTER_NAME}-{worker}")
         get_broker().purge_queue()
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -72,7 +72,7 @@ class S3Server:
             region_name=TEST_REGION,
             aws_access_key_id=TEST_ACCESS_KEY,
             aws_secret_access_key=TEST_SECRET_KEY,
-            config=supabase_client_config(),
+            config=supabase_client_config(connect_timeout=10, read_timeout=60),
         )
         # As the production backend does: DeleteObjects sends a Content-Type (Supabase's
         # server refuses the batch without one) and namespaced errors keep their codes.
@@ -123,6 +123,10 @@ class S3Server:
 def supabase_storage_settings(server: S3Server, bucket: str, public: bool = True) -> dict:
     """The settings that point the production Supabase backend at `server`."""
     return {
+        # Loopback answers in milliseconds: a cut link or a dead server fails a call in
+        # seconds, not after production's 60 s read timeout.
+        "SUPABASE_S3_CONNECT_TIMEOUT_SECONDS": 2,
+        "SUPABASE_S3_READ_TIMEOUT_SECONDS": 15,
         "SUPABASE_URL": "https://test-project.supabase.co",
         "SUPABASE_STORAGE_BUCKET": bucket,
         "SUPABASE_BUCKET_PUBLIC": public,

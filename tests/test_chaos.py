@@ -18,6 +18,7 @@ from avatars.services import avatar_video_request
 from tests.builders import make_topic, run_command
 from tests.workers import Engine, Worker, wait_until
 from topics.models import ContentItem
+from videostore.ledger import upload_lease_is_live
 from videostore.models import UploadLedgerEntry
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.jobs]
@@ -52,7 +53,7 @@ def test_random_worker_kills_leave_no_orphans_and_no_dangling_rows(
         for n in range(RUNS)
     ]
     kills = 0
-    worker, engine = Worker(), Engine()
+    worker, engine = Worker(Q_WORKERS="2"), Engine()  # two copies at a time can be cut
     deadline = time.monotonic() + 150
     try:
         while time.monotonic() < deadline:
@@ -62,7 +63,7 @@ def test_random_worker_kills_leave_no_orphans_and_no_dangling_rows(
             if kills < MAX_KILLS and rng.random() < 0.6:
                 worker.kill()  # its jobs are taken over once their 2-second leases expire
                 kills += 1
-                worker = Worker()
+                worker = Worker(Q_WORKERS="2")
     finally:
         worker.stop()
         engine.stop()
@@ -120,7 +121,10 @@ def test_worker_killed_mid_upload_then_reconcile_is_consistent(
     # While the dead worker's lease runs, its upload is not touched, whatever the grace period.
     code, report = _reconcile("--fix", "--grace-seconds", "0")
     assert UploadLedgerEntry.objects.filter(intent=UploadLedgerEntry.Intent.UPLOAD).exists()
-    time.sleep(2.5)  # the lease expires: the worker is dead
+    (pending,) = UploadLedgerEntry.objects.filter(intent=UploadLedgerEntry.Intent.UPLOAD)
+    wait_until(  # the lease expires: the worker is dead
+        lambda: not upload_lease_is_live(pending.storage_path), timeout=30, interval=0.05
+    )
     code, report = _reconcile("--fix", "--grace-seconds", "0")
     assert code == 0, report
     assert bucket_keys() == []

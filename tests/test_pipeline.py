@@ -111,7 +111,7 @@ def test_provider_429_waits_for_a_render_slot_then_stores(fake_heygen, bucket_ke
     ("fault", "value", "message"),
     [
         ("generate_500", 10, "HeyGen kept failing (HTTP 500)"),
-        ("slow", 6, "HeyGen could not be reached"),
+        ("slow", 2, "HeyGen could not be reached"),  # slower than the 1 s timeout below
         ("render_failed", True, "Video is too long"),
         ("quota", True, "quota or credits exhausted"),
         ("invalid_avatar", True, "does not accept this avatar or voice"),
@@ -121,8 +121,10 @@ def test_provider_429_waits_for_a_render_slot_then_stores(fake_heygen, bucket_ke
     ],
 )
 def test_provider_and_download_faults_fail_clearly_and_leave_nothing(
-    fake_heygen, bucket_keys, fault, value, message
+    fake_heygen, bucket_keys, settings, fault, value, message
 ):
+    if fault == "slow":
+        settings.HEYGEN_REQUEST_TIMEOUT_SECONDS = 1
     fake_heygen.set_fault(fault, value)
     topic = make_topic()
     with pytest.raises(CommandError, match=re.escape(message)):

@@ -201,8 +201,9 @@ def test_a_multipart_sized_video_over_the_cap_is_refused_and_the_upload_aborted(
 
 
 def test_a_truncated_multipart_upload_is_aborted(
-    video_storage, sample_bytes, s3_server, bucket_keys
+    video_storage, sample_bytes, s3_server, bucket_keys, settings
 ):
+    settings.SUPABASE_S3_SINGLE_PUT_MAX_BYTES = 8 * MiB  # 18 MiB of known length: in parts
     with pytest.raises(InvalidVideo, match="truncated"):
         video_storage.upload_video(
             padded_mp4(sample_bytes, 18 * MiB), "a.mp4", expected_size=18 * MiB + 1

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
+from django_q.conf import Conf
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,6 +48,7 @@ def worker_env(**extra: str) -> dict:
             "OFFLINE_VIDEO_WIDTH": str(settings.OFFLINE_VIDEO_WIDTH),
             "OFFLINE_VIDEO_HEIGHT": str(settings.OFFLINE_VIDEO_HEIGHT),
             "Q_WORKERS": "1",
+            "Q_CLUSTER_NAME": Conf.CLUSTER_NAME,  # the queue this test process enqueues to
             "VIDEO_MAX_CONCURRENT_RENDERS": str(settings.VIDEO_MAX_CONCURRENT_RENDERS),
             "VIDEO_JOB_LEASE_SECONDS": str(settings.VIDEO_JOB_LEASE_SECONDS),
             "VIDEO_JOB_MAX_ATTEMPTS": str(settings.VIDEO_JOB_MAX_ATTEMPTS),
@@ -64,6 +66,10 @@ def worker_env(**extra: str) -> dict:
                 "SUPABASE_S3_SECRET_ACCESS_KEY": options["secret_key"],
                 "SUPABASE_STORAGE_BUCKET": options["bucket_name"],
                 "SUPABASE_BUCKET_PUBLIC": "1" if options.get("public_bucket", True) else "0",
+                "SUPABASE_S3_CONNECT_TIMEOUT_SECONDS": str(
+                    settings.SUPABASE_S3_CONNECT_TIMEOUT_SECONDS
+                ),
+                "SUPABASE_S3_READ_TIMEOUT_SECONDS": str(settings.SUPABASE_S3_READ_TIMEOUT_SECONDS),
             }
         )
     else:

@@ -54,7 +54,13 @@ class VerifyingReader(io.RawIOBase):
         self._source = _chunks_of(stream)
         self._inspector = Mp4Inspector()
         self._pending = b""
+        self._offset = 0  # into _pending: small reads copy only what they return
         self._eof = False
+
+    @property
+    def size(self) -> int | None:
+        """The announced length (None when unknown): backends pick how to upload by it."""
+        return self.expected_size
 
     def readable(self) -> bool:
         return True
@@ -84,15 +90,18 @@ class VerifyingReader(io.RawIOBase):
         wanted = float("inf") if size is None or size < 0 else size
         pieces, have = [], 0
         while have < wanted:
-            if not self._pending:
-                self._pending = self._next_chunk()
+            if self._offset == len(self._pending):
+                self._pending, self._offset = self._next_chunk(), 0
                 if not self._pending:
                     break
-            take = min(wanted - have, len(self._pending))
-            pieces.append(self._pending[:take] if take < len(self._pending) else self._pending)
-            self._pending = self._pending[take:]
+            take = int(min(wanted - have, len(self._pending) - self._offset))
+            if self._offset == 0 and take == len(self._pending):
+                pieces.append(self._pending)
+            else:
+                pieces.append(self._pending[self._offset : self._offset + take])
+            self._offset += take
             have += take
-        return b"".join(pieces)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def _next_chunk(self) -> bytes:
         if self._eof:

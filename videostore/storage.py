@@ -247,7 +247,10 @@ class VideoStorage:
                 raise StorageUnavailable("Storage stopped reading the video before its end.")
             stored_size = self.storage.size(storage_path)
         except BaseException as error:
-            reason = _loggable(error)
+            # A check that failed while the client was sending reaches us wrapped in the
+            # client's own error (a streamed PUT): the reader's failure is the cause.
+            cause = reader.failure if reader.failure is not None else error
+            reason = _loggable(cause)
             logger.warning(
                 "upload of %s failed: %s",
                 storage_path,
@@ -255,6 +258,8 @@ class VideoStorage:
                 extra={"storage_path": storage_path, "error": reason},
             )
             self._discard(stored_name)
+            if cause is not error:
+                raise cause from error
             if error is reader.failure or not isinstance(error, STORAGE_ERRORS):
                 raise
             raise _unavailable(error) from error
