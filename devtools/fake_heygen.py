@@ -44,6 +44,8 @@ FAULTS = {
     "accept_then_drop": "create the render, then close the connection without an answer (N)",
     "list_500": "answer N video.list calls with 500",
 }
+#: The remaining API quota a fresh fake reports (seconds of video; 60 make one credit).
+DEFAULT_REMAINING_QUOTA = 600 * 60
 
 
 class FakeHeyGenServer:
@@ -67,6 +69,7 @@ class FakeHeyGenServer:
         self.render_seconds = render_seconds
         # The plan's concurrent-render cap (0: none); over it, generate answers 429.
         self.max_concurrent = max_concurrent
+        self.remaining_quota = DEFAULT_REMAINING_QUOTA
         self.stats = {"renders_created": 0, "max_in_progress": 0, "downloads": 0,
                       "concurrency_429": 0}  # fmt: skip
         self.polls_per_step = polls_per_step
@@ -119,6 +122,7 @@ class FakeHeyGenServer:
             self.requests_seen.clear()
             self.render_seconds = 0
             self.max_concurrent = 0
+            self.remaining_quota = DEFAULT_REMAINING_QUOTA
             for key in self.stats:
                 self.stats[key] = 0
 
@@ -264,11 +268,13 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in self._body().items():
                 self.fake.set_fault(name, value)
             return self._json(200, {"faults": self.fake.faults})
-        if path == "/_fake/config":  # {"render_seconds": R, "max_concurrent": C}
+        if path == "/_fake/config":  # {"render_seconds": R, "max_concurrent": C, ...}
             body = self._body()
             with self.fake.lock:
                 self.fake.render_seconds = float(body.get("render_seconds", 0))
                 self.fake.max_concurrent = int(body.get("max_concurrent", 0))
+                quota = body.get("remaining_quota", DEFAULT_REMAINING_QUOTA)
+                self.fake.remaining_quota = int(quota)
             return self._json(200, {"ok": True})
         if path == "/_fake/reset":
             self.fake.reset()
@@ -373,6 +379,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._status(parse_qs(parts.query).get("video_id", [""])[0])
         if parts.path == "/v1/video.list":
             return self._list(parse_qs(parts.query))
+        if parts.path == "/v2/user/remaining_quota":
+            return self._json(200, {"error": None, "data": {
+                "remaining_quota": self.fake.remaining_quota,
+                "details": {"api": self.fake.remaining_quota}}})  # fmt: skip
         return self._error(404, "not_found", "Not found")
 
     def _status(self, video_id: str):

@@ -14,6 +14,11 @@ urlpatterns = [
     path("topics/<int:topic_id>/edit/", views.topic_edit, name="topic-edit"),
     path("topics/<int:topic_id>/videos/", views.generate_video, name="generate-video"),
     path(
+        "topics/<int:topic_id>/videos/confirm/",
+        views.confirm_generate,
+        name="confirm-generate",
+    ),  # fmt: skip
+    path(
         "topics/<int:topic_id>/videos/<int:item_id>/card/",
         views.video_card_fragment,
         name="video-card",

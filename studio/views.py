@@ -17,8 +17,9 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods
 
+from avatars import catalog
 from avatars import services as generation
-from avatars.errors import GENERATION_ERRORS
+from avatars.errors import GENERATION_ERRORS, QuotaExceeded
 from avatars.selectors import topic_videos_page
 from studio.cards import video_card, video_cards
 from studio.permissions import (
@@ -31,7 +32,8 @@ from studio.permissions import (
     VIEW_VIDEOS,
 )
 from topics import selectors, services
-from topics.forms import GenerateAvatarVideoForm, TopicForm, VideoTitleForm
+from topics.batches import ScriptBatch
+from topics.forms import ConfirmGenerateForm, GenerateAvatarVideoForm, TopicForm, VideoTitleForm
 from topics.models import ContentItem, Topic
 from topics.services import Direction
 from videostore.errors import StorageUnavailable
@@ -123,27 +125,79 @@ def topic_detail(request, topic_id: int):
 @login_required
 @require_http_methods(["GET", "POST"])
 def generate_video(request, topic_id: int):
+    """The generate form posts here: nothing is rendered yet, the page shows what would be
+    made (the preview) with one Confirm."""
     topic = get_object_or_404(Topic, pk=topic_id)
     if request.method == "GET":  # e.g. reloading the page a form error left in the address bar
         return redirect("studio:topic-detail", topic_id=topic.pk)
     if not request.user.has_perm(GENERATE):
         raise PermissionDenied
     form = GenerateAvatarVideoForm(request.POST, request.FILES)
-    if form.is_valid():
-        data = form.cleaned_data
+    if not form.is_valid():
+        return _render_topic(request, topic, form, status=400)
+    data = form.cleaned_data
+    confirm = ConfirmGenerateForm(initial={
+        "source_text": data["source_text"], "source_suffix": data["source_suffix"],
+        "digest": data["batch"].digest, "language": data["language"],
+        "avatar_id": data["avatar_id"], "voice_id": data["voice_id"]})  # fmt: skip
+    return _render_preview(request, topic, data["batch"], confirm)
+
+
+def _render_preview(request, topic: Topic, batch: ScriptBatch, confirm: ConfirmGenerateForm,
+                    *, error: str = "", status: int = 200):  # fmt: skip
+    """What a batch will make and what it costs; Confirm only when the quota covers it."""
+    quota = catalog.remaining_quota()
+    needed = batch.total_seconds
+    refusal = error
+    if not refusal and quota is not None and not quota.covers(needed):
         try:
-            jobs = generation.generate_videos(topic=topic, scripts=data["scripts"],
+            catalog.check_quota(needed)
+        except QuotaExceeded as exceeded:
+            refusal = str(exceeded)
+        status = 409
+    context = {"topic": topic, "batch": batch, "confirm": confirm, "quota": quota,
+               "credits_needed": catalog.credits_for(needed), "refusal": refusal}  # fmt: skip
+    return render(request, "studio/preview_batch.html", context, status=status)
+
+
+def _batch_url(topic: Topic, items: list[ContentItem]) -> str:
+    """The topic page that shows the batch's first lesson, with its summary."""
+    page = selectors.lesson_page_number(items[0])
+    query = {"page": str(page)} if page > 1 else {}
+    query["batch"] = f"{items[0].pk}-{items[-1].pk}"
+    return reverse("studio:topic-detail", args=[topic.pk]) + f"?{urlencode(query)}#videos"
+
+
+@login_required
+@permission_required(GENERATE, raise_exception=True)
+@require_http_methods(["POST"])
+def confirm_generate(request, topic_id: int):
+    """Confirm on the preview: the same text read again; renders only what was shown."""
+    topic = get_object_or_404(Topic, pk=topic_id)
+    form = ConfirmGenerateForm(request.POST)
+    if not form.is_valid():
+        problems = " ".join(message for errors in form.errors.values() for message in errors)
+        messages.error(request, f"Nothing was generated: {problems}")
+        return redirect("studio:topic-detail", topic_id=topic.pk)
+    data = form.cleaned_data
+    batch = data["batch"]
+    try:
+        catalog.check_quota(batch.total_seconds)
+        jobs = generation.generate_videos(topic=topic, scripts=batch.scripts,
                                           language=data["language"], avatar_id=data["avatar_id"],
                                           voice_id=data["voice_id"],
-                                          titles=data["titles"])  # fmt: skip
-        except GENERATION_ERRORS as error:
-            form.add_error("script", str(error))
-        else:
-            ids = ", ".join(str(job.pk) for job in jobs)
-            noun = "Video generation" if len(jobs) == 1 else f"{len(jobs)} videos"
-            messages.success(request, f"{noun} queued (job {ids}).")
-            return redirect("studio:topic-detail", topic_id=topic.pk)
-    return _render_topic(request, topic, form, status=400)
+                                          titles=batch.titles)  # fmt: skip
+    except GENERATION_ERRORS as error:
+        return _render_preview(request, topic, batch, form, error=str(error), status=409)
+    catalog.forget_quota()
+    items = sorted((job.content_item for job in jobs), key=lambda item: item.position)
+    if len(items) == 1:
+        messages.success(request, f"“{items[0].title}” is queued; it appears below as it "
+                                  "renders.")  # fmt: skip
+    else:
+        first, last = selectors.lesson_number(items[0]), selectors.lesson_number(items[-1])
+        messages.success(request, f"{len(items)} videos queued as lessons {first} to {last}.")
+    return redirect(_batch_url(topic, items))
 
 
 def _video(topic_id: int, item_id: int) -> ContentItem:

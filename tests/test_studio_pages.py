@@ -34,6 +34,15 @@ def author(client):
     return user
 
 
+def generate(client, topic, data: dict):
+    """Post the generate form, check the preview asked first (nothing queued), confirm."""
+    preview = client.post(f"/topics/{topic.pk}/videos/", data)
+    assert preview.status_code == 200 and not VideoJob.objects.exists()
+    confirm = preview.context["confirm"]
+    fields = {name: confirm[name].value() for name in confirm.fields}
+    return client.post(f"/topics/{topic.pk}/videos/confirm/", fields)
+
+
 def test_pages_need_a_login(client):
     topic = make_topic()
     assert client.get("/").status_code == 302
@@ -143,9 +152,7 @@ def test_reloading_the_form_address_goes_back_to_the_topic(client, author):
 
 def test_generate_form_queues_a_job_and_progress_is_json(client, author):
     topic = make_topic()
-    response = client.post(
-        f"/topics/{topic.pk}/videos/", {"script": "Hello class", "language": "en"}
-    )
+    response = generate(client, topic, {"script": "Hello class", "language": "en"})
     assert response.status_code == 302
     job = VideoJob.objects.get()
     assert job.state == "queued" and job.content_item.status == "generating"
@@ -180,7 +187,7 @@ def test_progress_during_the_copy_gives_bytes_and_percentage(client, author):
 def test_several_scripts_make_one_video_each(client, author):
     topic = make_topic()
     scripts = "First lesson.\n\nSecond lesson,\non two lines.\n \nThird."
-    response = client.post(f"/topics/{topic.pk}/videos/", {"script": scripts, "language": "en"})
+    response = generate(client, topic, {"script": scripts, "language": "en"})
     assert response.status_code == 302
     jobs = VideoJob.objects.order_by("pk")
     assert [job.script for job in jobs] == ["First lesson.", "Second lesson,\non two lines.",
@@ -191,9 +198,7 @@ def test_several_scripts_make_one_video_each(client, author):
 def test_a_scripts_file_makes_one_video_per_row(client, author):
     topic = make_topic()
     upload = SimpleUploadedFile("lessons.csv", b'script\nOne\n"Two, with a comma"\n')
-    response = client.post(
-        f"/topics/{topic.pk}/videos/", {"scripts_file": upload, "language": "en"}
-    )
+    response = generate(client, topic, {"scripts_file": upload, "language": "en"})
     assert response.status_code == 302
     assert sorted(VideoJob.objects.values_list("script", flat=True)) == ["One", "Two, with a comma"]
 

@@ -3,12 +3,11 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
-from topics.scripts import check_script_count, check_titles, lessons_from_file, split_scripts
+from topics.scripts import check_batch, decode_scripts_file, parse_batch
 from topics.validators import (
     LANGUAGE_MAX_CHARS,
     TITLE_MAX_CHARS,
     validate_language_tag,
-    validate_script,
     validate_title,
 )
 
@@ -24,13 +23,6 @@ class TopicForm(forms.Form):
 
     def clean_language(self) -> str:
         return validate_language_tag(self.cleaned_data["language"])
-
-
-def check_script_length(scripts: list[str]) -> list[str]:
-    """Every script within the provider's limit (the one script rule, topics/validators.py)."""
-    for number, script in enumerate(scripts, start=1):
-        validate_script(script, label="The script" if len(scripts) == 1 else f"Script {number}")
-    return scripts
 
 
 class GenerateAvatarVideoForm(forms.Form):
@@ -53,11 +45,12 @@ class GenerateAvatarVideoForm(forms.Form):
     avatar_id = forms.CharField(max_length=128, required=False, help_text="Blank: the default.")
     voice_id = forms.CharField(max_length=128, required=False, help_text="Blank: the default.")
 
-    def clean_scripts_file(self) -> list[tuple[str, str]]:
+    def clean_scripts_file(self) -> tuple[str, str] | None:
+        """(suffix, text) of the uploaded file, None without one."""
         upload = self.cleaned_data.get("scripts_file")
         if not upload:
-            return []
-        return lessons_from_file(upload.name, upload.read(upload.size + 1))
+            return None
+        return decode_scripts_file(upload.name, upload.read(upload.size + 1))
 
     def clean_language(self) -> str:
         return validate_language_tag(self.cleaned_data["language"])
@@ -66,13 +59,49 @@ class GenerateAvatarVideoForm(forms.Form):
         cleaned = super().clean()
         if "scripts_file" in self.errors:
             return cleaned
-        lessons = [(script, "") for script in split_scripts(cleaned.get("script", ""))]
-        lessons += cleaned.get("scripts_file", [])
+        suffix, text = cleaned.get("scripts_file") or ("", None)
         try:
-            cleaned["scripts"] = check_script_length(check_script_count([s for s, _ in lessons]))
-            cleaned["titles"] = check_titles([title for _, title in lessons])
+            batch = check_batch(parse_batch(text=cleaned.get("script", ""), file_text=text,
+                                            file_suffix=suffix))  # fmt: skip
         except ValidationError as error:
             self.add_error("script", error)
+            return cleaned
+        # What Confirm re-reads: the same text, read by the same rule.
+        cleaned.update(batch=batch, scripts=batch.scripts, titles=batch.titles,
+                       source_text=cleaned.get("script", "") if text is None else text,
+                       source_suffix=suffix)  # fmt: skip
+        return cleaned
+
+
+class ConfirmGenerateForm(forms.Form):
+    """Confirm after the preview: the submitted text (the script box's, or the file's)
+    comes back as it was and is read again by the same rule; only if it still makes exactly
+    the videos previewed (`digest`) are they requested."""
+
+    source_text = forms.CharField(widget=forms.HiddenInput, strip=False)
+    source_suffix = forms.ChoiceField(choices=[("", "script box"), (".txt", ".txt"),
+                                               (".csv", ".csv")], required=False)  # fmt: skip
+    digest = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    language = forms.CharField(max_length=LANGUAGE_MAX_CHARS)
+    avatar_id = forms.CharField(max_length=128, required=False)
+    voice_id = forms.CharField(max_length=128, required=False)
+
+    def clean_language(self) -> str:
+        return validate_language_tag(self.cleaned_data["language"])
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if "source_text" not in cleaned:
+            return cleaned
+        suffix = cleaned.get("source_suffix", "")
+        text = cleaned["source_text"]
+        batch = check_batch(parse_batch(text="" if suffix else text,
+                                        file_text=text if suffix else None,
+                                        file_suffix=suffix))  # fmt: skip
+        if batch.digest != cleaned.get("digest"):
+            raise ValidationError("The scripts changed since the preview; check them again.",
+                                  code="stale_preview")  # fmt: skip
+        cleaned.update(batch=batch, scripts=batch.scripts, titles=batch.titles)
         return cleaned
 
 

@@ -345,6 +345,16 @@ class HeyGenClient:
             f"{LIST_MAX_PAGES} pages; the look-up will be tried again."
         )
 
+    def remaining_quota(self) -> int:
+        """GET /v2/user/remaining_quota: the account's remaining API quota, in seconds of
+        video (HeyGen: 60 make one credit)."""
+        status, body, _ = self._request("GET", "/v2/user/remaining_quota")
+        data = body.get("data")
+        quota = data.get("remaining_quota") if status == 200 and isinstance(data, dict) else None
+        if not isinstance(quota, int | float):
+            self._raise_for(status if status != 200 else 502, body)
+        return int(quota)
+
     def open_download(self, video_url: str) -> HttpVideoDownload:
         return open_video_download(video_url, timeout=self.timeout)
 
