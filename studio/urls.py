@@ -12,6 +12,7 @@ urlpatterns = [
     path("topics/new/", views.topic_create, name="topic-create"),
     path("topics/<int:topic_id>/", views.topic_detail, name="topic-detail"),
     path("topics/<int:topic_id>/edit/", views.topic_edit, name="topic-edit"),
+    path("topics/<int:topic_id>/batch/", views.batch_progress, name="batch-progress"),
     path("topics/<int:topic_id>/videos/", views.generate_video, name="generate-video"),
     path(
         "topics/<int:topic_id>/videos/confirm/",
@@ -27,6 +28,11 @@ urlpatterns = [
         "topics/<int:topic_id>/videos/<int:item_id>/regenerate/",
         views.regenerate_video,
         name="regenerate-video",
+    ),  # fmt: skip
+    path(
+        "topics/<int:topic_id>/videos/<int:item_id>/cancel/",
+        views.cancel_video,
+        name="cancel-video",
     ),  # fmt: skip
     path(
         "topics/<int:topic_id>/videos/<int:item_id>/delete/",

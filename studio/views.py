@@ -10,18 +10,19 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseBadRequest
+from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods
 
-from avatars import catalog
+from avatars import catalog, leases
 from avatars import services as generation
 from avatars.errors import GENERATION_ERRORS, QuotaExceeded
+from avatars.models import VideoJob
 from avatars.selectors import topic_videos_page
-from studio.cards import video_card, video_cards
+from studio.cards import batch_summary, video_card, video_cards
 from studio.permissions import (
     ADD_TOPIC,
     CHANGE_TOPIC,
@@ -105,13 +106,42 @@ def _focus(value: str) -> dict:
     return {"direction": match[1], "item": int(match[2])} if match else {}
 
 
+_BATCH = re.compile(r"([0-9]+)-([0-9]+)")
+
+
+def _batch(value: str) -> tuple[int, int] | None:
+    """`?batch=<first item id>-<last item id>`: the lessons one Confirm made."""
+    match = _BATCH.fullmatch(value)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def _int(value: str) -> int | None:
+    return int(value) if value.isdigit() else None
+
+
 def _render_topic(request, topic: Topic, form: GenerateAvatarVideoForm, status: int = 200):
     context = {"topic": topic, "form": form, "page": None, "cards": []}
     if request.user.has_perm(VIEW_VIDEOS):
         page = topic_videos_page(topic, request.GET.get("page"))
         context.update(page=page, cards=video_cards(page, first_number=page.start_index()))
         context["focus"] = _focus(request.GET.get("focus", ""))
+        context["play"] = _int(request.GET.get("play", ""))
+        batch = _batch(request.GET.get("batch", ""))
+        if batch:
+            context["batch"] = {"first": batch[0], "last": batch[1],
+                                **batch_summary(topic.pk, *batch)}  # fmt: skip
     return render(request, "studio/topic_detail.html", context, status=status)
+
+
+@login_required
+@permission_required(VIEW_VIDEOS, raise_exception=True)
+@require_GET
+def batch_progress(request, topic_id: int):
+    """The batch summary line ("7 of 12 stored, 1 failed"), for the page to update in place."""
+    batch = _batch(request.GET.get("batch", ""))
+    if batch is None:
+        return HttpResponseBadRequest("batch must be <first item id>-<last item id>.")
+    return JsonResponse(batch_summary(topic_id, *batch))
 
 
 @login_required
@@ -221,20 +251,51 @@ def _back_to(item: ContentItem, *, focus: str = "") -> str:
     return url + (f"?{urlencode(query)}" if query else "") + ("" if focus else f"#item-{item.pk}")
 
 
+def _active_job(item: ContentItem) -> VideoJob | None:
+    return item.video_jobs.filter(state__in=VideoJob.ACTIVE_STATES).first()
+
+
 @login_required
 @permission_required(REGENERATE, raise_exception=True)
 @require_http_methods(["GET", "POST"])
 def regenerate_video(request, topic_id: int, item_id: int):
+    """Asks first (a render credit); never while the video's job is queued or rendering:
+    no second render from the studio."""
     item = _video(topic_id, item_id)
+    if _active_job(item) is not None:
+        messages.info(request, f"“{item.title}” is being generated already; Regenerate comes "
+                               "back when it ends.")  # fmt: skip
+        return redirect(_back_to(item))
     if request.method == "GET":
         return render(request, "studio/confirm_regenerate.html", {"card": video_card(item)})
     try:
-        job = generation.regenerate_video(content_item=item)
+        generation.regenerate_video(content_item=item)
     except GENERATION_ERRORS as error:
-        messages.error(request, f"Video #{item.pk} was not regenerated: {error}")
+        messages.error(request, f"“{item.title}” was not regenerated: {error}")
     else:
-        messages.success(request, f"Regeneration queued (job {job.pk}); the current video "
-                                  "stays until the new one is stored.")  # fmt: skip
+        messages.success(request, f"“{item.title}” is queued to render again; the current "
+                                  "video stays until the new one is stored.")  # fmt: skip
+    return redirect(_back_to(item))
+
+
+@login_required
+@require_http_methods(["POST"])
+def cancel_video(request, topic_id: int, item_id: int):
+    """Cancel a video still waiting for a render slot: its slot goes to the next one and no
+    render is requested (who may generate or regenerate may cancel)."""
+    if not (request.user.has_perm(GENERATE) or request.user.has_perm(REGENERATE)):
+        raise PermissionDenied
+    item = _video(topic_id, item_id)
+    job = _active_job(item)
+    cancelled = job and leases.cancel_queued(job.pk, cancelled_by=request.user.get_username())
+    if cancelled:
+        messages.success(request, f"“{item.title}” cancelled before it rendered; no credit was "
+                                  "used.")  # fmt: skip
+    elif job is None:
+        messages.info(request, f"“{item.title}” is not waiting to render; nothing to cancel.")
+    else:
+        messages.error(request, f"“{item.title}” has started rendering and cannot be "
+                                "cancelled any more.")  # fmt: skip
     return redirect(_back_to(item))
 
 

@@ -8,7 +8,8 @@ from django.db.models import Count, Q, QuerySet
 from topics.models import ContentItem, Topic
 from videostore.storage import VideoStorage
 
-ITEMS_PER_PAGE = 10
+#: Lessons per page of a topic: a course of 50 on one page, a batch never split for long.
+ITEMS_PER_PAGE = 50
 TOPICS_PER_PAGE = 25
 
 
