@@ -12,7 +12,13 @@ from django.utils.dateparse import parse_datetime
 from avatars.models import VideoJob
 from avatars.pipeline import OFFLINE_PROVIDER
 from avatars.providers.download import host_is_allowed
-from studio.status import VideoStatus, copy_percent, step_started_at, video_status
+from studio.status import (
+    VideoStatus,
+    copy_percent,
+    format_ago,
+    step_started_at,
+    video_status,
+)
 from topics.models import ContentItem
 from topics.selectors import VideoView, lesson_number, video_view
 from videostore.storage import VideoStorage
@@ -43,6 +49,10 @@ class VideoCard:
     link_blocked: bool  # a legacy/provider link whose host is not allowed: not embedded
     steps: list[dict]  # the generation's steps while a job runs (done, current, todo)
     uploaded_at: datetime | None = None  # when the stored video was uploaded
+
+    @property
+    def uploaded_ago(self) -> str:
+        return format_ago(self.uploaded_at, timezone.now()) if self.uploaded_at else ""
 
 
 def _latest(item: ContentItem) -> VideoJob | None:

@@ -100,19 +100,17 @@
     card.dataset.statusKind = job.status.kind;
     const cancel = part(card, "cancel");
     if (cancel) cancel.hidden = job.state !== "queued";
-    const steps = part(card, "steps");
-    steps.replaceChildren.apply(steps, job.steps.map(function (step) {
-      const item = document.createElement("li");
-      item.className = step.state;
-      item.dataset.step = step.name;
-      item.textContent = step.label;
-      return item;
-    }));
+    // One status line: the badge says the state; beside it, only what it does not say
+    // (a regeneration's current step) and the time in this step.
     const elapsed = formatElapsed(job.elapsed_seconds);
-    let step = job.status.step || job.status.label;
-    if (job.queue_position) step = "Waiting for a render slot (position " + job.queue_position + ")";
-    if (elapsed) step = step.replace(/ \((\d+ s|\d+ min|\d+ h \d+ min)\)$/, "");  // said once
-    part(card, "step").textContent = step + (elapsed ? " · " + elapsed + " in this step" : "");
+    const label = job.status.label;
+    let step = job.status.step && job.status.step !== label ? job.status.step : "";
+    if (elapsed) {
+      step = step.replace(/ \((\d+ s|\d+ min|\d+ h \d+ min)\)$/, "");  // said once
+      status.textContent = label.replace(/ \((\d+ s|\d+ min|\d+ h \d+ min)\)$/, "");
+    }
+    part(card, "step").textContent = [step, elapsed ? elapsed + " in this step" : ""]
+      .filter(Boolean).join(" · ");
     const bar = part(card, "bar");
     const bytes = part(card, "bytes");
     if (job.state === "downloading" || job.state === "uploading") {
