@@ -1,15 +1,18 @@
 """What the provider offers this account, read before anything is spent: the remaining
-quota (cached briefly: a preview and its Confirm ask once, not twice). The offline renderer
-spends nothing and has no quota."""
+quota (cached briefly: a preview and its Confirm ask once, not twice), the avatars and the
+voices (cached with a time to live; voices for a topic's language). The offline renderer
+spends nothing, has no quota and its own small lists."""
 
 import logging
 import math
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.conf.locale import LANG_INFO
 from django.core.cache import cache
 
 from avatars.errors import ProviderError, QuotaExceeded
+from avatars.providers.base import Avatar, Voice
 from avatars.providers.heygen import HeyGenClient
 
 logger = logging.getLogger(__name__)
@@ -79,3 +82,44 @@ def check_quota(needed_seconds: int, *, fresh: bool = False) -> Quota | None:
 def forget_quota() -> None:
     """After renders were requested: the next read asks the provider again."""
     cache.delete(_cache_key())
+
+
+#: How long the provider's avatars and voices are reused.
+CATALOG_CACHE_SECONDS = 600
+#: The offline renderer's own lists: a title card, read by a tone.
+OFFLINE_AVATARS = [Avatar(id="offline-title-card", name="Title card (offline renderer)")]
+OFFLINE_VOICES = [Voice(id="offline-tone", name="Tone (offline renderer)", language="")]
+
+
+def _cached_listing(name: str, read):
+    key = f"heygen-{name}:{settings.HEYGEN_API_BASE}"
+    entries = cache.get(key)
+    if entries is None:
+        entries = read()
+        cache.set(key, entries, CATALOG_CACHE_SECONDS)
+    return entries
+
+
+def avatars() -> list[Avatar]:
+    """The avatars a render may use (ProviderError when HeyGen does not answer)."""
+    if settings.AVATAR_PROVIDER != "heygen":
+        return OFFLINE_AVATARS
+    return _cached_listing("avatars", lambda: HeyGenClient().list_avatars())
+
+
+def speaks(voice: Voice, language: str) -> bool:
+    """Does the voice speak the topic's language (a BCP 47 tag; HeyGen names languages)?"""
+    if not voice.language:
+        return True
+    base = language.split("-")[0].lower()
+    name = LANG_INFO.get(base, {}).get("name", "").lower()
+    spoken = voice.language.lower()
+    return spoken == base or spoken.startswith(base + "-") or bool(name and name in spoken)
+
+
+def voices(language: str) -> list[Voice]:
+    """The voices that speak `language` (ProviderError when HeyGen does not answer)."""
+    if settings.AVATAR_PROVIDER != "heygen":
+        return OFFLINE_VOICES
+    listing = _cached_listing("voices", lambda: HeyGenClient().list_voices())
+    return [voice for voice in listing if speaks(voice, language)]

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from avatars import catalog, leases
 from avatars import services as generation
-from avatars.errors import GENERATION_ERRORS, QuotaExceeded
+from avatars.errors import GENERATION_ERRORS, ProviderError, QuotaExceeded
 from avatars.models import VideoJob
 from avatars.selectors import topic_videos_page
 from studio.cards import batch_summary, video_card, video_cards
@@ -54,13 +54,48 @@ def topic_list(request):
     return render(request, "studio/topic_list.html", {"page": page, "query": query})
 
 
-def _topic_form_page(request, form: TopicForm, topic: Topic | None, status: int = 200):
-    return render(request, "studio/topic_form.html", {"form": form, "topic": topic},
-                  status=status)  # fmt: skip
+def _pickers(language: str) -> dict:
+    """The provider's avatars and the voices of `language`, for the topic form's pickers."""
+    try:
+        return {"avatars": catalog.avatars(), "voices": catalog.voices(language),
+                "picker_error": ""}  # fmt: skip
+    except ProviderError as error:
+        return {"avatars": [], "voices": [], "picker_error": str(error)}
+
+
+def _topic_form(data=None, *, initial=None, language: str = "en") -> tuple[TopicForm, dict]:
+    pickers = _pickers(language)
+    form = TopicForm(data, initial=initial,
+                     avatars=[(avatar.id, avatar.name) for avatar in pickers["avatars"]],
+                     voices=[(voice.id, voice.name) for voice in pickers["voices"]])  # fmt: skip
+    return form, pickers
+
+
+def _topic_form_page(request, form: TopicForm, topic: Topic | None, pickers: dict,
+                     status: int = 200):  # fmt: skip
+    def options(name: str, entries, describe) -> list[dict]:
+        chosen = form[name].value() or ""
+        listed = [{"id": "", "name": "The provider's default", "detail": "", "image": ""}]
+        listed += [{"id": e.id, **describe(e)} for e in entries]
+        if chosen and chosen not in {entry["id"] for entry in listed}:
+            listed.append({"id": chosen, "name": chosen, "detail": "not offered any more",
+                           "image": ""})  # fmt: skip
+        return [{**entry, "checked": entry["id"] == chosen} for entry in listed]
+
+    context = {
+        "form": form, "topic": topic, "picker_error": pickers["picker_error"],
+        "avatar_options": options("default_avatar_id", pickers["avatars"], lambda a: {
+            "name": a.name, "detail": "", "image": a.preview_image_url}),
+        "voice_options": options("default_voice_id", pickers["voices"], lambda v: {
+            "name": v.name, "detail": " · ".join(filter(None, [v.language, v.gender])),
+            "image": ""}),
+    }  # fmt: skip
+    return render(request, "studio/topic_form.html", context, status=status)
 
 
 def _save_topic(request, topic: Topic | None):
-    form = TopicForm(request.POST)
+    language = request.POST.get("language", "") or (topic.language if topic else "en")
+    form, pickers = _topic_form(request.POST, language=language)
     if form.is_valid():
         try:
             if topic is None:
@@ -73,7 +108,7 @@ def _save_topic(request, topic: Topic | None):
             form.add_error(None, error)
         else:
             return redirect("studio:topic-detail", topic_id=topic.pk)
-    return _topic_form_page(request, form, topic, status=400)
+    return _topic_form_page(request, form, topic, pickers, status=400)
 
 
 @login_required
@@ -82,7 +117,8 @@ def _save_topic(request, topic: Topic | None):
 def topic_create(request):
     if request.method == "POST":
         return _save_topic(request, None)
-    return _topic_form_page(request, TopicForm(), None)
+    form, pickers = _topic_form()
+    return _topic_form_page(request, form, None, pickers)
 
 
 @login_required
@@ -92,8 +128,11 @@ def topic_edit(request, topic_id: int):
     topic = get_object_or_404(Topic, pk=topic_id)
     if request.method == "POST":
         return _save_topic(request, topic)
-    fields = {"title": topic.title, "language": topic.language, "description": topic.description}
-    return _topic_form_page(request, TopicForm(initial=fields), topic)
+    fields = {"title": topic.title, "language": topic.language, "description": topic.description,
+              "default_avatar_id": topic.default_avatar_id,
+              "default_voice_id": topic.default_voice_id}  # fmt: skip
+    form, pickers = _topic_form(initial=fields, language=topic.language)
+    return _topic_form_page(request, form, topic, pickers)
 
 
 _MOVE_FOCUS = re.compile(rf"move-({'|'.join(Direction.ALL)})-([0-9]+)")

@@ -158,3 +158,41 @@ def test_form_errors_are_summarised_at_the_top_of_the_form(client, author):
     assert "autofocus" in page.split('id="form-errors"')[1].split(">")[0]
     assert 'href="#id_language"' in summary and 'href="#id_script"' in summary
     assert page.index('id="form-errors"') < page.index('id="id_script"')
+
+
+def test_the_pickers_come_from_the_providers_lists_and_batches_use_the_topics_defaults(
+    client, author, fake_heygen
+):
+    from django.core.cache import cache
+
+    from avatars.providers.heygen import HeyGenClient
+
+    cache.clear()
+    client.force_login(author)
+    author.user_permissions.add(*Permission.objects.filter(codename__in=["change_topic"]))
+    assert [a.name for a in HeyGenClient().list_avatars()] == ["Daisy", "Tyler", "Anna"]
+    topic = make_topic("שיעור", language="he")
+    page = client.get(f"/topics/{topic.pk}/edit/").content.decode()
+    assert "/previews/Tyler-incasualsuit-20220721.svg" in page  # preview images
+    voices = page.split('data-role="voice-picker"')[1]
+    assert "Avri" in voices and "Hila" in voices and "Rachel" not in voices  # Hebrew only
+    client.get(f"/topics/{topic.pk}/edit/")
+    assert fake_heygen.requests_seen.count("GET /v2/voices") == 1  # cached
+    response = client.post(f"/topics/{topic.pk}/edit/", {
+        "title": "שיעור", "language": "he", "default_avatar_id": "Tyler-incasualsuit-20220721",
+        "default_voice_id": "he-IL-hila"})  # fmt: skip
+    assert response.status_code == 302
+    topic.refresh_from_db()
+    assert (topic.default_avatar_id, topic.default_voice_id) == (
+        "Tyler-incasualsuit-20220721", "he-IL-hila")  # fmt: skip
+    jobs = generation.generate_videos(topic=topic, scripts=["שלום.", "להתראות."])
+    assert {(job.avatar_id, job.voice_id) for job in jobs} == {
+        ("Tyler-incasualsuit-20220721", "he-IL-hila")}  # fmt: skip
+    (named,) = generation.generate_videos(topic=topic, scripts=["אחד."], voice_id="he-IL-avri")
+    assert named.voice_id == "he-IL-avri"
+
+
+def test_the_offline_renderer_offers_its_own_small_lists(client, author):
+    author.user_permissions.add(*Permission.objects.filter(codename__in=["add_topic"]))
+    page = client.get("/topics/new/").content.decode()
+    assert "Title card (offline renderer)" in page and "Tone (offline renderer)" in page

@@ -17,9 +17,32 @@ LANGUAGE_HELP = "A language code (BCP 47), e.g. en, he, pt-BR."
 class TopicForm(forms.Form):
     """A topic's title, language and description (saved by topics.services)."""
 
-    title = forms.CharField(max_length=255)
+    title = forms.CharField(
+        max_length=255, help_text="What the course is about, as learners see it."
+    )
     language = forms.CharField(max_length=LANGUAGE_MAX_CHARS, initial="en", help_text=LANGUAGE_HELP)
-    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False,
+                                  help_text="Optional; shown under the title.")  # fmt: skip
+
+    default_avatar_id = forms.ChoiceField(
+        required=False, label="Avatar", widget=forms.RadioSelect,
+        help_text="Who presents this topic's videos.",
+    )  # fmt: skip
+    default_voice_id = forms.ChoiceField(
+        required=False, label="Voice", widget=forms.RadioSelect,
+        help_text="Voices that speak the topic's language.",
+    )  # fmt: skip
+
+    def __init__(self, *args, avatars=(), voices=(), **kwargs):
+        """`avatars`, `voices`: (id, label) the provider offers; the current value stays
+        offered even when the provider's list no longer holds it."""
+        super().__init__(*args, **kwargs)
+        for name, offered in (("default_avatar_id", avatars), ("default_voice_id", voices)):
+            current = self.data.get(name) if self.is_bound else self.initial.get(name)
+            choices = [("", "The provider's default"), *offered]
+            if current and current not in {value for value, _ in choices}:
+                choices.append((current, current))
+            self.fields[name].choices = choices
 
     def clean_language(self) -> str:
         return validate_language_tag(self.cleaned_data["language"])
@@ -42,8 +65,10 @@ class GenerateAvatarVideoForm(forms.Form):
         "titles from a title column).",
     )
     language = forms.CharField(max_length=LANGUAGE_MAX_CHARS, help_text=LANGUAGE_HELP)
-    avatar_id = forms.CharField(max_length=128, required=False, help_text="Blank: the default.")
-    voice_id = forms.CharField(max_length=128, required=False, help_text="Blank: the default.")
+    avatar_id = forms.CharField(max_length=128, required=False,
+                                help_text="Blank: the topic's avatar (Edit topic).")  # fmt: skip
+    voice_id = forms.CharField(max_length=128, required=False,
+                               help_text="Blank: the topic's voice (Edit topic).")  # fmt: skip
 
     def clean_scripts_file(self) -> tuple[str, str] | None:
         """(suffix, text) of the uploaded file, None without one."""
