@@ -12,6 +12,7 @@ urlpatterns = [
     path("topics/new/", views.topic_create, name="topic-create"),
     path("topics/<int:topic_id>/", views.topic_detail, name="topic-detail"),
     path("topics/<int:topic_id>/edit/", views.topic_edit, name="topic-edit"),
+    path("topics/<int:topic_id>/delete/", views.topic_delete, name="topic-delete"),
     path("topics/<int:topic_id>/batch/", views.batch_progress, name="batch-progress"),
     path("topics/<int:topic_id>/videos/", views.generate_video, name="generate-video"),
     path(

@@ -7,8 +7,8 @@ no row, and the pages hide the buttons they may not use.
 import re
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,10 +27,13 @@ from studio.permissions import (
     ADD_TOPIC,
     CHANGE_TOPIC,
     CHANGE_VIDEO,
+    DELETE_TOPIC,
     DELETE_VIDEO,
     GENERATE,
     REGENERATE,
     VIEW_VIDEOS,
+    missing,
+    require,
 )
 from topics import selectors, services
 from topics.batches import ScriptBatch
@@ -112,7 +115,7 @@ def _save_topic(request, topic: Topic | None):
 
 
 @login_required
-@permission_required(ADD_TOPIC, raise_exception=True)
+@require(ADD_TOPIC)
 @require_http_methods(["GET", "POST"])
 def topic_create(request):
     if request.method == "POST":
@@ -122,7 +125,7 @@ def topic_create(request):
 
 
 @login_required
-@permission_required(CHANGE_TOPIC, raise_exception=True)
+@require(CHANGE_TOPIC)
 @require_http_methods(["GET", "POST"])
 def topic_edit(request, topic_id: int):
     topic = get_object_or_404(Topic, pk=topic_id)
@@ -133,6 +136,27 @@ def topic_edit(request, topic_id: int):
               "default_voice_id": topic.default_voice_id}  # fmt: skip
     form, pickers = _topic_form(initial=fields, language=topic.language)
     return _topic_form_page(request, form, topic, pickers)
+
+
+@login_required
+@require(DELETE_TOPIC)
+@require(DELETE_VIDEO)
+@require_http_methods(["GET", "POST"])
+def topic_delete(request, topic_id: int):
+    """Asks first, naming how many videos and files go; then deletes the topic, its videos
+    and (after commit) their files in storage."""
+    topic = get_object_or_404(Topic, pk=topic_id)
+    contents = selectors.topic_contents(topic)
+    if request.method == "GET":
+        return render(request, "studio/confirm_delete_topic.html",
+                      {"topic": topic, **contents})  # fmt: skip
+    title = topic.title
+    count = services.delete_topic(topic=topic)
+    files = contents["files"]
+    videos = f"{count} video{'' if count == 1 else 's'}"
+    stored = f"{files} file{' is' if files == 1 else 's are'} removed from storage"
+    messages.success(request, f"Topic “{title}” deleted with its {videos}; {stored}.")
+    return redirect("studio:topic-list")
 
 
 _MOVE_FOCUS = re.compile(rf"move-({'|'.join(Direction.ALL)})-([0-9]+)")
@@ -173,7 +197,7 @@ def _render_topic(request, topic: Topic, form: GenerateAvatarVideoForm, status: 
 
 
 @login_required
-@permission_required(VIEW_VIDEOS, raise_exception=True)
+@require(VIEW_VIDEOS)
 @require_GET
 def batch_progress(request, topic_id: int):
     """The batch summary line ("7 of 12 stored, 1 failed"), for the page to update in place."""
@@ -200,7 +224,7 @@ def generate_video(request, topic_id: int):
     if request.method == "GET":  # e.g. reloading the page a form error left in the address bar
         return redirect("studio:topic-detail", topic_id=topic.pk)
     if not request.user.has_perm(GENERATE):
-        raise PermissionDenied
+        raise missing(GENERATE)
     form = GenerateAvatarVideoForm(request.POST, request.FILES)
     if not form.is_valid():
         return _render_topic(request, topic, form, status=400)
@@ -238,7 +262,7 @@ def _batch_url(topic: Topic, items: list[ContentItem]) -> str:
 
 
 @login_required
-@permission_required(GENERATE, raise_exception=True)
+@require(GENERATE)
 @require_http_methods(["POST"])
 def confirm_generate(request, topic_id: int):
     """Confirm on the preview: the same text read again; renders only what was shown."""
@@ -295,7 +319,7 @@ def _active_job(item: ContentItem) -> VideoJob | None:
 
 
 @login_required
-@permission_required(REGENERATE, raise_exception=True)
+@require(REGENERATE)
 @require_http_methods(["GET", "POST"])
 def regenerate_video(request, topic_id: int, item_id: int):
     """Asks first (a render credit); never while the video's job is queued or rendering:
@@ -323,7 +347,7 @@ def cancel_video(request, topic_id: int, item_id: int):
     """Cancel a video still waiting for a render slot: its slot goes to the next one and no
     render is requested (who may generate or regenerate may cancel)."""
     if not (request.user.has_perm(GENERATE) or request.user.has_perm(REGENERATE)):
-        raise PermissionDenied
+        raise missing(GENERATE, REGENERATE)
     item = _video(topic_id, item_id)
     job = _active_job(item)
     cancelled = job and leases.cancel_queued(job.pk, cancelled_by=request.user.get_username())
@@ -339,20 +363,21 @@ def cancel_video(request, topic_id: int, item_id: int):
 
 
 @login_required
-@permission_required(DELETE_VIDEO, raise_exception=True)
+@require(DELETE_VIDEO)
 @require_http_methods(["GET", "POST"])
 def delete_video(request, topic_id: int, item_id: int):
     item = _video(topic_id, item_id)
     if request.method == "GET":
         return render(request, "studio/confirm_delete.html", {"card": video_card(item)})
-    label = str(item)
+    had_file = bool(item.storage_path)
     services.delete_content_item(content_item=item)
-    messages.success(request, f"{label} deleted; its file is removed from storage.")
+    gone = "; its file is removed from storage" if had_file else ""
+    messages.success(request, f"“{item.title}” deleted{gone}.")
     return redirect("studio:topic-detail", topic_id=topic_id)
 
 
 @login_required
-@permission_required(VIEW_VIDEOS, raise_exception=True)
+@require(VIEW_VIDEOS)
 @require_GET
 def video_card_fragment(request, topic_id: int, item_id: int):
     """One video's card, for the page to swap in place when its job ends."""
@@ -361,7 +386,7 @@ def video_card_fragment(request, topic_id: int, item_id: int):
 
 
 @login_required
-@permission_required(CHANGE_VIDEO, raise_exception=True)
+@require(CHANGE_VIDEO)
 @require_http_methods(["GET", "POST"])
 def rename_video(request, topic_id: int, item_id: int):
     """The video's title: a small form on its card posts here; this page shows it on its own
@@ -383,7 +408,7 @@ def rename_video(request, topic_id: int, item_id: int):
 
 
 @login_required
-@permission_required(CHANGE_VIDEO, raise_exception=True)
+@require(CHANGE_VIDEO)
 @require_http_methods(["POST"])
 def move_video(request, topic_id: int, item_id: int):
     """Move up / Move down: the page comes back at the lesson, focus on the same button."""
@@ -398,7 +423,7 @@ def move_video(request, topic_id: int, item_id: int):
 
 
 @login_required
-@permission_required(VIEW_VIDEOS, raise_exception=True)
+@require(VIEW_VIDEOS)
 @require_GET
 def download_video(request, topic_id: int, item_id: int):
     """The stored video as a download named after its title: a redirect to a signed URL

@@ -21,6 +21,12 @@ def topic_list(*, query: str = "") -> QuerySet[Topic]:
     return topics.order_by("-updated_at", "-id")
 
 
+def topic_contents(topic: Topic) -> dict:
+    """What deleting the topic takes with it: its lessons and their files in storage."""
+    items = topic.content_items.all()
+    return {"items": items.count(), "files": items.exclude(storage_path="").count()}
+
+
 def topic_items_page(topic: Topic, page_number, *, items: QuerySet | None = None) -> Page:
     """A page of the topic's items in lesson order, first lesson first (`items` narrows or
     prefetches)."""
