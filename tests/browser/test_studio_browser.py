@@ -457,3 +457,65 @@ def test_form_errors_are_scrolled_into_view_with_focus_at_phone_width(page, live
     assert 0 <= top < 844
     assert no_horizontal_scroll(page)
     shot(page, "generate-form-errors-phone")
+
+
+def test_the_avatar_and_voice_pickers_from_heygen(page, live_server, fake_heygen):
+    from django.core.cache import cache
+
+    cache.clear()
+    topic = make_topic("שיעור ראשון", language="he")
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/topics/{topic.pk}/edit/")
+    page.wait_for_selector("[data-role=avatar-picker] img")
+    # The previews are images the browser really loaded from the provider's URLs.
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-role=avatar-picker] img')]"
+        ".every(img => img.complete && img.naturalWidth > 0)"
+    )
+    voices = page.inner_text("[data-role=voice-picker]")
+    assert "Hila" in voices and "Rachel" not in voices
+    page.click("label.pick:has-text('Tyler')")
+    page.click("label.pick:has-text('Hila')")
+    shot(page, "topic-pickers")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert no_horizontal_scroll(page)
+    page.click("text=Save topic")
+    page.wait_for_url(f"{live_server.url}/topics/{topic.pk}/")
+    topic.refresh_from_db()
+    assert (topic.default_avatar_id, topic.default_voice_id) == (
+        "Tyler-incasualsuit-20220721", "he-IL-hila")  # fmt: skip
+
+
+def test_deleting_a_topic_in_the_studio(page, live_server, s3_server, bucket_keys):
+    topic = make_topic("Old course")
+    s3_server.client().put_object(Bucket=BUCKET, Key="avatar_videos/avatar_sd_1.mp4", Body=b"x")
+    make_stored_item(topic, "avatar_videos/avatar_sd_1.mp4", 1)
+    make_stored_item(topic, "avatar_videos/avatar_sd_2.mp4", 1)
+    log_in(page, live_server, perms=[*AUTHOR, "delete_topic"])
+    page.goto(f"{live_server.url}/topics/{topic.pk}/")
+    page.click("[data-action=delete-topic]")
+    page.wait_for_selector("text=/2 videos/")
+    assert "2 files are deleted from storage" in page.inner_text("[data-role=what-goes]")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert no_horizontal_scroll(page)
+    shot(page, "studio-confirm-delete-topic")
+    page.click("text=Yes, delete the topic")
+    page.wait_for_selector("text=Topic “Old course” deleted with its 2 videos")
+    assert not Topic.objects.filter(pk=topic.pk).exists()
+    assert bucket_keys() == []
+    assert no_horizontal_scroll(page)
+
+
+def test_every_studio_page_fits_a_phone(page, live_server):
+    topic = make_topic("Narrow")
+    item = make_stored_item(topic, "avatar_videos/avatar_nw_1.mp4", 1)
+    log_in(page, live_server, perms=[*AUTHOR, "change_contentitem", "delete_topic"])
+    page.set_viewport_size({"width": 390, "height": 844})
+    base = f"{live_server.url}/topics/{topic.pk}"
+    video = f"{base}/videos/{item.pk}"
+    pages = [f"{live_server.url}/", f"{live_server.url}/topics/new/", f"{base}/",
+             f"{base}/edit/", f"{base}/delete/", f"{video}/regenerate/", f"{video}/delete/",
+             f"{video}/rename/"]  # fmt: skip
+    for url in pages:
+        page.goto(url)
+        assert no_horizontal_scroll(page), url
