@@ -15,7 +15,6 @@ from avatars.providers.download import host_is_allowed
 from studio.status import (
     VideoStatus,
     copy_percent,
-    format_ago,
     step_started_at,
     video_status,
 )
@@ -49,10 +48,6 @@ class VideoCard:
     link_blocked: bool  # a legacy/provider link whose host is not allowed: not embedded
     steps: list[dict]  # the generation's steps while a job runs (done, current, todo)
     uploaded_at: datetime | None = None  # when the stored video was uploaded
-
-    @property
-    def uploaded_ago(self) -> str:
-        return format_ago(self.uploaded_at, timezone.now()) if self.uploaded_at else ""
 
 
 def _latest(item: ContentItem) -> VideoJob | None:

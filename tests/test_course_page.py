@@ -196,3 +196,23 @@ def test_the_offline_renderer_offers_its_own_small_lists(client, author):
     author.user_permissions.add(*Permission.objects.filter(codename__in=["add_topic"]))
     page = client.get("/topics/new/").content.decode()
     assert "Title card (offline renderer)" in page and "Tone (offline renderer)" in page
+
+
+def test_times_read_as_minutes_ago_with_the_full_date_on_hover(client, author):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from studio.status import format_ago
+    from studio.templatetags.studio_time import ago
+
+    now = timezone.now()
+    assert format_ago(now - timedelta(seconds=20), now) == "just now"
+    assert format_ago(now - timedelta(minutes=2, seconds=5), now) == "2 min ago"
+    assert format_ago(now - timedelta(hours=3), now) == "3 h ago"
+    assert format_ago(now - timedelta(days=1, hours=2), now) == "1 day ago"
+    markup = ago(now - timedelta(minutes=2))
+    assert markup.startswith('<time datetime="') and ">2 min ago</time>" in markup
+    assert 'title="' in markup and str(now.year) in markup.split('title="')[1]
+    make_topic("Cells")
+    assert "just now</time>" in client.get("/").content.decode()
