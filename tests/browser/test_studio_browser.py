@@ -519,3 +519,25 @@ def test_every_studio_page_fits_a_phone(page, live_server):
     for url in pages:
         page.goto(url)
         assert no_horizontal_scroll(page), url
+
+
+def test_confirm_sends_once_however_often_it_is_clicked(page, live_server):
+    topic = make_topic("Once")
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/topics/{topic.pk}/")
+    page.fill("#id_script", "Only one render, please.")
+    page.click("text=Preview videos")
+    page.wait_for_selector("[data-action=confirm]")
+    # After the page's own handler: record whether each submit was let through (and keep
+    # this page, so a second one can be tried while the first "is on its way").
+    sent = page.evaluate("""() => {
+        const seen = [];
+        window.addEventListener("submit", (event) => {
+            seen.push(!event.defaultPrevented); event.preventDefault(); });
+        const form = document.querySelector('[data-action=confirm]').form;
+        form.requestSubmit(); form.requestSubmit(); form.requestSubmit();
+        return seen;
+    }""")
+    assert sent == [True, False, False]
+    assert page.inner_text("[data-action=confirm]") == "Requesting the renders…"
+    assert not VideoJob.objects.exists()
