@@ -23,9 +23,12 @@ from django.utils import timezone
 
 from avatars.models import VideoJob
 from topics.models import ContentItem
+from topics.services import content_item_mark_failed
 from videostore.clock import db_now
 
 State = VideoJob.State
+#: How a cancelled job's reason starts ("Cancelled by <user>"): the status line reads it.
+CANCELLED_BY = "Cancelled by "
 #: The PostgreSQL advisory lock that serialises "is a render slot free?" decisions.
 RENDER_SLOTS_LOCK = 0x5EED_0001
 
@@ -352,3 +355,26 @@ def requeue_unsent(job_id: int, *, token: str, note: str) -> VideoJob:
     return transition(job_id, token=token, state=State.QUEUED, provider_video_id="",
                       submission_title="", submission_sent_at=None, last_error=note[:2000],
                       next_attempt_at=None, next_check_at=None, attempts_delta=1)  # fmt: skip
+
+
+# --- cancel ---------------------------------------------------------------------------------
+
+
+def cancel_queued(job_id: int, *, cancelled_by: str) -> VideoJob | None:
+    """A person cancels a job still waiting for a render slot: under the row lock, only if
+    it is still queued and nobody holds it (no create call can be in flight), it ends failed
+    with "Cancelled by <user>" and its item says so; no render is requested. None when it was
+    already claimed, submitted or ended."""
+    with transaction.atomic():
+        now = db_now()
+        job = VideoJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.state != State.QUEUED or job.submission_title:
+            return None
+        if job.claimed_by and not (job.lease_expires_at and job.lease_expires_at < now):
+            return None
+        reason = f"{CANCELLED_BY}{cancelled_by}"[:2000]
+        _apply(job, now, {"state": State.FAILED, "last_error": reason, "next_check_at": None,
+                          "next_attempt_at": None}, release=True)  # fmt: skip
+        job.save()
+        content_item_mark_failed(content_item_id=job.content_item_id)
+    return job

@@ -64,8 +64,10 @@ def avatar_video_request(
     script = _clean_script(script)
     language = _clean_language(language, topic)
     title = _clean_title(title)
-    options = {"script": script, "language": language, "avatar_id": avatar_id,
-               "voice_id": voice_id, "max_attempts": max_attempts}  # fmt: skip
+    options = {"script": script, "language": language,
+               "avatar_id": avatar_id or topic.default_avatar_id,
+               "voice_id": voice_id or topic.default_voice_id,
+               "max_attempts": max_attempts}  # fmt: skip
     with transaction.atomic():
         if content_item is None:
             content_item = content_item_create_avatar_video(topic=topic, script=script,
@@ -99,7 +101,8 @@ def avatar_video_request_batch(
     language = _clean_language(language, topic)
     titles = [_clean_title(title) for title in (titles or [])]
     titles += [""] * (len(cleaned) - len(titles))
-    options = {"language": language, "avatar_id": avatar_id, "voice_id": voice_id}
+    options = {"language": language, "avatar_id": avatar_id or topic.default_avatar_id,
+               "voice_id": voice_id or topic.default_voice_id}  # fmt: skip
     with transaction.atomic():
         created = [
             leases.create_job(

@@ -10,6 +10,7 @@ from studio.operators import healthz, storage_health_page
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("healthz/", healthz),  # the same answer: probes are written both ways
     path(
         "admin/storage-health/",
         admin.site.admin_view(storage_health_page),

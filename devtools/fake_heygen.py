@@ -45,6 +45,26 @@ FAULTS = {
     "sleep_then_accept": "wait this many seconds, then create the render and answer",
     "list_500": "answer N video.list calls with 500",
 }
+#: The account's avatars and voices (GET /v2/avatars, /v2/voices); previews served here.
+AVATARS = [
+    {"avatar_id": "Daisy-inskirt-20220818", "avatar_name": "Daisy", "gender": "female",
+     "colour": "#c2410c"},
+    {"avatar_id": "Tyler-incasualsuit-20220721", "avatar_name": "Tyler", "gender": "male",
+     "colour": "#1d4ed8"},
+    {"avatar_id": "Anna-public-3", "avatar_name": "Anna", "gender": "female",
+     "colour": "#15803d"},
+]  # fmt: skip
+VOICES = [
+    {"voice_id": "2d5b0e6cf36f460aa7fc47e3eee4ba54", "language": "English", "gender": "female",
+     "name": "Rachel"},
+    {"voice_id": "131a436c47064f708210df6628ef8f32", "language": "English", "gender": "male",
+     "name": "Paul"},
+    {"voice_id": "he-IL-avri", "language": "Hebrew", "gender": "male", "name": "Avri"},
+    {"voice_id": "he-IL-hila", "language": "Hebrew", "gender": "female", "name": "Hila"},
+    {"voice_id": "es-ES-elvira", "language": "Spanish", "gender": "female", "name": "Elvira"},
+]  # fmt: skip
+#: The remaining API quota a fresh fake reports (seconds of video; 60 make one credit).
+DEFAULT_REMAINING_QUOTA = 600 * 60
 
 
 class FakeHeyGenServer:
@@ -68,6 +88,7 @@ class FakeHeyGenServer:
         self.render_seconds = render_seconds
         # The plan's concurrent-render cap (0: none); over it, generate answers 429.
         self.max_concurrent = max_concurrent
+        self.remaining_quota = DEFAULT_REMAINING_QUOTA
         self.stats = {"renders_created": 0, "max_in_progress": 0, "downloads": 0,
                       "concurrency_429": 0}  # fmt: skip
         self.polls_per_step = polls_per_step
@@ -120,6 +141,7 @@ class FakeHeyGenServer:
             self.requests_seen.clear()
             self.render_seconds = 0
             self.max_concurrent = 0
+            self.remaining_quota = DEFAULT_REMAINING_QUOTA
             for key in self.stats:
                 self.stats[key] = 0
 
@@ -265,11 +287,13 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in self._body().items():
                 self.fake.set_fault(name, value)
             return self._json(200, {"faults": self.fake.faults})
-        if path == "/_fake/config":  # {"render_seconds": R, "max_concurrent": C}
+        if path == "/_fake/config":  # {"render_seconds": R, "max_concurrent": C, ...}
             body = self._body()
             with self.fake.lock:
                 self.fake.render_seconds = float(body.get("render_seconds", 0))
                 self.fake.max_concurrent = int(body.get("max_concurrent", 0))
+                quota = body.get("remaining_quota", DEFAULT_REMAINING_QUOTA)
+                self.fake.remaining_quota = int(quota)
             return self._json(200, {"ok": True})
         if path == "/_fake/reset":
             self.fake.reset()
@@ -365,6 +389,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.fake.requests_seen.append(f"GET {parts.path}")
         if parts.path.startswith("/files/"):
             return self._serve_file(parts)
+        if parts.path.startswith("/previews/"):
+            return self._serve_preview(parts.path.removeprefix("/previews/").removesuffix(".svg"))
         if parts.path == "/_fake/stats":
             with self.fake.lock:
                 return self._json(200, dict(self.fake.stats))
@@ -376,7 +402,40 @@ class _Handler(BaseHTTPRequestHandler):
             return self._status(parse_qs(parts.query).get("video_id", [""])[0])
         if parts.path == "/v1/video.list":
             return self._list(parse_qs(parts.query))
+        if parts.path == "/v2/avatars":
+            previews = f"{self.fake.base_url}/previews"
+            avatars = [{**{k: v for k, v in avatar.items() if k != "colour"},
+                        "preview_image_url": f"{previews}/{avatar['avatar_id']}.svg",
+                        "preview_video_url": ""} for avatar in AVATARS]  # fmt: skip
+            return self._json(200, {"error": None, "data": {"avatars": avatars,
+                                                            "talking_photos": []}})  # fmt: skip
+        if parts.path == "/v2/voices":
+            voices = [{**voice, "preview_audio": "", "support_pause": True,
+                       "emotion_support": False} for voice in VOICES]  # fmt: skip
+            return self._json(200, {"error": None, "data": {"voices": voices}})
+        if parts.path == "/v2/user/remaining_quota":
+            return self._json(200, {"error": None, "data": {
+                "remaining_quota": self.fake.remaining_quota,
+                "details": {"api": self.fake.remaining_quota}}})  # fmt: skip
         return self._error(404, "not_found", "Not found")
+
+    def _serve_preview(self, avatar_id: str):
+        """An avatar's preview image: a small portrait in the avatar's colour."""
+        avatar = next((a for a in AVATARS if a["avatar_id"] == avatar_id), None)
+        if avatar is None:
+            return self._error(404, "not_found", "Not found")
+        body = (
+            '<svg xmlns="http://www.w3.org/2000/svg" width="160" height="90" viewBox="0 0 160 90">'
+            f'<rect width="160" height="90" fill="{avatar["colour"]}"/>'
+            '<circle cx="80" cy="34" r="16" fill="#fde7d4"/>'
+            '<path d="M48 90 Q80 48 112 90 Z" fill="#fde7d4"/></svg>'
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "image/svg+xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return None
 
     def _status(self, video_id: str):
         fake = self.fake

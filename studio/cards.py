@@ -3,14 +3,21 @@ progress JSON): reads only, a fixed number of queries per page."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import Prefetch, Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from avatars.models import VideoJob
 from avatars.pipeline import OFFLINE_PROVIDER
 from avatars.providers.download import host_is_allowed
-from studio.status import VideoStatus, copy_percent, step_started_at, video_status
+from studio.status import (
+    VideoStatus,
+    copy_percent,
+    step_started_at,
+    video_status,
+)
 from topics.models import ContentItem
 from topics.selectors import VideoView, lesson_number, video_view
 from videostore.storage import VideoStorage
@@ -40,6 +47,7 @@ class VideoCard:
     file_name: str
     link_blocked: bool  # a legacy/provider link whose host is not allowed: not embedded
     steps: list[dict]  # the generation's steps while a job runs (done, current, todo)
+    uploaded_at: datetime | None = None  # when the stored video was uploaded
 
 
 def _latest(item: ContentItem) -> VideoJob | None:
@@ -127,9 +135,45 @@ def video_cards(items: Iterable[ContentItem], *, first_number: int) -> list[Vide
                 file_name=(item.content_data or {}).get("fileName") or item.storage_path,
                 link_blocked=blocked,
                 steps=_steps(job) if status.active else [],
+                uploaded_at=_uploaded_at(item),
             )
         )
     return cards
+
+
+def _uploaded_at(item: ContentItem) -> datetime | None:
+    if not item.storage_path:
+        return None
+    value = (item.content_data or {}).get("uploadedAt") or ""
+    try:
+        return parse_datetime(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def batch_summary(topic_id: int, first_item_id: int, last_item_id: int) -> dict:
+    """The batch of lessons `first_item_id`..`last_item_id` of a topic (made in one request:
+    consecutive ids in the topic) in one line: "7 of 12 stored, 1 failed"; `done` once no
+    job of it runs. A fixed number of queries."""
+    jobs = VideoJob.objects.order_by("-queued_at", "-id")
+    items = list(
+        ContentItem.objects.filter(
+            topic_id=topic_id, pk__gte=first_item_id, pk__lte=last_item_id
+        ).prefetch_related(Prefetch("video_jobs", queryset=jobs, to_attr="jobs"))
+    )
+    kinds = [status.kind for status in video_statuses(items).values()]
+    running = sum(kind in ACTIVE_KINDS for kind in kinds)
+    failed = sum(kind in ("failed", "interrupted") for kind in kinds)
+    cancelled = kinds.count("cancelled")
+    parts = [f"{kinds.count('stored')} of {len(items)} stored"]
+    parts += [f"{failed} failed"] if failed else []
+    parts += [f"{cancelled} cancelled"] if cancelled else []
+    parts += [f"{running} in progress"] if running else []
+    return {"text": ", ".join(parts), "done": not running, "total": len(items)}
+
+
+#: Status kinds of a video whose job still runs.
+ACTIVE_KINDS = ("queued", "retrying", "rendering", "copying", "regenerating")
 
 
 def video_card(item: ContentItem) -> VideoCard:

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_safe
 
 from avatars.heartbeats import process_liveness
 from studio.health import run_health_checks, storage_health
+from studio.permissions import VIEW_JOBS, missing
 
 
 @never_cache
@@ -30,7 +31,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def storage_health_page(request: HttpRequest) -> TemplateResponse:
-    """The admin's "Storage health" page (staff only, through admin.site.admin_view)."""
+    """The admin's "Storage health" page (staff only, through admin.site.admin_view, with
+    the permission to view video jobs)."""
+    if not request.user.has_perm(VIEW_JOBS):
+        raise missing(VIEW_JOBS)
     context = {
         **admin.site.each_context(request),
         "title": "Storage health",

@@ -2,20 +2,20 @@
 
 Only for users who may view content items: the progress carries the item's last error."""
 
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 
 from avatars.models import VideoJob
 from studio import cards
-from studio.permissions import VIEW_VIDEOS
+from studio.permissions import VIEW_VIDEOS, require
 
 MAX_JOBS_PER_POLL = 100
 
 
 @login_required
-@permission_required(VIEW_VIDEOS, raise_exception=True)
+@require(VIEW_VIDEOS)
 @require_GET
 def job_progress(request, job_id: int) -> JsonResponse:
     job = get_object_or_404(VideoJob.objects.select_related("content_item"), pk=job_id)
@@ -23,7 +23,7 @@ def job_progress(request, job_id: int) -> JsonResponse:
 
 
 @login_required
-@permission_required(VIEW_VIDEOS, raise_exception=True)
+@require(VIEW_VIDEOS)
 @require_GET
 def jobs_progress(request) -> JsonResponse:
     """Several jobs in one request (`?id=1&id=2`): one poll for every video on a page."""

@@ -8,6 +8,7 @@ never contradict each other.
 from dataclasses import dataclass
 from datetime import datetime
 
+from avatars.leases import CANCELLED_BY
 from avatars.models import VideoJob
 from topics.models import ContentItem
 
@@ -17,7 +18,7 @@ Status = ContentItem.Status
 #: Every `VideoStatus.kind`; also the CSS class of the badge.
 KINDS = (
     "stored", "regenerating", "queued", "retrying", "rendering", "copying", "waiting_storage",
-    "needs_regeneration", "legacy", "failed", "interrupted", "draft", "other",
+    "needs_regeneration", "legacy", "failed", "cancelled", "interrupted", "draft", "other",
 )  # fmt: skip
 
 BACKFILL_HINT = "Copy it into storage: .venv/bin/python manage.py backfill_avatar_videos"
@@ -43,6 +44,19 @@ def format_elapsed(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min"
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def format_ago(moment: datetime, now: datetime) -> str:
+    """just now, 2 min ago, 3 h ago, 5 days ago (the full date goes in a tooltip)."""
+    seconds = (now - moment).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    days = int(seconds // 86400)
+    return f"{days} day{'s' if days > 1 else ''} ago"
 
 
 def format_time(moment: datetime) -> str:
@@ -92,7 +106,16 @@ def _has_current_video(item: ContentItem) -> bool:
     return bool(item.storage_path or data.get("videoUrl") or data.get("fileUrl"))
 
 
+def _cancelled(job: VideoJob | None) -> bool:
+    return job is not None and job.state == State.FAILED and job.last_error.startswith(CANCELLED_BY)
+
+
 def _last_failure(job: VideoJob | None) -> str:
+    if _cancelled(job):
+        return (
+            f"The regeneration was {job.last_error[0].lower()}{job.last_error[1:]}; no "
+            "credit was used."
+        )
     if job is not None and job.state == State.FAILED:
         return f"The last regeneration failed: {job.last_error or 'no reason recorded'}."
     return ""
@@ -141,6 +164,12 @@ def _at_rest(
             "Its host is not in AVATAR_DOWNLOAD_ALLOWED_HOSTS, so it is not played here: "
             "regenerate it, or allow the host and run backfill_avatar_videos.")  # fmt: skip
         return VideoStatus("legacy", "Not stored yet (legacy link)", next_step=next_step)
+    if _cancelled(job) and not _has_current_video(item):
+        return VideoStatus(
+            "cancelled",
+            f"{job.last_error} before it rendered",
+            next_step="No credit was used. Regenerate it when you are ready.",
+        )
     if item.status == Status.FAILED or (job is not None and job.state == State.FAILED):
         reason = job.last_error if job is not None and job.last_error else "no reason recorded"
         return VideoStatus("failed", f"Failed: {reason}",

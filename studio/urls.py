@@ -12,7 +12,14 @@ urlpatterns = [
     path("topics/new/", views.topic_create, name="topic-create"),
     path("topics/<int:topic_id>/", views.topic_detail, name="topic-detail"),
     path("topics/<int:topic_id>/edit/", views.topic_edit, name="topic-edit"),
+    path("topics/<int:topic_id>/delete/", views.topic_delete, name="topic-delete"),
+    path("topics/<int:topic_id>/batch/", views.batch_progress, name="batch-progress"),
     path("topics/<int:topic_id>/videos/", views.generate_video, name="generate-video"),
+    path(
+        "topics/<int:topic_id>/videos/confirm/",
+        views.confirm_generate,
+        name="confirm-generate",
+    ),  # fmt: skip
     path(
         "topics/<int:topic_id>/videos/<int:item_id>/card/",
         views.video_card_fragment,
@@ -22,6 +29,11 @@ urlpatterns = [
         "topics/<int:topic_id>/videos/<int:item_id>/regenerate/",
         views.regenerate_video,
         name="regenerate-video",
+    ),  # fmt: skip
+    path(
+        "topics/<int:topic_id>/videos/<int:item_id>/cancel/",
+        views.cancel_video,
+        name="cancel-video",
     ),  # fmt: skip
     path(
         "topics/<int:topic_id>/videos/<int:item_id>/delete/",

@@ -53,3 +53,17 @@ def run_command(name: str, *args: str, **kwargs) -> int:
     except CommandError as error:
         return error.returncode
     return 0
+
+
+def generate_through_preview(client, topic: Topic, data: dict):
+    """Post the studio's generate form, check it only previewed (nothing queued), then post
+    its Confirm; the Confirm's response."""
+    from avatars.models import VideoJob
+
+    before = VideoJob.objects.count()
+    preview = client.post(f"/topics/{topic.pk}/videos/", data)
+    assert preview.status_code == 200 and VideoJob.objects.count() == before
+    confirm = preview.context["confirm"]
+    fields = {name: confirm[name].value() for name in confirm.fields}
+    fields = {name: "" if value is None else value for name, value in fields.items()}
+    return client.post(f"/topics/{topic.pk}/videos/confirm/", fields)

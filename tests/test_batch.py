@@ -116,14 +116,14 @@ def test_wait_shows_progress_until_all_end_and_exits_1_if_any_failed(tmp_path, m
 def test_the_single_command_prints_a_summary_or_json(tmp_path):
     topic = make_topic("Cells")
     script = tmp_path / "script.txt"
-    script.write_text("Cells are small.\n\nVery small.")
+    script.write_text("Cells are small,\nvery small.")
     out = StringIO()
     assert run_command("generate_avatar_video", "--topic-id", str(topic.pk), "--script-file",
                        str(script), stdout=out) == 0  # fmt: skip
     text = out.getvalue()
     assert text.startswith("Avatar video #") and "(Cells), job " in text and ": Stored" in text
     assert "offline renderer" in text and "{" not in text
-    assert VideoJob.objects.get().script == "Cells are small.\n\nVery small."  # one script
+    assert VideoJob.objects.get().script == "Cells are small,\nvery small."  # one script
     out = StringIO()
     run_command("generate_avatar_video", "--topic-id", str(topic.pk), "--script", "Hi", "--json",
                 stdout=out)  # fmt: skip

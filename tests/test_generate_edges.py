@@ -5,7 +5,7 @@ from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from avatars.models import VideoJob
-from tests.builders import make_topic
+from tests.builders import generate_through_preview, make_topic
 from topics.models import ContentItem
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +54,8 @@ def test_control_characters_in_a_scripts_file_are_refused(client, author, name, 
 
 def test_tabs_and_line_breaks_in_a_scripts_file_are_fine(client, author):
     topic = make_topic()
-    response = post_file(client, topic, "lessons.txt", b"One\tcolumn.\r\n\r\nTwo.\r\n")
+    upload = SimpleUploadedFile("lessons.txt", b"One\tcolumn.\r\n\r\nTwo.\r\n")
+    response = generate_through_preview(client, topic, {"scripts_file": upload, "language": "en"})
     assert response.status_code == 302
     scripts = sorted(job.script for job in VideoJob.objects.all())
     assert scripts == ["One\tcolumn.", "Two."]
@@ -141,21 +142,30 @@ def test_each_rendered_form_carries_its_own_token(client, author):
     assert form_token(client, topic) != form_token(client, topic)
 
 
+def _confirm_fields(client, topic, data: dict) -> dict:
+    """The Confirm form's fields, as the preview of `data` renders them."""
+    preview = client.post(f"/topics/{topic.pk}/videos/", data)
+    assert preview.status_code == 200
+    confirm = preview.context["confirm"]
+    return {name: "" if confirm[name].value() is None else confirm[name].value()
+            for name in confirm.fields}  # fmt: skip
+
+
 def test_a_second_post_of_the_same_form_queues_nothing_and_shows_the_first_result(client, author):
     from topics.models import GenerationRequest
 
     topic = make_topic()
     data = {"script": "One.\n\nTwo.", "language": "en", "request_token": form_token(client, topic)}
-    first = client.post(f"/topics/{topic.pk}/videos/", data)
+    fields = _confirm_fields(client, topic, data)
+    assert str(fields["request_token"]) == data["request_token"]  # carried to the Confirm
+    first = client.post(f"/topics/{topic.pk}/videos/confirm/", fields)
     assert first.status_code == 302
     jobs = list(VideoJob.objects.order_by("pk"))
     assert len(jobs) == 2
 
-    again = client.post(f"/topics/{topic.pk}/videos/", data, follow=True)
-    assert again.redirect_chain == [(f"/topics/{topic.pk}/", 302)]
+    again = client.post(f"/topics/{topic.pk}/videos/confirm/", fields, follow=True)
     page = again.content.decode()
-    ids = ", ".join(str(job.pk) for job in jobs)
-    assert f"These videos were already queued. Nothing new was queued (job {ids})." in page
+    assert "These videos were already queued. Nothing new was queued." in page
     assert list(VideoJob.objects.order_by("pk")) == jobs
     assert ContentItem.objects.count() == 2
     request = GenerationRequest.objects.get()
@@ -172,7 +182,8 @@ def test_a_refused_post_records_no_token_so_the_corrected_form_still_queues(clie
     refused = client.post(f"/topics/{topic.pk}/videos/", bad)
     assert refused.status_code == 400 and f'value="{token}"' in refused.content.decode()
     assert not GenerationRequest.objects.exists() and not ContentItem.objects.exists()
-    client.post(f"/topics/{topic.pk}/videos/", {**bad, "script": "Good."})
+    fields = _confirm_fields(client, topic, {**bad, "script": "Good."})
+    client.post(f"/topics/{topic.pk}/videos/confirm/", fields)
     assert VideoJob.objects.count() == 1 and GenerationRequest.objects.get().item_ids == [
         ContentItem.objects.get().pk
     ]

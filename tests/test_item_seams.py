@@ -14,7 +14,7 @@ from avatars.models import VideoJob
 from avatars.promotion import promote_fallbacks, promote_item
 from avatars.services import avatar_video_request
 from studio.status import video_status
-from tests.builders import make_topic
+from tests.builders import generate_through_preview, make_topic
 from topics.models import ContentItem
 from topics.services import content_item_delete, content_item_mark_stored
 from videostore import ledger
@@ -163,8 +163,9 @@ def test_a_broker_outage_never_turns_a_committed_request_into_a_500(client, brok
         codename__in=["view_contentitem", "add_contentitem"]))  # fmt: skip
     client.force_login(author)
     topic = make_topic()
-    response = client.post(f"/topics/{topic.pk}/videos/",
-                           {"script": "One.\n\nTwo.", "language": "en"}, follow=True)  # fmt: skip
+    confirmed = generate_through_preview(client, topic, {"script": "One.\n\nTwo.",
+                                                         "language": "en"})  # fmt: skip
+    response = client.get(confirmed["Location"])
     assert response.status_code == 200
     assert "queued" in response.content.decode()
     assert VideoJob.objects.filter(state=State.QUEUED).count() == 2  # the rows stand

@@ -22,6 +22,15 @@ def migrate(targets):
     return executor.loader.project_state(targets).apps
 
 
+@pytest.fixture(autouse=True)
+def back_to_the_latest_migrations():
+    """The tests after this one need every migration applied, later ones included."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 @pytest.mark.django_db(transaction=True)
 def test_existing_items_get_default_titles_and_places_in_creation_order():
     apps = migrate(BEFORE)

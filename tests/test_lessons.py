@@ -10,7 +10,7 @@ from django.db import connection
 
 from avatars import services as generation
 from avatars.errors import InvalidRequest
-from tests.builders import make_stored_item, make_topic
+from tests.builders import generate_through_preview, make_stored_item, make_topic
 from topics import selectors
 from topics.models import ContentItem
 from topics.services import content_item_move, content_item_rename
@@ -205,7 +205,7 @@ def test_the_topic_page_shows_lessons_first_first_with_numbers_and_titles(client
     log_in(client, *AUTHOR)
     topic = make_topic()
     scripts = "Light comes first.\n\nThen water.\n\nSugar last."
-    response = client.post(f"/topics/{topic.pk}/videos/", {"script": scripts, "language": "en"})
+    response = generate_through_preview(client, topic, {"script": scripts, "language": "en"})
     assert response.status_code == 302
     page = client.get(f"/topics/{topic.pk}/").content.decode()
     positions = [page.index(f">{title}</h3>") for title in
@@ -223,7 +223,7 @@ def test_a_csv_upload_titles_the_videos_from_its_title_column(client):
     log_in(client, *AUTHOR)
     topic = make_topic()
     upload = SimpleUploadedFile("l.csv", "title,script\nמבוא,שלום\n,Second script\n".encode())
-    client.post(f"/topics/{topic.pk}/videos/", {"scripts_file": upload, "language": "he"})
+    generate_through_preview(client, topic, {"scripts_file": upload, "language": "he"})
     assert lessons(topic) == [(1, "מבוא"), (2, "Second script")]
 
 
@@ -249,7 +249,8 @@ def test_move_down_comes_back_to_the_lesson_with_focus_on_the_same_button(client
 
 
 @pytest.mark.django_db
-def test_after_a_move_the_page_that_shows_the_lesson_comes_back(client):
+def test_after_a_move_the_page_that_shows_the_lesson_comes_back(client, monkeypatch):
+    monkeypatch.setattr("topics.selectors.ITEMS_PER_PAGE", 10)
     log_in(client, *AUTHOR)
     topic = make_topic()
     jobs = generation.avatar_videos_generate(

@@ -45,6 +45,12 @@ def test_a_viewer_sees_the_videos_but_no_buttons(client, viewer, video):
     "path, data",
     [
         ("/topics/{topic}/videos/", {"script": "Paid render", "language": "en"}),
+        (
+            "/topics/{topic}/videos/confirm/",
+            {"source_text": "Paid render", "language": "en", "digest": "0" * 64},
+        ),
+        ("/topics/{topic}/videos/{item}/cancel/", {}),
+        ("/topics/{topic}/delete/", {}),
         ("/topics/{topic}/videos/{item}/regenerate/", {}),
         ("/topics/{topic}/videos/{item}/delete/", {}),
         ("/topics/new/", {"title": "New", "language": "en"}),

@@ -231,8 +231,9 @@ def test_the_procfile_recipe_serves_the_studio_and_stores_two_videos(procfile_pr
             page.wait_for_url(re.compile(r".*/topics/\d+/$"))
             topic_url = page.url
             page.fill("#id_script", "Plants turn light into sugar.\n\nLeaves hold chlorophyll.")
-            page.click("text=Generate video")
-            page.wait_for_url(topic_url)
+            page.click("text=Preview videos")
+            page.click("[data-action=confirm]")
+            page.wait_for_url(re.compile(re.escape(topic_url) + r"\?batch=.*"))
             assert page.locator("article.item[data-active='1']").count() == 2
             page.evaluate("window.__sameDocument = true")  # gone if the page reloads
             page.wait_for_function(

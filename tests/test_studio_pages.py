@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from avatars.models import VideoJob
-from tests.builders import make_stored_item, make_topic
+from tests.builders import generate_through_preview, make_stored_item, make_topic
 from tests.conftest import BUCKET
 from tests.servers import supabase_storage_settings
 from topics.models import ContentItem, Topic
@@ -92,8 +92,9 @@ def test_topic_page_lists_stored_fallback_and_legacy_videos(client, author):
     assert "backfill_avatar_videos" in page
     assert "1.2\xa0KB" in page and "avatar_s_1.mp4" in page
     assert page.count("Download") == 3 and page.count("Copy link") == 3
-    # Existing videos come before the generate form.
-    assert page.index("avatar_s_1.mp4") < page.index("Generate avatar videos")
+    # The generate form comes first, folded away once the topic has videos.
+    assert page.index("Generate avatar videos") < page.index("avatar_s_1.mp4")
+    assert '<details class="card generate" id="generate">' in page
 
 
 def test_legacy_link_on_a_host_outside_the_allow_list_is_not_embedded(client, author):
@@ -143,9 +144,7 @@ def test_reloading_the_form_address_goes_back_to_the_topic(client, author):
 
 def test_generate_form_queues_a_job_and_progress_is_json(client, author):
     topic = make_topic()
-    response = client.post(
-        f"/topics/{topic.pk}/videos/", {"script": "Hello class", "language": "en"}
-    )
+    response = generate_through_preview(client, topic, {"script": "Hello class", "language": "en"})
     assert response.status_code == 302
     job = VideoJob.objects.get()
     assert job.state == "queued" and job.content_item.status == "generating"
@@ -180,7 +179,7 @@ def test_progress_during_the_copy_gives_bytes_and_percentage(client, author):
 def test_several_scripts_make_one_video_each(client, author):
     topic = make_topic()
     scripts = "First lesson.\n\nSecond lesson,\non two lines.\n \nThird."
-    response = client.post(f"/topics/{topic.pk}/videos/", {"script": scripts, "language": "en"})
+    response = generate_through_preview(client, topic, {"script": scripts, "language": "en"})
     assert response.status_code == 302
     jobs = VideoJob.objects.order_by("pk")
     assert [job.script for job in jobs] == ["First lesson.", "Second lesson,\non two lines.",
@@ -191,9 +190,7 @@ def test_several_scripts_make_one_video_each(client, author):
 def test_a_scripts_file_makes_one_video_per_row(client, author):
     topic = make_topic()
     upload = SimpleUploadedFile("lessons.csv", b'script\nOne\n"Two, with a comma"\n')
-    response = client.post(
-        f"/topics/{topic.pk}/videos/", {"scripts_file": upload, "language": "en"}
-    )
+    response = generate_through_preview(client, topic, {"scripts_file": upload, "language": "en"})
     assert response.status_code == 302
     assert sorted(VideoJob.objects.values_list("script", flat=True)) == ["One", "Two, with a comma"]
 
@@ -240,7 +237,8 @@ def test_a_finished_jobs_card_is_served_for_the_in_place_swap(client, author):
     VideoJob.objects.create(content_item=item, script="x", state="stored")
     card = client.get(f"/topics/{item.topic_id}/videos/{item.pk}/card/").content.decode()
     assert card.lstrip().startswith("<article") and "video-status stored" in card
-    assert "<video" in card and 'data-active="0"' in card
+    assert 'data-action="play"' in card and 'data-active="0"' in card
+    assert "<video" not in card  # the player opens on demand
 
 
 def test_right_to_left_topics_render_rtl(client, author):

@@ -25,6 +25,10 @@ class Topic(models.Model):
         help_text="BCP 47 code, e.g. en, he, pt-BR",
     )
     description = models.TextField(blank=True)
+    # The avatar and voice the topic's videos use unless a request names others (blank: the
+    # provider's defaults, HEYGEN_DEFAULT_AVATAR_ID / HEYGEN_DEFAULT_VOICE_ID).
+    default_avatar_id = models.CharField(max_length=128, blank=True)
+    default_voice_id = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

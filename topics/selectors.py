@@ -8,7 +8,8 @@ from django.db.models import Count, Q, QuerySet
 from topics.models import ContentItem, Topic
 from videostore.storage import VideoStorage
 
-ITEMS_PER_PAGE = 10
+#: Lessons per page of a topic: a course of 50 on one page, a batch never split for long.
+ITEMS_PER_PAGE = 50
 TOPICS_PER_PAGE = 25
 
 
@@ -18,6 +19,12 @@ def topic_list(*, query: str = "") -> QuerySet[Topic]:
         topics = topics.filter(title__icontains=query)
     # A GROUP BY query drops Meta.ordering: name it, so pages never overlap or skip.
     return topics.order_by("-updated_at", "-id")
+
+
+def topic_contents(topic: Topic) -> dict:
+    """What deleting the topic takes with it: its lessons and their files in storage."""
+    items = topic.content_items.all()
+    return {"items": items.count(), "files": items.exclude(storage_path="").count()}
 
 
 def topic_items_page(topic: Topic, page_number, *, items: QuerySet | None = None) -> Page:

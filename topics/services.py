@@ -18,20 +18,27 @@ from videostore.storage import MEASURED_FIELDS, STORAGE_METADATA_FIELDS
 logger = logging.getLogger(__name__)
 
 
-def topic_create(*, title: str, language: str = "en", description: str = "") -> Topic:
+def topic_create(*, title: str, language: str = "en", description: str = "",
+                 default_avatar_id: str = "", default_voice_id: str = "") -> Topic:  # fmt: skip
     """Create a topic; raises ValidationError on a blank title or a malformed language."""
     topic = Topic(title=(title or "").strip(), language=(language or "").strip(),
-                  description=(description or "").strip())  # fmt: skip
+                  description=(description or "").strip(),
+                  default_avatar_id=(default_avatar_id or "").strip(),
+                  default_voice_id=(default_voice_id or "").strip())  # fmt: skip
     topic.full_clean()
     topic.save()
     return topic
 
 
-def topic_update(*, topic: Topic, title: str, language: str, description: str = "") -> Topic:
-    """Edit a topic under the same rules as `topic_create`."""
+def topic_update(*, topic: Topic, title: str, language: str, description: str = "",
+                 default_avatar_id: str = "", default_voice_id: str = "") -> Topic:  # fmt: skip
+    """Edit a topic under the same rules as `topic_create` (the default avatar and voice
+    its batches use included)."""
     topic.title = (title or "").strip()
     topic.language = (language or "").strip()
     topic.description = (description or "").strip()
+    topic.default_avatar_id = (default_avatar_id or "").strip()
+    topic.default_voice_id = (default_voice_id or "").strip()
     topic.full_clean()
     topic.save()
     return topic

@@ -45,6 +45,26 @@ class RenderStatus:
         return self.status == "completed" and bool(self.video_url)
 
 
+@dataclass(frozen=True)
+class Avatar:
+    """An avatar a render may use, as a picker shows it."""
+
+    id: str
+    name: str
+    preview_image_url: str = ""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A voice a render may use; `language` as the provider names it ("English", "he")."""
+
+    id: str
+    name: str
+    language: str = ""
+    gender: str = ""
+    preview_audio_url: str = ""
+
+
 class VideoDownload(Protocol):
     """An open stream of a rendered video; the caller closes it."""
 

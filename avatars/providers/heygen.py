@@ -34,7 +34,7 @@ from avatars.errors import (
     RenderSlotsBusy,
     SubmissionOutcomeUnknown,
 )
-from avatars.providers.base import RenderRequest, RenderStatus
+from avatars.providers.base import Avatar, RenderRequest, RenderStatus, Voice
 from avatars.providers.download import HttpVideoDownload, open_video_download
 
 logger = logging.getLogger(__name__)
@@ -344,6 +344,42 @@ class HeyGenClient:
             f"HeyGen's video list was still newer than {since.isoformat()} after "
             f"{LIST_MAX_PAGES} pages; the look-up will be tried again."
         )
+
+    def remaining_quota(self) -> int:
+        """GET /v2/user/remaining_quota: the account's remaining API quota, in seconds of
+        video (HeyGen: 60 make one credit)."""
+        status, body, _ = self._request("GET", "/v2/user/remaining_quota")
+        data = body.get("data")
+        quota = data.get("remaining_quota") if status == 200 and isinstance(data, dict) else None
+        if not isinstance(quota, int | float):
+            self._raise_for(status if status != 200 else 502, body)
+        return int(quota)
+
+    def _listing(self, path: str, key: str) -> list[dict]:
+        status, body, _ = self._request("GET", path)
+        data = body.get("data")
+        entries = data.get(key) if status == 200 and isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            self._raise_for(status if status != 200 else 502, body)
+        return [entry for entry in entries if isinstance(entry, dict)]
+
+    def list_avatars(self) -> list[Avatar]:
+        """GET /v2/avatars: the account's avatars, with their preview images."""
+        return [
+            Avatar(id=str(entry["avatar_id"]), name=str(entry.get("avatar_name") or ""),
+                   preview_image_url=str(entry.get("preview_image_url") or ""))
+            for entry in self._listing("/v2/avatars", "avatars") if entry.get("avatar_id")
+        ]  # fmt: skip
+
+    def list_voices(self) -> list[Voice]:
+        """GET /v2/voices: the voices this account may use, with their language."""
+        return [
+            Voice(id=str(entry["voice_id"]), name=str(entry.get("name") or ""),
+                  language=str(entry.get("language") or ""),
+                  gender=str(entry.get("gender") or ""),
+                  preview_audio_url=str(entry.get("preview_audio") or ""))
+            for entry in self._listing("/v2/voices", "voices") if entry.get("voice_id")
+        ]  # fmt: skip
 
     def open_download(self, video_url: str) -> HttpVideoDownload:
         return open_video_download(video_url, timeout=self.timeout)

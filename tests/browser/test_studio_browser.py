@@ -122,14 +122,18 @@ def test_create_a_topic_generate_two_videos_and_watch_them_in_place(
     topic = Topic.objects.get(title="Photosynthesis basics")
     page.wait_for_url(f"{live_server.url}/topics/{topic.pk}/")
 
-    page.click("text=Generate video")
+    page.click("text=Preview videos")
     page.wait_for_selector("#error-script")
     assert page.url.endswith(f"/topics/{topic.pk}/videos/")
+    page.wait_for_function("() => document.activeElement.id === 'form-errors'")
     shot(page, "generate-form-errors")
 
     page.fill("#id_script", "Plants turn light into sugar.\n\nLeaves hold chlorophyll.")
-    page.click("text=Generate video")
-    page.wait_for_url(f"{live_server.url}/topics/{topic.pk}/")
+    page.click("text=Preview videos")
+    page.wait_for_selector("text=Check before generating")
+    assert not VideoJob.objects.exists()
+    page.click("[data-action=confirm]")
+    page.wait_for_url(re.compile(rf".*/topics/{topic.pk}/\?batch=.*"))
     assert page.locator("article.item[data-active='1']").count() == 2
     page.evaluate("window.__sameDocument = true")  # gone if the page reloads
     jobs = list(VideoJob.objects.order_by("pk").values_list("pk", flat=True))
@@ -137,7 +141,7 @@ def test_create_a_topic_generate_two_videos_and_watch_them_in_place(
     worker.start()
     # The second waits in line while the first renders; the step and its time update in place.
     page.wait_for_selector("text=/Waiting for a render slot \\(position 1\\)/")
-    page.wait_for_selector("li.current[data-step='rendering']")
+    page.wait_for_selector("article[data-job-state='rendering']")
     page.wait_for_function(
         "() => /in this step/.test(document.querySelector('[data-role=step]').textContent)"
     )
@@ -148,6 +152,9 @@ def test_create_a_topic_generate_two_videos_and_watch_them_in_place(
     assert page.evaluate("window.__sameDocument") is True
     assert page.locator("article.item[data-active='1']").count() == 0
 
+    page.wait_for_selector("#batch-summary:has-text('2 of 2 stored')")
+    assert page.locator("video").count() == 0  # players open on demand, one at a time
+    page.locator("[data-action=play]").first.click()
     video = page.locator("video").first
     src = video.get_attribute("src")
     assert "X-Amz-Signature=" in src and "/avatar_videos/avatar_" in src
@@ -157,6 +164,8 @@ def test_create_a_topic_generate_two_videos_and_watch_them_in_place(
     assert page.evaluate("document.querySelector('video').duration") > 0
     assert page.locator("text=320×180").count() == 2
     assert page.locator(".player-error:visible").count() == 0
+    page.locator("[data-action=play]:visible").first.click()  # the other card: one player
+    assert page.locator("video").count() == 1
     shot(page, "topic-with-player")
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
@@ -171,8 +180,10 @@ def test_regenerate_and_delete_after_a_confirmation(page, live_server, s3_server
     log_in(page, live_server)
     page.goto(f"{live_server.url}/topics/{topic.pk}/")
     # Not a playable file: the player says so instead of showing 0:00.
+    page.click(f"#item-{doomed.pk} [data-action=play]")
     page.wait_for_selector(f"#item-{doomed.pk} .player-error", state="visible")
 
+    page.click(f"#item-{kept.pk} details.menu summary")
     page.click(f"#item-{kept.pk} [data-action=regenerate]")
     page.wait_for_selector("text=uses one render credit")
     shot(page, "studio-confirm-regenerate")
@@ -181,6 +192,7 @@ def test_regenerate_and_delete_after_a_confirmation(page, live_server, s3_server
     page.wait_for_selector(f"#item-{kept.pk} .video-status.regenerating")
     assert VideoJob.objects.filter(content_item=kept).count() == 1
 
+    page.click(f"#item-{doomed.pk} details.menu summary")
     page.click(f"#item-{doomed.pk} [data-action=delete]")
     page.wait_for_selector("code.file-name:has-text('avatar_videos/avatar_del_1.mp4')")
     shot(page, "studio-confirm-delete")
@@ -274,8 +286,9 @@ def test_a_batch_becomes_lessons_in_order_moved_from_the_keyboard_and_renamed(pa
     url = f"{live_server.url}/topics/{topic.pk}/"
     page.goto(url)
     page.fill("#id_script", "Light comes first.\n\nThen water.\n\nSugar comes last.")
-    page.click("text=Generate video")
-    page.wait_for_url(url)
+    page.click("text=Preview videos")
+    page.click("[data-action=confirm]")
+    page.wait_for_url(re.compile(rf".*/topics/{topic.pk}/\?batch=.*"))
 
     def lessons() -> list[tuple[str, str]]:
         cards = page.locator("article.item")
@@ -286,6 +299,7 @@ def test_a_batch_becomes_lessons_in_order_moved_from_the_keyboard_and_renamed(pa
                          ("Lesson 3", "Sugar comes last.")]  # fmt: skip
     first = ContentItem.objects.get(title="Light comes first.")
     # Move down from the keyboard: focus the button, press Enter; focus comes back to it.
+    page.click(f"#item-{first.pk} details.menu summary")
     page.focus(f"#move-down-{first.pk}")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(rf".*focus=move-down-{first.pk}.*"))
@@ -310,34 +324,220 @@ def test_a_batch_becomes_lessons_in_order_moved_from_the_keyboard_and_renamed(pa
     shot(page, "topic-lessons")
 
 
-def test_a_double_click_on_generate_posts_once_and_the_button_waits(page, live_server):
-    topic = make_topic("Osmosis")
+def no_horizontal_scroll(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+SEMICOLON_CSV = (
+    "title;script\n"
+    "Light;Plants turn light into sugar in their leaves.\n"
+    ";;\n"
+    'Broken;"half" quoted\n'
+    "Water;Roots drink the water; stems carry it up.\n"
+    "Air;Leaves take in carbon dioxide from the air.\n"
+)
+
+
+def test_a_semicolon_csv_is_previewed_with_its_skipped_rows_then_confirmed(page, live_server):
+    topic = make_topic("Plants")
     log_in(page, live_server)
     page.goto(f"{live_server.url}/topics/{topic.pk}/")
-    button = page.locator("form[data-submit-once] button[type=submit]")
-    # An answer of 204 keeps the page as it is while the post "runs": the button waits.
-    answered = []
+    upload = {"name": "lessons.csv", "mimeType": "text/csv", "buffer": SEMICOLON_CSV.encode()}
+    page.set_input_files("#id_scripts_file", files=[upload])
+    page.click("text=Preview videos")
+    page.wait_for_selector("text=Check before generating")
+    assert "Semicolon-separated, with a header row" in page.inner_text("[data-role=dialect]")
+    assert page.locator("[data-role=planned-video]").count() == 2
+    skipped = page.inner_text("[data-role=skipped]")
+    assert "Row 3: empty row" in skipped and "Row 4: malformed" in skipped
+    assert "Row 5: malformed: 3 cells" in skipped
+    assert not VideoJob.objects.exists()
+    shot(page, "batch-preview")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert no_horizontal_scroll(page)
+    shot(page, "batch-preview-phone")
+    page.click("[data-action=confirm]")
+    page.wait_for_selector("text=2 videos queued as lessons 1 to 2.")
+    titles = page.locator("h3.lesson-title").all_inner_texts()
+    assert titles == ["Light", "Air"]
+    assert VideoJob.objects.count() == 2
 
-    def answer_no_content(route) -> None:
-        answered.append(route.request.method)
-        route.fulfill(status=204)
 
-    page.route(re.compile(r".*/videos/$"), answer_no_content)
-    page.fill("#id_script", "Water moves across membranes.")
-    page.dblclick("text=Generate video")
-    page.wait_for_function("() => document.querySelector('form[data-submit-once]')"
-                           ".getAttribute('aria-busy') === 'true'")  # fmt: skip
-    assert answered == ["POST"]
-    assert button.is_disabled() and button.text_content() == "Queuing…"
+def test_the_quota_refusal_against_the_fake_heygen(page, live_server, fake_heygen):
+    from django.core.cache import cache
+
+    cache.clear()
+    fake_heygen.remaining_quota = 30  # half a credit
+    topic = make_topic("Quota")
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/topics/{topic.pk}/")
+    page.fill("#id_script", "\n\n".join(["word " * 60] * 2))  # 24 s each
+    page.click("text=Preview videos")
+    page.wait_for_selector("[data-role=refusal]")
+    assert "HeyGen has 0 left (30 s)" in page.inner_text("[data-role=refusal]")
+    assert page.locator("[data-action=confirm]").count() == 0
+    assert "GET /v2/user/remaining_quota" in fake_heygen.requests_seen
+    shot(page, "batch-quota-refused")
     assert not VideoJob.objects.exists()
 
-    page.unroute(re.compile(r".*/videos/$"))
-    posts = []
-    page.on("request", lambda request: request.method == "POST" and posts.append(request.url))
+
+def test_a_batch_of_twelve_stays_on_one_page_in_order_and_reaches_twelve_stored(
+    page, live_server, fake_heygen
+):
+    from django.core.cache import cache
+
+    cache.clear()
+    topic = make_topic("Photosynthesis, a course")
+    for n in range(3):
+        make_stored_item(topic, f"avatar_videos/avatar_before_{n}.mp4", 1000 + n)
+    log_in(page, live_server)
     page.goto(f"{live_server.url}/topics/{topic.pk}/")
-    page.fill("#id_script", "Water moves across membranes.")
-    page.dblclick("text=Generate video")
-    page.wait_for_selector("text=/Video generation queued/")
-    assert posts == [f"{live_server.url}/topics/{topic.pk}/videos/"]
-    assert VideoJob.objects.count() == 1 and ContentItem.objects.filter(topic=topic).count() == 1
-    assert button.is_enabled() and button.text_content() == "Generate video"
+    assert page.locator("details.generate[open]").count() == 0  # folded: the topic has videos
+    page.click("details.generate summary")
+    scripts = [f"Lesson {n}: plants and light, part {n}." for n in range(1, 13)]
+    page.fill("#id_script", "\n\n".join(scripts))
+    page.click("text=Preview videos")
+    assert page.locator("[data-role=planned-video]").count() == 12
+    page.click("[data-action=confirm]")
+    page.wait_for_url(re.compile(rf".*/topics/{topic.pk}/\?batch=.*"))
+    page.wait_for_selector("text=12 videos queued as lessons 4 to 15.")
+    page.evaluate("window.__sameDocument = true")
+    jobs = list(VideoJob.objects.order_by("pk").values_list("pk", flat=True))
+    page.wait_for_selector("#batch-summary:has-text('0 of 12 stored, 12 in progress')")
+    shot(page, "topic-batch-running")
+    worker = InlineWorker(jobs)
+    worker.start()
+    page.wait_for_selector("#batch-summary:has-text('12 of 12 stored')", timeout=120_000)
+    worker.join(timeout=60)
+    assert page.evaluate("window.__sameDocument") is True
+    titles = page.locator("h3.lesson-title").all_inner_texts()
+    assert titles[3:] == scripts and len(titles) == 15  # one page, in the order entered
+    page.wait_for_function("() => document.querySelectorAll('.video-status.stored').length == 15")
+    shot(page, "topic-course")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert no_horizontal_scroll(page)
+    shot(page, "topic-course-phone")
+
+
+def test_no_regenerate_on_a_queued_video_and_cancel_frees_its_slot(page, live_server):
+    from avatars import services as generation
+
+    topic = make_topic("Queue")
+    first, second = generation.avatar_videos_generate(topic=topic, scripts=["First.", "Second."])
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/topics/{topic.pk}/")
+    card = f"#item-{first.content_item_id}"
+    page.click(f"{card} details.menu summary")
+    assert page.locator(f"{card} [data-action=regenerate]").count() == 0
+    assert "position 2" in page.inner_text(f"#item-{second.content_item_id} [data-role=status]")
+    shot(page, "topic-queued-cancel")
+    page.click(f"{card} [data-action=cancel]")
+    page.wait_for_selector("text=“First.” cancelled before it rendered; no credit was used.")
+    page.wait_for_selector(f"{card} .video-status.cancelled")
+    assert "position 1" in page.inner_text(f"#item-{second.content_item_id} [data-role=status]")
+    first.refresh_from_db()
+    assert first.state == "failed" and first.provider_video_id == ""
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert no_horizontal_scroll(page)
+
+
+def test_form_errors_are_scrolled_into_view_with_focus_at_phone_width(page, live_server):
+    topic = make_topic("Errors")
+    for n in range(8):
+        make_stored_item(topic, f"avatar_videos/avatar_err_{n}.mp4", 10)
+    log_in(page, live_server)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/topics/{topic.pk}/")
+    assert no_horizontal_scroll(page)
+    page.click("details.generate summary")
+    page.fill("#id_language", "e n")
+    page.click("text=Preview videos")
+    page.wait_for_function("() => document.activeElement.id === 'form-errors'")
+    top = page.evaluate("document.getElementById('form-errors').getBoundingClientRect().top")
+    assert 0 <= top < 844
+    assert no_horizontal_scroll(page)
+    shot(page, "generate-form-errors-phone")
+
+
+def test_the_avatar_and_voice_pickers_from_heygen(page, live_server, fake_heygen):
+    from django.core.cache import cache
+
+    cache.clear()
+    topic = make_topic("שיעור ראשון", language="he")
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/topics/{topic.pk}/edit/")
+    page.wait_for_selector("[data-role=avatar-picker] img")
+    # The previews are images the browser really loaded from the provider's URLs.
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-role=avatar-picker] img')]"
+        ".every(img => img.complete && img.naturalWidth > 0)"
+    )
+    voices = page.inner_text("[data-role=voice-picker]")
+    assert "Hila" in voices and "Rachel" not in voices
+    page.click("label.pick:has-text('Tyler')")
+    page.click("label.pick:has-text('Hila')")
+    shot(page, "topic-pickers")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert no_horizontal_scroll(page)
+    page.click("text=Save topic")
+    page.wait_for_url(f"{live_server.url}/topics/{topic.pk}/")
+    topic.refresh_from_db()
+    assert (topic.default_avatar_id, topic.default_voice_id) == (
+        "Tyler-incasualsuit-20220721", "he-IL-hila")  # fmt: skip
+
+
+def test_deleting_a_topic_in_the_studio(page, live_server, s3_server, bucket_keys):
+    topic = make_topic("Old course")
+    s3_server.client().put_object(Bucket=BUCKET, Key="avatar_videos/avatar_sd_1.mp4", Body=b"x")
+    make_stored_item(topic, "avatar_videos/avatar_sd_1.mp4", 1)
+    make_stored_item(topic, "avatar_videos/avatar_sd_2.mp4", 1)
+    log_in(page, live_server, perms=[*AUTHOR, "delete_topic"])
+    page.goto(f"{live_server.url}/topics/{topic.pk}/")
+    page.click("[data-action=delete-topic]")
+    page.wait_for_selector("text=/2 videos/")
+    assert "2 files are deleted from storage" in page.inner_text("[data-role=what-goes]")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert no_horizontal_scroll(page)
+    shot(page, "studio-confirm-delete-topic")
+    page.click("text=Yes, delete the topic")
+    page.wait_for_selector("text=Topic “Old course” deleted with its 2 videos")
+    assert not Topic.objects.filter(pk=topic.pk).exists()
+    assert bucket_keys() == []
+    assert no_horizontal_scroll(page)
+
+
+def test_every_studio_page_fits_a_phone(page, live_server):
+    topic = make_topic("Narrow")
+    item = make_stored_item(topic, "avatar_videos/avatar_nw_1.mp4", 1)
+    log_in(page, live_server, perms=[*AUTHOR, "change_contentitem", "delete_topic"])
+    page.set_viewport_size({"width": 390, "height": 844})
+    base = f"{live_server.url}/topics/{topic.pk}"
+    video = f"{base}/videos/{item.pk}"
+    pages = [f"{live_server.url}/", f"{live_server.url}/topics/new/", f"{base}/",
+             f"{base}/edit/", f"{base}/delete/", f"{video}/regenerate/", f"{video}/delete/",
+             f"{video}/rename/"]  # fmt: skip
+    for url in pages:
+        page.goto(url)
+        assert no_horizontal_scroll(page), url
+
+
+def test_confirm_sends_once_however_often_it_is_clicked(page, live_server):
+    topic = make_topic("Once")
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/topics/{topic.pk}/")
+    page.fill("#id_script", "Only one render, please.")
+    page.click("text=Preview videos")
+    page.wait_for_selector("[data-action=confirm]")
+    # After the page's own handler: record whether each submit was let through (and keep
+    # this page, so a second one can be tried while the first "is on its way").
+    sent = page.evaluate("""() => {
+        const seen = [];
+        window.addEventListener("submit", (event) => {
+            seen.push(!event.defaultPrevented); event.preventDefault(); });
+        const form = document.querySelector('[data-action=confirm]').form;
+        form.requestSubmit(); form.requestSubmit(); form.requestSubmit();
+        return seen;
+    }""")
+    assert sent == [True, False, False]
+    assert page.inner_text("[data-action=confirm]") == "Requesting the renders…"
+    assert not VideoJob.objects.exists()

@@ -13,28 +13,25 @@ from avatars import services as generation
 from avatars.errors import GENERATION_ERRORS
 from avatars.models import VideoJob
 from studio.management.commands.generate_avatar_video import (
+    check_quota_option,
     lesson_json,
+    preview_lines,
     print_json,
     quiet_logs,
     read_script_file,
 )
+from topics.batches import ScriptBatch
 from topics.models import Topic
-from topics.scripts import (
-    SCRIPT_FILE_MAX_BYTES,
-    check_script_count,
-    check_titles,
-    lessons_from_file,
-    split_scripts,
-)
+from topics.scripts import SCRIPT_FILE_MAX_BYTES, check_batch, decode_scripts_file, parse_batch
 from topics.validators import validate_language_tag
 
 
-def read_lessons(path: str) -> tuple[list[str], list[str]]:
-    """The scripts of FILE (`-`: stdin, blank-line blocks) and their titles (a .csv's `title`
-    column; blank: the default), by the studio form's rules."""
+def read_batch(path: str) -> ScriptBatch:
+    """What FILE (`-`: stdin, blank-line blocks) will make, by the studio's rules: a .csv
+    one video per row (titles from its title column), else one per blank-line block."""
     try:
         if path == "-":
-            lessons = [(script, "") for script in split_scripts(read_script_file(path))]
+            batch = parse_batch(text=read_script_file(path))
         else:
             try:
                 with open(path, "rb") as handle:
@@ -42,9 +39,9 @@ def read_lessons(path: str) -> tuple[list[str], list[str]]:
             except OSError as error:
                 raise CommandError(f"Cannot read {path}: {error}", returncode=2) from error
             name = path if path.lower().endswith(".csv") else f"{path}.txt"
-            lessons = lessons_from_file(name, content)
-        scripts = check_script_count([script for script, _ in lessons])
-        return scripts, check_titles([title for _, title in lessons])
+            suffix, text = decode_scripts_file(name, content)
+            batch = parse_batch(file_text=text, file_suffix=suffix)
+        return check_batch(batch)
     except ValidationError as error:
         raise CommandError(f"{path}: {error.messages[0]}", returncode=2) from error
 
@@ -57,7 +54,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--topic-id", type=int, required=True)
+        parser.add_argument(
+            "--topic-id",
+            type=int,
+            required=True,
+            help="the topic's number (in its studio address /topics/N/)",
+        )
         parser.add_argument("--scripts-file", required=True, help="a .txt or .csv file; - = stdin")
         parser.add_argument("--language", default="", help="BCP 47 tag; default: the topic's")
         parser.add_argument("--avatar-id", default="")
@@ -65,6 +67,17 @@ class Command(BaseCommand):
         parser.add_argument("--wait", action="store_true", help="wait until every job has ended")
         parser.add_argument("--poll-seconds", type=float, default=2.0, help="with --wait")
         parser.add_argument("--json", action="store_true", help="print the lessons as JSON")
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="print what would be made (videos, skipped rows, quota); request nothing",
+        )
+        parser.add_argument(
+            "--skip-invalid",
+            action="store_true",
+            help="generate the valid rows when some are malformed or too long "
+            "(default: refuse the file)",
+        )
 
     def handle(self, *args, **options):
         topic = Topic.objects.filter(pk=options["topic_id"]).first()
@@ -75,12 +88,22 @@ class Command(BaseCommand):
             language = validate_language_tag(language) if language else ""
         except ValidationError as error:
             raise CommandError(f"--language: {error.messages[0]}", returncode=2) from error
-        scripts, titles = read_lessons(options["scripts_file"])
+        batch = read_batch(options["scripts_file"])
+        if options["dry_run"]:
+            self.stdout.write("\n".join(preview_lines(batch)))
+            return
+        invalid = [row for row in batch.skipped if not row.reason.startswith("empty")]
+        if invalid and not options["skip_invalid"]:
+            rows = "; ".join(f"{row.source}: {row.reason}" for row in invalid[:5])
+            raise CommandError(f"{options['scripts_file']}: {len(invalid)} row(s) cannot be "
+                               f"generated ({rows}). Fix them, or run with --skip-invalid; "
+                               "--dry-run shows the whole preview.", returncode=2)  # fmt: skip
+        check_quota_option(batch)
         try:
-            jobs = generation.avatar_videos_generate(
-                topic=topic, scripts=scripts, language=language, avatar_id=options["avatar_id"],
-                voice_id=options["voice_id"], titles=titles,
-            )  # fmt: skip
+            jobs = generation.avatar_videos_generate(topic=topic, scripts=batch.scripts,
+                                          language=language, avatar_id=options["avatar_id"],
+                                          voice_id=options["voice_id"],
+                                          titles=batch.titles)  # fmt: skip
         except GENERATION_ERRORS as error:
             raise CommandError(str(error), returncode=2) from error
         ids = [job.pk for job in jobs]

@@ -1,7 +1,8 @@
 // Live progress of the videos on a topic page, in place (no reload, no build step).
 // One request polls every running job on the page; the server derives each status
 // (studio/status.py), this script only shows it. When a job ends, its card is swapped for
-// the server-rendered one (player included).
+// the server-rendered one. One player at a time, opened on demand: a card holds no <video>
+// until its Play is pressed. The batch summary ("7 of 12 stored") updates in place.
 (function () {
   "use strict";
   const POLL_MS = 1500;
@@ -55,24 +56,61 @@
     });
   }
 
+  function closePlayer(card) {
+    const video = card.querySelector(".poster video");
+    if (!video) return;
+    video.pause();
+    video.remove();
+    card.classList.remove("playing");
+    const play = card.querySelector('[data-action="play"]');
+    if (play) play.hidden = false;
+  }
+
+  function openPlayer(card, link) {
+    document.querySelectorAll("article.lesson.playing").forEach(function (other) {
+      if (other !== card) closePlayer(other);
+    });
+    const video = document.createElement("video");
+    video.controls = true;
+    video.preload = "metadata";
+    video.autoplay = true;
+    video.src = link.dataset.playUrl;
+    video.dataset.stored = link.dataset.stored;
+    link.hidden = true;
+    link.parentElement.insertBefore(video, link);
+    card.classList.add("playing");
+    showPlayerErrors(card);
+    video.focus();
+  }
+
+  function enablePlayButtons(root) {
+    root.querySelectorAll('[data-action="play"]').forEach(function (link) {
+      link.addEventListener("click", function (event) {
+        event.preventDefault();
+        openPlayer(link.closest("article"), link);
+      });
+    });
+  }
+
   function update(card, job) {
     const status = part(card, "status");
     status.textContent = job.status.label;
     status.className = "badge video-status " + job.status.kind;
     card.dataset.jobState = job.state;
-    const steps = part(card, "steps");
-    steps.replaceChildren.apply(steps, job.steps.map(function (step) {
-      const item = document.createElement("li");
-      item.className = step.state;
-      item.dataset.step = step.name;
-      item.textContent = step.label;
-      return item;
-    }));
+    card.dataset.statusKind = job.status.kind;
+    const cancel = part(card, "cancel");
+    if (cancel) cancel.hidden = job.state !== "queued";
+    // One status line: the badge says the state; beside it, only what it does not say
+    // (a regeneration's current step) and the time in this step.
     const elapsed = formatElapsed(job.elapsed_seconds);
-    let step = job.status.step || job.status.label;
-    if (job.queue_position) step = "Waiting for a render slot (position " + job.queue_position + ")";
-    if (elapsed) step = step.replace(/ \((\d+ s|\d+ min|\d+ h \d+ min)\)$/, "");  // said once
-    part(card, "step").textContent = step + (elapsed ? " · " + elapsed + " in this step" : "");
+    const label = job.status.label;
+    let step = job.status.step && job.status.step !== label ? job.status.step : "";
+    if (elapsed) {
+      step = step.replace(/ \((\d+ s|\d+ min|\d+ h \d+ min)\)$/, "");  // said once
+      status.textContent = label.replace(/ \((\d+ s|\d+ min|\d+ h \d+ min)\)$/, "");
+    }
+    part(card, "step").textContent = [step, elapsed ? elapsed + " in this step" : ""]
+      .filter(Boolean).join(" · ");
     const bar = part(card, "bar");
     const bytes = part(card, "bytes");
     if (job.state === "downloading" || job.state === "uploading") {
@@ -99,6 +137,31 @@
     card.replaceWith(fresh);
     showPlayerErrors(fresh);
     enableCopyButtons(fresh);
+    enablePlayButtons(fresh);
+  }
+
+  const summary = document.getElementById("batch-summary");
+
+  async function pollSummary() {
+    if (!summary || summary.dataset.done === "1") return;
+    try {
+      const response = await fetch(summary.dataset.url, {credentials: "same-origin"});
+      if (response.ok) {
+        const batch = await response.json();
+        summary.querySelector('[data-role="batch-text"]').textContent = batch.text;
+        if (batch.done) { summary.dataset.done = "1"; return; }
+      }
+    } catch (error) {
+      // A network hiccup: the next tick tries again.
+    }
+    setTimeout(pollSummary, POLL_MS);
+  }
+
+  function showFormErrors() {
+    const errors = document.getElementById("form-errors");
+    if (!errors) return;
+    errors.scrollIntoView({block: "start"});
+    errors.focus({preventScroll: true});
   }
 
   async function poll() {
@@ -128,5 +191,8 @@
 
   showPlayerErrors(document);
   enableCopyButtons(document);
+  enablePlayButtons(document);
+  showFormErrors();
   if (section) poll();
+  pollSummary();
 })();

@@ -1,6 +1,8 @@
 """Compare the avatar video objects in storage with the rows that reference them."""
 
+import argparse
 import json
+import logging
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -62,6 +64,17 @@ def human_report(report: ReconcileReport, *, fix: bool) -> str:
     return "\n".join(lines)
 
 
+def non_negative_seconds(value: str) -> int:
+    """--grace-seconds: a whole number of seconds, 0 or more."""
+    try:
+        seconds = int(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of seconds") from error
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"{seconds} is negative; give 0 or more seconds")
+    return seconds
+
+
 class Command(BaseCommand):
     help = (
         "List storage under the avatar video prefix against the database: orphans, dangling "
@@ -73,23 +86,35 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--fix", action="store_true", help="repair what can be repaired")
-        parser.add_argument("--grace-seconds", type=int, default=None)
+        parser.add_argument(
+            "--grace-seconds", type=non_negative_seconds, default=None,
+            help="leave objects younger than this alone (default: the configured grace period)",
+        )  # fmt: skip
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
     def handle(self, *args, **options):
+        # The run's one-line log summary is for log files; a person reads the report below.
+        summary_log = logging.getLogger("topics.reconcile")
+        level = summary_log.level
+        if options["verbosity"] < 2:
+            summary_log.setLevel(logging.WARNING)
         try:
             report = reconcile_storage(fix=options["fix"], grace_seconds=options["grace_seconds"])
         except StorageUnavailable as error:
             raise CommandError(
                 f"Reconciliation could not list storage: {error}", returncode=2
             ) from error
+        finally:
+            summary_log.setLevel(level)
         if options["json"]:
             self.stdout.write(json.dumps(report.as_dict(), default=str))
         else:
             self.stdout.write(human_report(report, fix=options["fix"]))
         if not report.consistent:
+            # The human report already said "Run again with --fix" once.
+            hint = not options["fix"] and options["json"]
             raise CommandError(
                 f"{report.problems} problem(s) remain"
-                + ("" if options["fix"] else "; run again with --fix to repair them"),
+                + ("; run again with --fix to repair them" if hint else ""),
                 returncode=1,
             )
