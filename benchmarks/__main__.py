@@ -134,9 +134,10 @@ def main() -> None:
         course(args, rows)
     print(f"Content Studio benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
           f"{os.cpu_count()} cores, Python {platform.python_version()}")  # fmt: skip
-    print(f"{'benchmark':58} {'unit':>7} {'ours':>10} {'baseline':>10} {'ratio':>7}  target")
+    width = max([58, *(len(row[0]) for row in rows)])
+    print(f"{'benchmark':{width}} {'unit':>7} {'ours':>10} {'baseline':>10} {'ratio':>7}  target")
     for name, unit, ours, base, ratio, target in rows:
-        print(f"{name:58} {unit:>7} {ours:10.2f} {base:10.2f} {ratio:7.2f}  {target}")
+        print(f"{name:{width}} {unit:>7} {ours:10.2f} {base:10.2f} {ratio:7.2f}  {target}")
 
 
 if __name__ == "__main__":

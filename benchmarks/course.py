@@ -32,16 +32,15 @@ from benchmarks.course_scenarios import Deployment, clear_history, log, run_scen
 from benchmarks.servers import FakeHeyGenProcess, bench_env, start_s3
 
 SCENARIOS = "latency,latency-redis,polling-cold,polling-steady,batch,qcluster-only,polling,large"
-#: Distinct MP4s the fake renders before the measurement (scripts repeat beyond them).
-DISTINCT_SCRIPTS = 40
+QUICK_SCENARIOS = "latency,latency-redis,polling-cold,batch,qcluster-only"
 
 
-def lesson_scripts(count: int) -> list[str]:
+def lesson_scripts(count: int, distinct: int) -> list[str]:
     """Scripts of one length (the engine times first checks per script character, the fake
-    renders every script in R), DISTINCT_SCRIPTS different ones."""
+    renders every script in R), `distinct` different ones (the fake renders each MP4 once)."""
     return [
-        f"Lesson {n % DISTINCT_SCRIPTS + 1:02d}: how plants turn light, water and air into "
-        f"sugar, part {n % DISTINCT_SCRIPTS + 1:02d}."
+        f"Lesson {n % distinct + 1:02d}: how plants turn light, water and air into sugar, "
+        f"part {n % distinct + 1:02d}."
         for n in range(count)
     ]
 
@@ -71,7 +70,7 @@ def run(ctx: dict, name: str) -> dict:
     log(f"{name}: makespan {result['makespan']:.1f} s; done->playable "
         f"{result['done_to_playable']}; copy {result['copy_seconds']}; status calls per "
         f"render {result['status_calls_per_render']:.2f}; engine statements per job "
-        f"{result['engine_statements_per_job']:.1f} {result['statements']}")  # fmt: skip
+        f"{result['engine_statements_per_job']:.1f} {result['statements_per_job']}")  # fmt: skip
     if result["problems"]:
         log(f"{name}: CHECKS FAILED: {result['problems'][:5]}")
     return result
@@ -88,15 +87,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="W, Q_WORKERS of the qcluster")
     parser.add_argument("--tick", type=float, default=2.0, help="run_video_engine --tick")
     parser.add_argument("--redis-port", type=int, default=6391, help="the private redis")
-    parser.add_argument("--scenarios", default=SCENARIOS)
+    parser.add_argument("--scenarios", default=None, help=f"{SCENARIOS} ({QUICK_SCENARIOS})")
     parser.add_argument("--quick", action="store_true", help="R=5 and small counts")
     args = parser.parse_args(argv)
     quick = {"videos": 20, "render_seconds": 5.0, "large_videos": 40, "latency_videos": 10,
-             "spacing": 0.5, "polling_videos": 6}  # fmt: skip
+             "spacing": 0.5, "polling_videos": 6, "scenarios": QUICK_SCENARIOS,
+             "distinct_scripts": 10}  # fmt: skip
     full = {"videos": 100, "render_seconds": 20.0, "large_videos": 500, "latency_videos": 30,
-            "spacing": 1.0, "polling_videos": 20}  # fmt: skip
+            "spacing": 1.0, "polling_videos": 20, "scenarios": SCENARIOS,
+            "distinct_scripts": 40}  # fmt: skip
     for name, value in (quick if args.quick else full).items():
-        if getattr(args, name) is None:
+        if getattr(args, name, None) is None:
             setattr(args, name, value)
     return args
 
@@ -132,10 +133,11 @@ def main() -> None:
         call_command("migrate", verbosity=0)
         log(f"{clear_history()} job rows of earlier runs deleted: no render history")
         counts = (args.videos, args.large_videos, args.latency_videos, args.polling_videos)
-        scripts = lesson_scripts(max(counts))
+        scripts = lesson_scripts(max(counts), args.distinct_scripts)
         fake.reset()
-        fake.prerender(scripts[:DISTINCT_SCRIPTS])
-        log(f"the fake rendered {DISTINCT_SCRIPTS} MP4s in {time.monotonic() - started:.1f} s")
+        fake.prerender(scripts[: args.distinct_scripts])
+        log(f"the fake rendered {args.distinct_scripts} MP4s in "
+            f"{time.monotonic() - started:.1f} s")  # fmt: skip
         ctx = {"args": args, "fake": fake, "s3": s3, "env": env, "scripts": scripts,
                "workdir": workdir}  # fmt: skip
         results = {name: run(ctx, name) for name in args.scenarios.split(",")}

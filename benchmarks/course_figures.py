@@ -36,7 +36,7 @@ def summarize(world: dict, *, count: int) -> dict:
         problems.append(f"renders_created={world['stats']['renders_created']}, not {count}")
     if world["objects_stored"] != count:
         problems.append(f"{world['objects_stored']} objects stored, not {count}")
-    playable, noticed, copy, calls = [], [], [], []
+    playable, noticed, copy, calls, webhook = [], [], [], [], []
     for job in jobs:
         render = renders.get(job.provider_video_id)
         if render is None or job.finished_at is None or job.rendered_at is None:
@@ -45,9 +45,15 @@ def summarize(world: dict, *, count: int) -> dict:
         playable.append(job.finished_at.timestamp() - done)
         noticed.append(job.rendered_at.timestamp() - done)
         calls.append(render["status_calls"])
+        if job.provider_video_id in world["webhooks"]:
+            webhook.append(world["webhooks"][job.provider_video_id].timestamp() - done)
         stored = [run for run in world["copies"].get(str(job.pk), []) if run[2] == "stored"]
         if stored:
             copy.append(stored[-1][1] - stored[-1][0])
+    waits: dict[str, list[float]] = {}
+    for func, _, enqueued, started in world["task_runs"]:
+        if enqueued is not None:
+            waits.setdefault(func, []).append(started - enqueued)
     statements = world["statements"]
     engine = sum(n for step, n in statements.items() if step not in NOT_ENGINE)
     copying = sum(statements.get(step, 0) for step in COPY_STEPS)
@@ -60,7 +66,9 @@ def summarize(world: dict, *, count: int) -> dict:
         "makespan": (max(finished) - requested) if finished else float("nan"),
         "last_submitted": (max(started) - requested) if started else float("nan"),
         "done_to_playable": _spread(playable),
+        "done_to_webhook_received": _spread(webhook),
         "done_to_noticed": _spread(noticed),
+        "broker_wait_by_task": {func: _spread(values) for func, values in waits.items()},
         "copy_seconds": _spread(copy),
         "copy_seconds_mean": statistics.fmean(copy) if copy else float("nan"),
         "copies_timed": len(copy),
@@ -73,6 +81,7 @@ def summarize(world: dict, *, count: int) -> dict:
         "statement_shapes_per_job": {shape: round(n / count, 2) for shape, n in
                                      sorted(world["shapes"].items()) if n},  # fmt: skip
         "first_timed_check": _first_timed(jobs),
+        "database_connections_opened": world["connections"],
         "transactions_per_job": (world["transactions"] / count
                                  if world["transactions"] is not None else None),  # fmt: skip
         "worker_seconds_by_task": world["tasks"],

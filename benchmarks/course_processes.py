@@ -38,7 +38,10 @@ class Figures:
         self.pid = 0
         self.statements: dict[str, int] = {}
         self.shapes: dict[str, int] = {}
+        self.connections: dict[str, int] = {}
         self.copies: dict[str, list] = {}
+        self.tasks: list[list] = []
+        self.task: str | None = None
         self.local = threading.local()
 
     def _this_process(self) -> None:
@@ -47,11 +50,20 @@ class Figures:
                 if self.pid != os.getpid():
                     self.pid = os.getpid()
                     self.statements, self.shapes, self.copies = {}, {}, {}
+                    self.connections, self.tasks, self.task = {}, [], None
                     threading.Thread(target=self._flush_forever, daemon=True).start()
 
     @property
     def step(self) -> str:
-        return getattr(self.local, "step", None) or self.default_step
+        # A copy (thread-local), else the task this worker process runs (its helper threads
+        # included: a worker runs one task at a time), else the process's own work.
+        return getattr(self.local, "step", None) or self.task or self.default_step
+
+    def count_connection(self) -> None:
+        self._this_process()
+        name = f"{self.step} ({threading.current_thread().name.split('-')[0]} thread)"
+        with self.lock:
+            self.connections[name] = self.connections.get(name, 0) + 1
 
     def count_statement(self, execute, sql, params, many, context):
         """A Django execute wrapper: one count per statement, by step."""
@@ -74,9 +86,16 @@ class Figures:
         with self.lock:
             self.copies.setdefault(str(job_id), []).append([started, ended, outcome])
 
+    def record_task(self, name: str, job_id, enqueued: float, started: float) -> None:
+        self._this_process()
+        with self.lock:
+            self.task = name
+            self.tasks.append([name, job_id, enqueued, started])
+
     def flush(self) -> None:
         with self.lock:
             figures = {"statements": dict(self.statements), "shapes": dict(self.shapes),
+                       "connections": dict(self.connections), "tasks": list(self.tasks),
                        "copies": dict(self.copies)}  # fmt: skip
         path = self.folder / f"{self.command}-{os.getpid()}.json"
         temporary = path.with_suffix(".tmp")
@@ -91,23 +110,24 @@ class Figures:
 
 def read_figures(folder: Path) -> dict:
     """The sum over every process of a scenario: {"statements": {step: n}, "shapes":
-    {"step: VERB table": n}, "copies": {job: [[start, end, outcome], ...]}}."""
-    statements: dict[str, int] = {}
-    shapes: dict[str, int] = {}
+    {"step: VERB table": n}, "connections": {"step (thread)": n}, "copies": {job: [[start,
+    end, outcome], ...]}, "tasks": [[func, job id, enqueued, started], ...]} (epoch s)."""
+    sums: dict[str, dict[str, int]] = {"statements": {}, "shapes": {}, "connections": {}}
     copies: dict[str, list] = {}
+    tasks: list[list] = []
     for path in folder.glob("*.json"):
         try:
             figures = json.loads(path.read_text())
         except ValueError:  # being replaced right now: the previous flush is gone, retry
             time.sleep(0.05)
             figures = json.loads(path.read_text())
-        for step, count in figures["statements"].items():
-            statements[step] = statements.get(step, 0) + count
-        for shape, count in figures["shapes"].items():
-            shapes[shape] = shapes.get(shape, 0) + count
+        for kind, counts in sums.items():
+            for key, count in figures[kind].items():
+                counts[key] = counts.get(key, 0) + count
         for job_id, runs in figures["copies"].items():
             copies.setdefault(job_id, []).extend(runs)
-    return {"statements": statements, "shapes": shapes, "copies": copies}
+        tasks.extend(figures["tasks"])
+    return {**sums, "copies": copies, "tasks": tasks}
 
 
 def _stamp_execution_start(sender, task: dict, func=None, **kwargs) -> None:
@@ -115,12 +135,15 @@ def _stamp_execution_start(sender, task: dict, func=None, **kwargs) -> None:
     # worker begins the function, so the benchmark's cluster records that instead.
     from django.utils import timezone
 
-    task["started"] = timezone.now()
-    FIGURES.local.step = getattr(func, "__name__", None) or str(task.get("func"))
+    enqueued, task["started"] = task.get("started"), timezone.now()
+    args = task.get("args") or (None,)
+    FIGURES.record_task(getattr(func, "__name__", None) or str(task.get("func")), args[0],
+                        enqueued.timestamp() if enqueued else None,
+                        task["started"].timestamp())  # fmt: skip
 
 
 def _task_ended(sender, **kwargs) -> None:
-    FIGURES.local.step = None
+    FIGURES.task = None
 
 
 def _timed(copy_video_job):
@@ -155,6 +178,7 @@ def main() -> None:
     import avatars.jobs
 
     def install(sender, connection, **kwargs) -> None:
+        FIGURES.count_connection()
         if FIGURES.count_statement not in connection.execute_wrappers:
             connection.execute_wrappers.append(FIGURES.count_statement)
 

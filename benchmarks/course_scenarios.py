@@ -145,7 +145,7 @@ def _request(ctx: dict, name: str, count: int, spacing: float) -> tuple[float, l
 def run_scenario(ctx: dict, name: str, deployment: Deployment, *, count: int,
                  spacing: float = 0.0) -> dict:  # fmt: skip
     """`count` videos through `deployment`; the world afterwards, per job and in total."""
-    from avatars.models import VideoJob
+    from avatars.models import VideoJob, WebhookEvent
 
     args, fake = ctx["args"], ctx["fake"]
     render = args.render_seconds
@@ -172,6 +172,7 @@ def run_scenario(ctx: dict, name: str, deployment: Deployment, *, count: int,
         time.sleep(1.5)  # every process has connected and flushed its start-up counts
         before = read_figures(stack.figures)
         transactions_before = _transactions_committed()
+        before_request = time.time()
         log(f"{name}: {count} videos, R={render:g} s, {deployment.describe()}"
             + (f", one request every {spacing:g} s" if spacing else ", one batch"))  # fmt: skip
         with broker_of(deployment, stack.redis):
@@ -191,17 +192,23 @@ def run_scenario(ctx: dict, name: str, deployment: Deployment, *, count: int,
         stats = fake.stats()
     finally:
         stack.stop()
-    statements, shapes = (
+    statements, shapes, connections = (
         {key: total - before[kind].get(key, 0) for key, total in figures[kind].items()}
-        for kind in ("statements", "shapes")
+        for kind in ("statements", "shapes", "connections")
     )
     statements["request"] = request_statements
+    jobs = list(VideoJob.objects.filter(pk__in=ids))
+    received = WebhookEvent.objects.filter(provider_video_id__in=[job.provider_video_id
+                                                                  for job in jobs])  # fmt: skip
     world = {
-        "jobs": list(VideoJob.objects.filter(pk__in=ids)),
+        "jobs": jobs,
+        "webhooks": dict(received.values_list("provider_video_id", "received_at")),
         "renders": {render["id"]: render for render in renders},
         "copies": figures["copies"],
+        "task_runs": [run for run in figures["tasks"] if run[3] >= before_request],
         "statements": statements,
         "shapes": shapes,
+        "connections": {key: n for key, n in connections.items() if n},
         "transactions": (
             transactions_after - transactions_before if transactions_before is not None else None
         ),  # fmt: skip
