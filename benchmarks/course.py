@@ -4,8 +4,8 @@ deployment, and a course of N videos at once.
 
     python -m benchmarks.course [--videos 100] [--render-seconds 20] [--large-videos 500]
         [--latency-videos 30] [--spacing 1] [--polling-videos 20] [--workers 2] [--tick 2]
-        [--scenarios latency,latency-redis,polling-cold,polling-steady,batch,qcluster-only,
-                     polling,large] [--quick]
+        [--scenarios latency,latency-redis,polling,polling-cold,polling-steady,batch,
+                     qcluster-only,large] [--quick]
 
 Processes: moto's S3 server, the fake HeyGen (wall-clock renders: done R s after the create;
 it calls the registered webhook then), `manage.py qcluster` with W workers, `manage.py
@@ -31,7 +31,7 @@ from benchmarks.course_figures import summarize, table_rows
 from benchmarks.course_scenarios import Deployment, clear_history, log, run_scenario
 from benchmarks.servers import FakeHeyGenProcess, bench_env, start_s3
 
-SCENARIOS = "latency,latency-redis,polling-cold,polling-steady,batch,qcluster-only,polling,large"
+SCENARIOS = "latency,latency-redis,polling,polling-cold,polling-steady,batch,qcluster-only,large"
 QUICK_SCENARIOS = "latency,latency-redis,polling-cold,batch,qcluster-only"
 
 

@@ -82,6 +82,7 @@ def summarize(world: dict, *, count: int) -> dict:
                                      sorted(world["shapes"].items()) if n},  # fmt: skip
         "first_timed_check": _first_timed(jobs),
         "database_connections_opened": world["connections"],
+        "database_connections_peak": world["peak_connections"],
         "transactions_per_job": (world["transactions"] / count
                                  if world["transactions"] is not None else None),  # fmt: skip
         "worker_seconds_by_task": world["tasks"],
@@ -123,7 +124,7 @@ def table_rows(args, results: dict) -> list[tuple]:
     rows = _latency_rows(results, "latency", "ORM broker")
     rows += _latency_rows(results, "latency-redis", "Redis broker")
     old_checks, old_seen = old_schedule_checks(render)
-    for name, label in (("polling", "history from webhook renders"),
+    for name, label in (("polling", "history from webhook renders seen at once"),
                         ("polling-cold", "fresh database, no history"),
                         ("polling-steady", "history from polled renders")):  # fmt: skip
         if name in results:

@@ -1,14 +1,14 @@
 """The course benchmark's measured processes, started through this module so that each one
 counts its SQL statements and times its copies without changing what it runs:
 
-    python -m benchmarks.course_processes qcluster|run_video_engine|runserver [args...]
+    python -m benchmarks.course_processes qcluster|run_video_engine|gunicorn [args...]
 
 Every statement Django sends (the same ones `connection.queries` lists with DEBUG on, without
 DEBUG's memory growth) is counted under the step that sent it: the django-q2 task a worker
 runs (`submit_queued_jobs`, `check_render_job`, `copy` for a copy, also when it runs inside
-the check task), `sweep` in the engine, `webhook` in the web server; statements on django-q2's
-own tables (the ORM broker's queue, task results, schedules) count as `broker`, and the
-liveness records (/healthz) as `heartbeat`. Each process
+the check task), `sweep` in the engine, `webhook` in the web server (gunicorn, as in the
+Procfile); statements on django-q2's own tables (the ORM broker's queue, task results,
+schedules) count as `broker`, and the liveness records (/healthz) as `heartbeat`. Each process
 writes its figures to BENCH_FIGURES_DIR/<command>-<pid>.json twice a second.
 """
 
@@ -25,7 +25,7 @@ FLUSH_SECONDS = 0.5
 #: A statement's shape for the breakdown: its verb and first table.
 TABLE = re.compile(r'\b(?:FROM|INTO|UPDATE)\s+"?(\w+)', re.IGNORECASE)
 #: The step a process's statements count under when no task or copy is running.
-DEFAULT_STEP = {"qcluster": "cluster", "run_video_engine": "sweep", "runserver": "webhook"}
+DEFAULT_STEP = {"qcluster": "cluster", "run_video_engine": "sweep", "gunicorn": "webhook"}
 
 
 class Figures:
@@ -188,7 +188,13 @@ def main() -> None:
     pre_execute.connect(_stamp_execution_start, dispatch_uid="course-bench-started")
     post_execute_in_worker.connect(_task_ended, dispatch_uid="course-bench-ended")
     atexit.register(FIGURES.flush)
-    execute_from_command_line(["manage.py", command, *rest])
+    if command == "gunicorn":
+        from gunicorn.app.wsgiapp import run
+
+        sys.argv = ["gunicorn", "contentstudio.wsgi", *rest]
+        run()
+    else:
+        execute_from_command_line(["manage.py", command, *rest])
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ job rows, each process's own counts)."""
 import contextlib
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ def log(message: str) -> None:
 
 @dataclass(frozen=True)
 class Deployment:
-    """What runs: the webhook (runserver receiving the fake's calls) or not, the engine's
+    """What runs: the webhook (gunicorn receiving the fake's calls) or not, the engine's
     sweep (`run_video_engine`) or only the qcluster, and which broker."""
 
     webhook: bool = True
@@ -107,6 +108,33 @@ def _transactions_committed() -> int | None:
         return cursor.fetchone()[0]
 
 
+class ConnectionPeak:
+    """The most connections this database had open at once, sampled every 0.25 s on a
+    thread of its own (PostgreSQL only)."""
+
+    def __init__(self):
+        self.peak, self.stopped = 0, threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        from django.db import connection
+
+        try:
+            while connection.vendor == "postgresql" and not self.stopped.wait(0.25):
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                   "current_database()")  # fmt: skip
+                    self.peak = max(self.peak, cursor.fetchone()[0])
+        finally:
+            connection.close()
+
+    def stop(self) -> int:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+        return self.peak
+
+
 def clear_history() -> int:
     """Forget every job (the provider's render history with them): a fresh database."""
     from avatars.models import VideoJob
@@ -162,8 +190,10 @@ def run_scenario(ctx: dict, name: str, deployment: Deployment, *, count: int,
             port = free_port()
             url = f"http://127.0.0.1:{port}/webhooks/heygen/"
             env["HEYGEN_WEBHOOK_SECRET"] = fake.register_webhook(url)
-            stack.start("runserver", "--noreload", f"127.0.0.1:{port}",
-                        env=dict(env, DJANGO_ALLOWED_HOSTS="127.0.0.1"))  # fmt: skip
+            # The production web server (Procfile): 2 workers x 4 threads.
+            web_env = dict(env, DJANGO_ALLOWED_HOSTS="127.0.0.1")
+            stack.start("gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                        "--threads", "4", env=web_env)  # fmt: skip
             wait_for_port(port, timeout=60)
         stack.start("qcluster", env=env)
         _cluster_ready(deployment, stack.redis)
@@ -172,7 +202,7 @@ def run_scenario(ctx: dict, name: str, deployment: Deployment, *, count: int,
         time.sleep(1.5)  # every process has connected and flushed its start-up counts
         before = read_figures(stack.figures)
         transactions_before = _transactions_committed()
-        before_request = time.time()
+        before_request, peak = time.time(), ConnectionPeak()
         log(f"{name}: {count} videos, R={render:g} s, {deployment.describe()}"
             + (f", one request every {spacing:g} s" if spacing else ", one batch"))  # fmt: skip
         with broker_of(deployment, stack.redis):
@@ -186,6 +216,7 @@ def run_scenario(ctx: dict, name: str, deployment: Deployment, *, count: int,
         except RuntimeError as error:
             log(str(error))
         time.sleep(2.0)  # the last counts flushed, the task results saved
+        peak_connections = peak.stop()
         figures = read_figures(stack.figures)
         transactions_after = _transactions_committed()
         renders = fake.renders()
@@ -209,6 +240,7 @@ def run_scenario(ctx: dict, name: str, deployment: Deployment, *, count: int,
         "statements": statements,
         "shapes": shapes,
         "connections": {key: n for key, n in connections.items() if n},
+        "peak_connections": peak_connections,
         "transactions": (
             transactions_after - transactions_before if transactions_before is not None else None
         ),  # fmt: skip
