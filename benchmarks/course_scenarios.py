@@ -193,7 +193,7 @@ def run_scenario(ctx: dict, name: str, deployment: Deployment, *, count: int,
             # The production web server (Procfile): 2 workers x 4 threads.
             web_env = dict(env, DJANGO_ALLOWED_HOSTS="127.0.0.1")
             stack.start("gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                        "--threads", "4", env=web_env)  # fmt: skip
+                        "--threads", "4", "--no-control-socket", env=web_env)  # fmt: skip
             wait_for_port(port, timeout=60)
         stack.start("qcluster", env=env)
         _cluster_ready(deployment, stack.redis)
