@@ -91,7 +91,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="R=5 and small counts")
     args = parser.parse_args(argv)
     quick = {"videos": 20, "render_seconds": 5.0, "large_videos": 40, "latency_videos": 10,
-             "spacing": 0.5, "polling_videos": 6, "scenarios": QUICK_SCENARIOS,
+             "spacing": 1.0, "polling_videos": 6, "scenarios": QUICK_SCENARIOS,
              "distinct_scripts": 10}  # fmt: skip
     full = {"videos": 100, "render_seconds": 20.0, "large_videos": 500, "latency_videos": 30,
             "spacing": 1.0, "polling_videos": 20, "scenarios": SCENARIOS,
