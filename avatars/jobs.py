@@ -121,6 +121,8 @@ def submit_queued_jobs(limit: int = 100) -> int:
             break
         wake_all(steps.submit_many(batch, token, provider))
         submitted += len(batch)
+    if submitted >= limit:  # more may wait for free slots: the next task goes on at once
+        enqueue("submit")
     return submitted
 
 

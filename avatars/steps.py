@@ -370,7 +370,9 @@ class _CopyProgress:
 
     def __init__(self, job: VideoJob, token: str):
         self.job, self.token = job, token
-        self.last = 0.0
+        # The claim just set the lease: the first renewal is due a second from now (a short
+        # copy needs none, and opens no database connection on an upload thread).
+        self.last = time.monotonic()
 
     def __call__(self, stage: str, details: dict) -> None:
         if stage == "downloading":

@@ -1,8 +1,8 @@
 """`make bench`: the project against a baseline, in one run, on the same loopback servers.
 
 python -m benchmarks [--only memory,copy,large,pages,reconcile,course] [--size-mib 512]
-                     [--large-mib 2048] [--objects 100000] [--repeat 5] [--videos 40]
-                     [--render-seconds 20] [--quick]
+                     [--large-mib 2048] [--objects 100000] [--repeat 5] [--videos 100]
+                     [--render-seconds 20] [--large-videos 500] [--quick]
 """
 
 import argparse
@@ -139,7 +139,8 @@ def reconcile(objects: int, rows: list) -> None:
 def course(args: argparse.Namespace, rows: list) -> None:
     """Course scale (benchmarks/course.py): its own servers and processes; progress on stderr."""
     options = ["--quick"] if args.quick else []
-    for flag, value in (("--videos", args.videos), ("--render-seconds", args.render_seconds)):
+    for flag, value in (("--videos", args.videos), ("--render-seconds", args.render_seconds),
+                        ("--large-videos", args.large_videos)):  # fmt: skip
         if value is not None:
             options += [flag, str(value)]
     result = subprocess.run(
@@ -160,9 +161,10 @@ def main() -> None:
     parser.add_argument("--large-mib", type=int, default=2048, help="large: the video's size")
     parser.add_argument("--objects", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5, help="copy/memory runs per side")
-    parser.add_argument("--videos", type=int, default=None, help="course: N videos (40)")
+    parser.add_argument("--videos", type=int, default=None, help="course: N of a batch (100)")
     parser.add_argument("--render-seconds", type=float, default=None, help="course: R (20)")
-    parser.add_argument("--quick", action="store_true", help="course: N=10, R=5")
+    parser.add_argument("--large-videos", type=int, default=None, help="course: large N (500)")
+    parser.add_argument("--quick", action="store_true", help="course: R=5, small N (< 2 min)")
     args = parser.parse_args()
     chosen = set(args.only.replace("copy", "memory").split(","))
     rows: list = []
@@ -178,9 +180,10 @@ def main() -> None:
         course(args, rows)
     print(f"Content Studio benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
           f"{os.cpu_count()} cores, Python {platform.python_version()}")  # fmt: skip
-    print(f"{'benchmark':58} {'unit':>7} {'ours':>10} {'baseline':>10} {'ratio':>7}  target")
+    width = max([58, *(len(row[0]) for row in rows)])
+    print(f"{'benchmark':{width}} {'unit':>7} {'ours':>10} {'baseline':>10} {'ratio':>7}  target")
     for name, unit, ours, base, ratio, target in rows:
-        print(f"{name:58} {unit:>7} {ours:10.2f} {base:10.2f} {ratio:7.2f}  {target}")
+        print(f"{name:{width}} {unit:>7} {ours:10.2f} {base:10.2f} {ratio:7.2f}  {target}")
 
 
 if __name__ == "__main__":

@@ -80,6 +80,13 @@ class FakeHeyGenProcess:
         response.raise_for_status()
         return response.json()
 
+    def renders(self) -> list[dict]:
+        """Each render since the last reset: id, created_at (epoch seconds), render_seconds,
+        status_calls (`GET /v1/video_status.get` for it), status."""
+        response = requests.get(f"{self.base_url}/_fake/renders", timeout=30)
+        response.raise_for_status()
+        return response.json()["renders"]
+
     def register_webhook(self, url: str) -> str:
         """Register `url` as the webhook endpoint, as with HeyGen; returns its signing secret."""
         response = requests.post(
@@ -169,6 +176,33 @@ class ProcessGroup:
         with contextlib.suppress(ProcessLookupError):  # children that outlived their parent
             os.killpg(group, signal.SIGKILL)
         self.process.wait(timeout=10)
+
+
+class RedisServer:
+    """A private `redis-server` on its own port, keeping nothing on disk, for the Redis-broker
+    scenarios (never the shared one on 6379)."""
+
+    def __init__(self, port: int = 6391, log: Path | None = None):
+        self.port = port
+        with (log or Path(os.devnull)).open("ab") as out:
+            self.process = subprocess.Popen(
+                ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
+                 "--daemonize", "no", "--bind", "127.0.0.1"],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        wait_for_port(port)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def start_s3() -> S3Server:

@@ -90,7 +90,7 @@ class FakeHeyGenServer:
         self.max_concurrent = max_concurrent
         self.remaining_quota = DEFAULT_REMAINING_QUOTA
         self.stats = {"renders_created": 0, "max_in_progress": 0, "downloads": 0,
-                      "concurrency_429": 0}  # fmt: skip
+                      "concurrency_429": 0, "status_calls": 0}  # fmt: skip
         self.polls_per_step = polls_per_step
         self.width, self.height = width, height
         self.url_ttl_seconds = url_ttl_seconds
@@ -244,6 +244,8 @@ class FakeHeyGenServer:
 
 
 STEPS = ["pending", "processing", "completed"]
+#: What `GET /_fake/renders` tells of each render (benchmarks: render done = created_at + R).
+RENDER_FIGURES = ("id", "created_at", "render_seconds", "status_calls", "status")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -352,6 +354,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "status": "pending",
                 "error": None,
                 "created": time.monotonic(),
+                "render_seconds": fake.render_seconds,
+                "status_calls": 0,
             }
             fake.stats["renders_created"] += 1
             fake.stats["max_in_progress"] = max(fake.stats["max_in_progress"], fake.in_progress())
@@ -394,6 +398,11 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path == "/_fake/stats":
             with self.fake.lock:
                 return self._json(200, dict(self.fake.stats))
+        if parts.path == "/_fake/renders":  # per render: creation (epoch), R, status calls
+            with self.fake.lock:
+                renders = [{key: video[key] for key in RENDER_FIGURES}
+                           for video in self.fake.videos.values()]  # fmt: skip
+            return self._json(200, {"renders": renders})
         if self.fake.faults.get("slow"):
             time.sleep(float(self.fake.faults["slow"]))
         if not self._authorised():
@@ -445,6 +454,8 @@ class _Handler(BaseHTTPRequestHandler):
             video = fake.videos.get(video_id)
             if video is None:
                 return self._json(404, {"code": 404, "message": "video not found", "data": None})
+            video["status_calls"] += 1
+            fake.stats["status_calls"] += 1
             finished_now = False
             if fake.render_seconds and video["status"] not in ("completed", "failed"):
                 done = time.monotonic() - video["created"] >= fake.render_seconds
