@@ -4,6 +4,7 @@ import hashlib
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.contrib.auth.models import Permission, User
 
 from topics.models import ContentItem, Topic
 
@@ -67,3 +68,11 @@ def generate_through_preview(client, topic: Topic, data: dict):
     fields = {name: confirm[name].value() for name in confirm.fields}
     fields = {name: "" if value is None else value for name, value in fields.items()}
     return client.post(f"/topics/{topic.pk}/videos/confirm/", fields)
+
+
+def log_in_author(client, codenames) -> User:
+    """A user named author with these permission codenames, logged in on `client`."""
+    user = User.objects.create_user("author", password="pw-12345-long")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client.force_login(user)
+    return user

@@ -5,7 +5,6 @@ the same way (--dry-run), and the quota refusal against the fake HeyGen over HTT
 from io import StringIO
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -14,7 +13,7 @@ from django.core.management import CommandError, call_command
 from avatars import catalog
 from avatars.models import VideoJob
 from avatars.providers.heygen import HeyGenClient
-from tests.builders import make_topic, run_command
+from tests.builders import log_in_author, make_topic, run_command
 from topics.batches import spoken_seconds
 from topics.models import ContentItem
 from topics.scripts import parse_batch
@@ -39,11 +38,7 @@ def no_inline_tasks(settings):
 
 @pytest.fixture
 def author(client):
-    user = User.objects.create_user("author", password="pw-12345-long")
-    codenames = ["view_topic", "view_contentitem", "add_contentitem"]
-    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
-    client.force_login(user)
-    return user
+    return log_in_author(client, ["view_topic", "view_contentitem", "add_contentitem"])
 
 
 def confirm_fields(preview) -> dict:

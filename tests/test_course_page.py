@@ -11,7 +11,7 @@ from avatars import leases
 from avatars import services as generation
 from avatars.models import VideoJob
 from studio.cards import batch_summary
-from tests.builders import make_stored_item, make_topic
+from tests.builders import log_in_author, make_stored_item, make_topic
 from topics.models import ContentItem
 
 pytestmark = pytest.mark.django_db
@@ -27,10 +27,7 @@ def no_inline_tasks(settings):
 
 @pytest.fixture
 def author(client):
-    user = User.objects.create_user("author", password="pw-12345-long")
-    user.user_permissions.add(*Permission.objects.filter(codename__in=AUTHOR))
-    client.force_login(user)
-    return user
+    return log_in_author(client, AUTHOR)
 
 
 def card_of(page: str, item: ContentItem) -> str:

@@ -1,11 +1,10 @@
 """The generate form's edges: control characters in uploads, oversized uploads, double posts."""
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from avatars.models import VideoJob
-from tests.builders import generate_through_preview, make_topic
+from tests.builders import generate_through_preview, log_in_author, make_topic
 from topics.models import ContentItem
 
 pytestmark = pytest.mark.django_db
@@ -20,10 +19,7 @@ def no_inline_tasks(settings):
 
 @pytest.fixture
 def author(client):
-    user = User.objects.create_user("author", password="pw-12345-long")
-    user.user_permissions.add(*Permission.objects.filter(codename__in=AUTHOR_PERMISSIONS))
-    client.force_login(user)
-    return user
+    return log_in_author(client, AUTHOR_PERMISSIONS)
 
 
 def post_file(client, topic, name: str, content: bytes, **fields):

@@ -4,13 +4,13 @@
 import threading
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import connection
 
 from avatars import services as generation
 from avatars.errors import InvalidRequest
-from tests.builders import generate_through_preview, make_stored_item, make_topic
+from tests.builders import generate_through_preview, log_in_author, make_stored_item, make_topic
 from topics import selectors
 from topics.models import ContentItem
 from topics.services import content_item_move, content_item_rename
@@ -25,10 +25,7 @@ def no_inline_tasks(settings):
 
 
 def log_in(client, *codenames: str) -> User:
-    user = User.objects.create_user("author", password="pw-12345-long")
-    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
-    client.force_login(user)
-    return user
+    return log_in_author(client, codenames)
 
 
 def lessons(topic) -> list[tuple[int, str]]:

@@ -2,13 +2,12 @@
 regenerate and delete with confirmation, legacy links, no leaks."""
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from avatars.models import VideoJob
-from tests.builders import generate_through_preview, make_stored_item, make_topic
+from tests.builders import generate_through_preview, log_in_author, make_stored_item, make_topic
 from tests.conftest import BUCKET
 from tests.servers import supabase_storage_settings
 from topics.models import ContentItem, Topic
@@ -28,10 +27,7 @@ def no_inline_tasks(settings):
 
 @pytest.fixture
 def author(client):
-    user = User.objects.create_user("author", password="pw-12345-long")
-    user.user_permissions.add(*Permission.objects.filter(codename__in=AUTHOR_PERMISSIONS))
-    client.force_login(user)
-    return user
+    return log_in_author(client, AUTHOR_PERMISSIONS)
 
 
 def test_pages_need_a_login(client):
