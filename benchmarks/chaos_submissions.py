@@ -93,18 +93,19 @@ class SlowCreate:
 
 
 class KillDuringCreate:
-    """Two `qcluster` groups and the engine; the create is held open 3 s by the provider
-    (client timeout 4 s) and the process group that sent it is SIGKILLed while it is in
-    flight, then started again. The job's submission lease outlives the longest call (the
-    client's deadline, 60 s, plus a margin): only then is the title looked up and adopted."""
+    """Two `qcluster` groups and two engines (as production runs them when a sweep must go
+    on while one engine restarts); the create is held open 3 s by the provider (client
+    timeout 4 s) and the process group that sent it is SIGKILLed while it is in flight, then
+    started again. The job's submission lease outlives the longest call (the client's
+    deadline, 60 s, plus a margin): only then is the title looked up and adopted, by the
+    other engine's next sweep."""
 
     settle_seconds = 150
 
     def setup(self, world: World) -> None:
         self.processes = {
-            "engine": world.start(
-                "run_video_engine", "--tick", str(ENGINE_TICK), env=LONG_TIMEOUT
-            ),  # fmt: skip
+            **{name: world.start("run_video_engine", "--tick", str(ENGINE_TICK), env=LONG_TIMEOUT)
+               for name in ("engine 1", "engine 2")},  # fmt: skip
             "worker 1": world.start("qcluster", env=LONG_TIMEOUT),
             "worker 2": world.start("qcluster", env=LONG_TIMEOUT),
         }
@@ -127,8 +128,9 @@ class KillDuringCreate:
         killed = world.kill(self.processes[name])
         world.fake.faults.pop("accept_then_sleep", None)
         world.notes.append(f"killed the {name} mid-create, holding jobs {killed}")
-        command = "run_video_engine" if name == "engine" else "qcluster"
-        extra = ("--tick", str(ENGINE_TICK)) if name == "engine" else ()
+        engine = name.startswith("engine")
+        command = "run_video_engine" if engine else "qcluster"
+        extra = ("--tick", str(ENGINE_TICK)) if engine else ()
         self.processes[name] = world.start(command, *extra, env=LONG_TIMEOUT)
         return [job.pk]
 

@@ -298,8 +298,10 @@ VIDEO_SUBMIT_LOOKUP_DELAY_SECONDS = float(_env("VIDEO_SUBMIT_LOOKUP_DELAY_SECOND
 # How often `manage.py run_video_engine` looks for due work (render checks, copies to start).
 VIDEO_ENGINE_TICK_SECONDS = float(_env("VIDEO_ENGINE_TICK_SECONDS", "2"))
 # Threads of run_video_engine for copies the job workers did not take (a dead holder's, or a
-# wake-up untaken for a lease: the workers are stalled or not running).
-VIDEO_ENGINE_COPY_THREADS = _env_int("VIDEO_ENGINE_COPY_THREADS", 2)
+# wake-up untaken for a lease: the workers are stalled or not running). Enough that the copies
+# of a whole cluster's dead workers start at once rather than queue (a copy mostly waits on
+# the network; its memory is bounded by the upload's part size).
+VIDEO_ENGINE_COPY_THREADS = _env_int("VIDEO_ENGINE_COPY_THREADS", 8)
 # /healthz warns when no engine swept for this long, and when no qcluster worker recorded its
 # heartbeat (at start, then every minute from django-q2's schedule) for this long.
 VIDEO_ENGINE_STALE_SECONDS = _env_int("VIDEO_ENGINE_STALE_SECONDS", 60)
