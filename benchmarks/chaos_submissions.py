@@ -104,8 +104,10 @@ class KillDuringCreate:
 
     def setup(self, world: World) -> None:
         self.processes = {
-            **{name: world.start("run_video_engine", "--tick", str(ENGINE_TICK), env=LONG_TIMEOUT)
-               for name in ("engine 1", "engine 2")},  # fmt: skip
+            **{
+                name: world.start("run_video_engine", "--tick", str(ENGINE_TICK), env=LONG_TIMEOUT)
+                for name in ("engine 1", "engine 2")
+            },  # fmt: skip
             "worker 1": world.start("qcluster", env=LONG_TIMEOUT),
             "worker 2": world.start("qcluster", env=LONG_TIMEOUT),
         }
