@@ -120,9 +120,20 @@ class WorkerStorm:
                 if len(parts := token.rsplit(":", 2)) == 3 and parts[1].isdigit()}  # fmt: skip
         return sorted(pids & held)
 
+    def _restart_exited(self, world: World, counts: dict) -> None:
+        """A supervisor's part: a `qcluster` whose main process exited (it does when its
+        sentinel is killed) has its leftover workers killed with its process group, and is
+        started again."""
+        for cluster in [c for c in self.clusters if not c.alive]:
+            counts["held"] += len(world.kill(cluster))
+            counts["exited"] += 1
+            self.clusters.remove(cluster)
+            self.clusters.append(world.start("qcluster", env={"Q_WORKERS": "2"}))
+
     def _kill_one(self, world: World, rng: random.Random, counts: dict) -> None:
         """A cluster still starting (no workers forked yet) is left alone: killing it again
         and again would only measure Django's start-up."""
+        self._restart_exited(world, counts)
         started = [(c, c.group_pids() - {c.process.pid}) for c in self.clusters if c.alive]
         started = [(cluster, pids) for cluster, pids in started if pids]
         if not started:
@@ -147,7 +158,7 @@ class WorkerStorm:
         now = time.monotonic()
         end = now + (QUICK_STORM_SECONDS if world.quick else STORM_SECONDS)
         next_request, next_kill = now, now + rng.uniform(1.0, 3.0)
-        counts, ids = {"processes": 0, "clusters": 0, "held": 0, "skipped": 0}, []
+        counts, ids = {"processes": 0, "clusters": 0, "exited": 0, "held": 0, "skipped": 0}, []
         while (now := time.monotonic()) < end:
             if now >= next_request:
                 ids.append(new_job(world, enqueue=True).pk)
@@ -156,9 +167,11 @@ class WorkerStorm:
                 self._kill_one(world, rng, counts)
                 next_kill = now + rng.uniform(1.0, 3.0)
             time.sleep(0.05)
+        self._restart_exited(world, counts)  # the settling is timed with supervised clusters
         world.notes.append(
             f"{len(ids)} videos; killed {counts['processes']} processes and "
-            f"{counts['clusters']} clusters, holding {counts['held']} jobs (no cluster started: "
+            f"{counts['clusters']} clusters, holding {counts['held']} jobs; restarted "
+            f"{counts['exited']} clusters whose sentinel died (no cluster started: "
             f"{counts['skipped']} times)"
         )
         return ids

@@ -145,10 +145,12 @@ class Process:
         return {int(pid) for pid in found.stdout.split()}
 
     def kill(self) -> None:
-        """SIGKILL to the whole process group: no handler, no cleanup."""
+        """SIGKILL to the whole process group: no handler, no cleanup. Also when the group's
+        first process has already exited (a qcluster whose sentinel was killed exits and
+        leaves its workers running without a parent)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         if self.alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
         self.log.close()
 
