@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-stamp
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # One worker per core (four were slower: each creates its test database and starts its
@@ -19,9 +20,12 @@ REDIS_URL ?= redis://127.0.0.1:6379/0
 FIND_UV = uv=$$(command -v uv || true); \
 	if [ -z "$$uv" ] && $(PYTHON) -m uv --version >/dev/null 2>&1; then uv="$(PYTHON) -m uv"; fi
 
-# The locked versions (requirements.lock) with uv: seconds on a first run. Without uv and
-# no way to install it, plain venv + pip install the same lock (about a minute).
-$(STAMP): pyproject.toml requirements.lock
+# Two locks: requirements.lock (what the studio runs on, as in production; all `make run`
+# installs) and requirements-test.lock (the same versions plus the test extra). With uv:
+# seconds on a first run. Without uv and no way to install it, plain venv + pip install the
+# same lock (about a minute). The project itself is not installed: manage.py, pytest and
+# the benchmarks run from the checkout.
+define INSTALL_LOCK
 	@$(FIND_UV); \
 	if [ -z "$$uv" ]; then \
 		echo "==> uv is not on PATH: installing it for $(PYTHON) (pip install --user uv)"; \
@@ -31,34 +35,43 @@ $(STAMP): pyproject.toml requirements.lock
 	if [ -n "$$uv" ] && $$uv --version >/dev/null 2>&1; then \
 		echo "==> Creating the virtualenv in $(VENV) ($$($$uv --version))"; \
 		$$uv venv --quiet --allow-existing --python $(PYTHON) $(VENV) || exit 1; \
-		echo "==> Installing the locked dependencies (requirements.lock) and Content Studio"; \
-		$$uv pip install --quiet --python $(PY) -r requirements.lock -e . || exit 1; \
+		echo "==> Installing the locked dependencies ($(1))"; \
+		$$uv pip install --quiet --python $(PY) -r $(1) || exit 1; \
 	else \
 		echo "==> uv cannot run here: plain venv + pip instead (about a minute on a first run)"; \
-		$(PYTHON) -m venv $(VENV) || exit 1; \
+		[ -x $(PY) ] || $(PYTHON) -m venv $(VENV) || exit 1; \
 		$(PY) -m pip install --quiet --upgrade pip || exit 1; \
-		$(PY) -m pip install --quiet -r requirements.lock -e . || exit 1; \
+		$(PY) -m pip install --quiet -r $(1) || exit 1; \
 	fi
-	@touch $(STAMP)
+	@touch $@
 	@echo "==> Installed into $(VENV)"
+endef
 
-# Refresh requirements.lock from pyproject.toml (the newest versions its bounds allow).
+$(RUN_STAMP): pyproject.toml requirements.lock
+	$(call INSTALL_LOCK,requirements.lock)
+
+$(TEST_STAMP): pyproject.toml requirements-test.lock
+	$(call INSTALL_LOCK,requirements-test.lock)
+
+# Refresh both locks from pyproject.toml (the newest versions its bounds allow; commit them).
 lock:
 	@$(FIND_UV); \
 	if [ -z "$$uv" ]; then echo "uv is needed: pip install uv"; exit 1; fi; \
-	echo "==> Resolving pyproject.toml (with the test extra) into requirements.lock"; \
+	echo "==> Resolving pyproject.toml into requirements.lock, and with the test extra into requirements-test.lock"; \
+	$$uv pip compile --quiet --universal --python-version 3.11 \
+		--output-file requirements.lock pyproject.toml && \
 	$$uv pip compile --quiet --universal --python-version 3.11 --extra test \
-		--output-file requirements.lock pyproject.toml
+		--constraint requirements.lock --output-file requirements-test.lock pyproject.toml
 
-install: $(STAMP)
+install: $(TEST_STAMP)
 
 # Static files for production: hashed, compressed copies in STATIC_ROOT, served by WhiteNoise.
-collectstatic: $(STAMP)
+collectstatic: $(RUN_STAMP)
 	@echo "==> Collecting the static files into STATIC_ROOT (hashed and compressed names)"
 	$(PY) manage.py collectstatic --noinput
 
 # The studio and its job worker on the embedded default: SQLite, local files, offline provider.
-run: $(STAMP)
+run: $(RUN_STAMP)
 	@echo "==> Migrating the database"
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py migrate --noinput
 	@echo "==> Loading the demo topics"
@@ -76,7 +89,7 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; \
 	fi
 
-test: $(STAMP) browser
+test: $(TEST_STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 	@if $(PY) -c "import redis; redis.from_url('$(REDIS_URL)').ping()" 2>/dev/null; then \
 		echo "==> The job tests again, on the Redis broker ($(REDIS_URL))"; \
@@ -85,14 +98,14 @@ test: $(STAMP) browser
 		echo "==> Redis does not answer at $(REDIS_URL): job tests on the Redis broker skipped"; \
 	fi
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(PY) -m benchmarks
 
 # Faults injected for real, 20 runs each, then reconcile: a benchmark-style run, not a test.
-chaos: $(STAMP)
+chaos: $(TEST_STAMP)
 	$(PY) -m benchmarks.chaos
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 clean:
