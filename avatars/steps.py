@@ -270,8 +270,11 @@ def resolve(job: VideoJob, token: str, provider) -> str:
     if video_id:
         logger.info("video job %s: render %s found by its title and adopted", job.pk, video_id)
         try:
+            # Its end is seen a lease or more after the send (the wait for the call's outcome):
+            # no send time, so the render time learned from recent renders ignores it.
             leases.transition(job.pk, token=token, provider_video_id=video_id, render_checks=0,
-                              last_error="", next_check_in=0)  # fmt: skip
+                              last_error="", submission_sent_at=None,
+                              next_check_in=0)  # fmt: skip
         except LeaseLost:
             return "lost"
         return "adopted"

@@ -95,6 +95,30 @@ def test_a_worker_killed_during_the_create_call_is_adopted_not_paid_twice(fake_h
     stored_once(fake_heygen, job, bucket_keys)
 
 
+def test_an_adopted_render_does_not_teach_the_render_time(fake_heygen):
+    """Its end is seen only after the dead holder's submission lease: were it a sample, the
+    next renders would be checked that much later (the chaos storm's 70 s first checks)."""
+    sent = timezone.now() - timedelta(minutes=5)
+    for n in range(3):  # three renders of 10 s, 10 characters of script: 1 s per character
+        VideoJob.objects.filter(pk=queued("0123456789").pk).update(
+            state=State.STORED, submission_sent_at=sent + timedelta(seconds=n),
+            rendered_at=sent + timedelta(seconds=n + 10),
+        )  # fmt: skip
+    assert leases.render_seconds_per_char() == pytest.approx(1.0)
+    for _ in range(3):  # as many adopted renders, each seen minutes after its send
+        job = queued("0123456789")
+        dead = steps.claim_next_submission("dead-host:1:x")
+        assert dead.pk == job.pk
+        start_render(steps._options(dead), provider=get_provider())
+        VideoJob.objects.filter(pk=job.pk).update(  # sent 2 minutes ago, its holder died
+            submission_sent_at=timezone.now() - timedelta(minutes=2),
+            lease_expires_at=timezone.now() - timedelta(1),
+        )
+        assert jobs.resolve_unknown_submissions() == {"adopted": 1}
+        VideoJob.objects.filter(pk=job.pk).update(state=State.STORED, rendered_at=timezone.now())
+    assert leases.render_seconds_per_char() == pytest.approx(1.0)
+
+
 def test_a_live_submission_is_never_taken_by_a_host_whose_clock_runs_ahead(fake_heygen):
     job = queued()
     live = steps.claim_next_submission("live-host:1:x")
