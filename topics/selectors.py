@@ -6,6 +6,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, Q, QuerySet
 
 from topics.models import ContentItem, Topic
+from topics.objects import PATH_COLUMNS
 from videostore.storage import VideoStorage
 
 #: Lessons per page of a topic: a course of 50 on one page, a batch never split for long.
@@ -22,9 +23,12 @@ def topic_list(*, query: str = "") -> QuerySet[Topic]:
 
 
 def topic_contents(topic: Topic) -> dict:
-    """What deleting the topic takes with it: its lessons and their files in storage."""
+    """What deleting the topic takes with it: its lessons and their files in storage (each
+    video with its poster and captions)."""
     items = topic.content_items.all()
-    return {"items": items.count(), "files": items.exclude(storage_path="").count()}
+    files = sum(items.exclude(**{column: ""}).count() for column in PATH_COLUMNS.values())
+    return {"items": items.count(), "videos": items.exclude(storage_path="").count(),
+            "files": files}  # fmt: skip
 
 
 def topic_items_page(topic: Topic, page_number, *, items: QuerySet | None = None) -> Page:
