@@ -18,10 +18,14 @@ from avatars.errors import DownloadError
 from avatars.providers.base import VideoProvider
 from avatars.providers.download import redact
 from topics.objects import captions_data, poster_data
-from videostore.captions import CAPTIONS_MAX_BYTES, VTT_TYPE, InvalidCaptions, as_webvtt
-from videostore.captions import script_to_vtt
-from videostore.posters import JPEG_TYPE, POSTER_MAX_BYTES, PosterError, image_as_jpeg
-from videostore.posters import video_poster
+from videostore.captions import (
+    CAPTIONS_MAX_BYTES,
+    VTT_TYPE,
+    InvalidCaptions,
+    as_webvtt,
+    script_to_vtt,
+)
+from videostore.posters import JPEG_TYPE, POSTER_MAX_BYTES, PosterError, image_as_jpeg, video_poster
 from videostore.storage import VideoStorage
 
 logger = logging.getLogger(__name__)

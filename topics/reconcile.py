@@ -306,7 +306,8 @@ def _reconcile(
             row = next(rows, None)
 
     report.without_poster_or_captions = (
-        ContentItem.objects.filter(_in_bucket(video_storage.bucket), storage_path__startswith=prefix)
+        ContentItem.objects.filter(_in_bucket(video_storage.bucket))
+        .filter(storage_path__startswith=prefix)
         .filter(Q(poster_path="") | Q(captions_path=""))
         .count()
     )
@@ -321,7 +322,8 @@ def _reconcile(
     logger.info(
         "storage reconciled: %d problem(s) in %d object(s) and %d row(s); orphans %d (%d in "
         "grace, %d deleted) e.g. %s; dangling %d missing, %d wrong size (%d marked for "
-        "regeneration, %d for backfill) e.g. %s; %d video(s) without poster or captions; ledger %d upload(s), %d delete(s) pending, %d failed; stale "
+        "regeneration, %d for backfill) e.g. %s; %d video(s) without poster or captions; "
+        "ledger %d upload(s), %d delete(s) pending, %d failed; stale "
         "multipart uploads %d (%d aborted)",
         report.problems, report.objects_listed, report.rows_checked, report.orphans,
         report.orphans_in_grace, report.deleted_orphans,

@@ -71,7 +71,9 @@ def placeholder_jpeg() -> bytes:
     return PLACEHOLDER_PATH.read_bytes()
 
 
-def video_poster(source: str, *, duration_seconds: float | None, label: str = "") -> tuple[bytes, str]:
+def video_poster(
+    source: str, *, duration_seconds: float | None, label: str = ""
+) -> tuple[bytes, str]:
     """(JPEG, how it was made): a frame of the stored video ("frame"), the first frame when
     that fails, else the placeholder ("placeholder"). `label` names the video in logs."""
     first = FRAME_AT_SECONDS
