@@ -34,7 +34,9 @@ class Command(BaseCommand):
             return
         outcomes: Counter = Counter()
         failed: list[tuple[int, str]] = []
-        progress = tqdm(total=total, unit="video", file=sys.stderr, disable=total == 0)
+        # The command's own error stream (call_command's stderr=), not its line-ending wrapper.
+        stream = getattr(self.stderr, "_out", sys.stderr)
+        progress = tqdm(total=total, unit="video", file=stream, disable=total == 0)
         for item in items.iterator(chunk_size=100):
             if progress.n >= total:
                 break
