@@ -111,10 +111,15 @@ def store_rendered_video(
             registered.append(path)
         video = _upload_video(status, storage_path, provider, video_storage,
                               _renewing(on_progress, renew))  # fmt: skip
-        renew(force=True)  # the poster may take ffmpeg a few seconds
+
+        def keep_alive() -> None:  # the poster may take ffmpeg a few seconds
+            renew(force=True)
+            on_progress("finishing", {"storage_path": storage_path})
+
         companions = _store_poster_and_captions(
             status, video, provider=provider, video_storage=video_storage, script=script,
             language=language, poster_path=poster_path, captions_path=captions_path,
+            keep_alive=keep_alive,
         )  # fmt: skip
     except BaseException as error:
         # Nothing references the objects: delete them now, or leave the deletes to the ledger.
@@ -146,15 +151,19 @@ def _upload_video(status, storage_path, provider, video_storage, on_progress) ->
 
 def _store_poster_and_captions(
     status: RenderStatus, video: StoredVideo, *, provider, video_storage: VideoStorage,
-    script: str, language: str, poster_path: str, captions_path: str,
+    script: str, language: str, poster_path: str, captions_path: str, keep_alive,
 ) -> dict:  # fmt: skip
+    """Make the poster and captions, then upload them; `keep_alive` renews the leases (the
+    job's and the uploads') between the steps."""
     duration = video.duration_seconds or status.duration_seconds
+    keep_alive()
     poster = make_poster(provider=provider, thumbnail_url=status.thumbnail_url,
                          frame_source=video_storage.frame_source(video.storage_path),
                          duration_seconds=duration, label=video.storage_path)  # fmt: skip
     captions = make_captions(provider=provider, caption_url=status.caption_url, script=script,
                              language=language, duration_seconds=duration,
                              label=video.storage_path)  # fmt: skip
+    keep_alive()
     return upload_poster_and_captions(poster, captions, poster_path=poster_path,
                                       captions_path=captions_path,
                                       video_storage=video_storage)  # fmt: skip

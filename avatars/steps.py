@@ -381,6 +381,9 @@ class _CopyProgress:
             leases.renew(self.job.pk, token=self.token, state=State.UPLOADING,
                          state_changed_at=leases.db_now(),
                          bytes_total=details.get("bytes_total"))  # fmt: skip
+        elif stage == "finishing":  # the poster and captions, after the video's bytes
+            self.last = time.monotonic()
+            leases.renew(self.job.pk, token=self.token)
         elif stage == "copying" and time.monotonic() - self.last >= RENEW_EVERY_SECONDS:
             self.last = time.monotonic()
             leases.renew(self.job.pk, token=self.token, bytes_copied=details["bytes_copied"])

@@ -21,7 +21,8 @@ JPEG_TYPE = "image/jpeg"
 POSTER_MAX_BYTES = 10 * 1024 * 1024
 #: The still is taken this far into the video (or at its middle when it is shorter).
 FRAME_AT_SECONDS = 1.0
-FFMPEG_TIMEOUT_SECONDS = 60
+#: Two tries (the frame, then the first frame) stay well within a job's lease (60 s).
+FFMPEG_TIMEOUT_SECONDS = 20
 PLACEHOLDER_PATH = Path(__file__).with_name("placeholder_poster.jpg")
 
 

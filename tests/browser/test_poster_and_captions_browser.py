@@ -4,7 +4,6 @@ loads (from the studio's origin) with the script's text."""
 import subprocess
 
 import imageio_ffmpeg
-import pytest
 
 from avatars.inline import run_job_inline
 from avatars.services import avatar_video_request
