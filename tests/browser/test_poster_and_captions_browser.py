@@ -7,17 +7,16 @@ import imageio_ffmpeg
 
 from avatars.inline import run_job_inline
 from avatars.services import avatar_video_request
-from tests.browser.test_studio_browser import (  # noqa: F401 (fixtures)
-    browser,
-    log_in,
-    no_inline_tasks,
-    page,
-    private_bucket,
-    pytestmark,
-    shot,
-)
+from tests.browser import test_studio_browser as studio_browser
+from tests.browser.test_studio_browser import log_in, pytestmark, shot  # noqa: F401
 from tests.builders import make_topic
 from topics.models import ContentItem
+
+# The studio's browser fixtures (chromium, a page, a private bucket, no inline tasks).
+browser = studio_browser.browser
+page = studio_browser.page
+private_bucket = studio_browser.private_bucket
+no_inline_tasks = studio_browser.no_inline_tasks
 
 SCRIPT = "Plants turn light into sugar. Leaves hold chlorophyll."
 
