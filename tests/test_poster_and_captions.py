@@ -333,3 +333,24 @@ def test_every_lease_of_the_unit_is_renewed_together(fake_heygen):
         owner="w", lease_seconds=60,
     ) == 3  # fmt: skip
     assert not UploadLedgerEntry.objects.filter(lease_expires_at__lt=leases.db_now()).exists()
+
+
+def test_confirmation_pages_and_the_admin_list_show_the_poster_not_paths(fake_heygen, client):
+    from tests.test_admin import CHANGELIST, act, staff
+
+    item = generate()
+    poster_key = item.poster_path
+    staff(client, "delete_contentitem", "regenerate_contentitem")
+    for url in (f"/topics/{item.topic_id}/videos/{item.pk}/delete/",
+                f"/topics/{item.topic_id}/videos/{item.pk}/regenerate/"):  # fmt: skip
+        page = client.get(url).content.decode()
+        assert '<img class="thumbnail"' in page and poster_key in page
+        assert item.storage_path not in page.replace(poster_key, "")  # no path shown
+    assert (
+        "(3 files)"
+        in client.get(f"/topics/{item.topic_id}/videos/{item.pk}/delete/").content.decode()
+    )
+    changelist = client.get(CHANGELIST).content.decode()
+    assert 'class="thumbnail"' in changelist and poster_key in changelist
+    confirm = act(client, "delete_with_file", item, confirm=False).content.decode()
+    assert 'class="thumbnail"' in confirm and "3 stored files" in confirm

@@ -443,11 +443,11 @@ def content_item_mark_needs_regeneration(
 
 
 def content_item_delete(*, content_item: ContentItem) -> bool:
-    """Delete an item; its stored objects (video, poster, captions) are deleted after the
-    row's deletion commits. The
-    path is read under the row lock (its jobs' rows first, in the order every save takes
-    them): a copy that committed a moment ago has its object deleted too, and a copy still
-    running finds no row to save into and discards its own upload. False: already gone."""
+    """Delete an item; its stored objects (video, poster, captions: `stored_objects`) are
+    deleted after the row's deletion commits. They are read under the row lock (its jobs'
+    rows first, in the order every save takes them): a copy that committed a moment ago has
+    its objects deleted too, and a copy still running finds no row to save into and discards
+    its own uploads. False: already gone."""
     with transaction.atomic():
         list(content_item.video_jobs.select_for_update().values_list("pk", flat=True))
         item = ContentItem.objects.select_for_update().filter(pk=content_item.pk).first()
