@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from avatars.companions import make_captions, make_poster, upload_poster_and_captions
 from avatars.providers.base import RenderRequest, RenderStatus, VideoProvider
 from avatars.providers.local import LocalVideoProvider
+from topics.objects import CAPTIONS_FIELDS, POSTER_FIELDS
 from videostore import ledger
 from videostore.storage import (
     MEASURED_FIELDS,
@@ -62,63 +64,140 @@ def start_render(options: RenderOptions, *, provider: VideoProvider) -> str:
     return provider.create_video(request)
 
 
+@dataclass(frozen=True)
+class StoredUnit:
+    """A stored video with its poster and captions: `companions` holds their content_data
+    fields (topics/objects.py)."""
+
+    video: StoredVideo
+    companions: dict
+
+    @property
+    def storage_paths(self) -> list[str]:
+        paths = [self.companions.get("posterPath"), self.companions.get("captionsPath")]
+        return [self.video.storage_path, *(path for path in paths if path)]
+
+
 def store_rendered_video(
     status: RenderStatus,
     *,
     provider: VideoProvider,
     video_storage: VideoStorage,
+    script: str = "",
+    language: str = "en",
     on_progress: ProgressCallback = _no_progress,
     upload_owner: str = "",
     lease_seconds: float | None = None,
-) -> StoredVideo:
-    """Stream the rendered video into storage, with a ledger entry committed first.
+) -> StoredUnit:
+    """Stream the rendered video into storage, then its poster and captions beside it: one
+    unit, every key registered in the upload ledger (committed) before any byte is sent.
 
-    `upload_owner` / `lease_seconds`: the live worker that will reference the object; the
-    upload's lease is renewed while the bytes flow (the one place that does it)."""
+    `upload_owner` / `lease_seconds`: the live worker that will reference them; their leases
+    are renewed while the bytes flow (the one place that does it). When any part fails,
+    every part is discarded (now, or by the ledger's retry) and the error is raised: the
+    caller retries or falls back exactly as for a failed video upload."""
     storage_path = video_storage.new_storage_path(status.provider_video_id)
-    on_progress = _renewing_upload_lease(on_progress, storage_path, upload_owner, lease_seconds)
-    ledger.register_pending_upload(
-        storage_path,
-        reason=f"video {status.provider_video_id}",
-        owner=upload_owner,
-        lease_seconds=lease_seconds,
-    )
+    poster_path = video_storage.new_companion_path(storage_path, "jpg")
+    captions_path = video_storage.new_companion_path(storage_path, "vtt")
+    paths = [storage_path, poster_path, captions_path]
+    renew = _lease_renewer(paths, upload_owner, lease_seconds)
+    registered: list[str] = []
     try:
-        on_progress("downloading", {"storage_path": storage_path})
-        download = provider.open_download(status.video_url)
-        try:
-            on_progress(
-                "uploading", {"storage_path": storage_path, "bytes_total": download.content_length}
-            )
-            return video_storage.upload_video(
-                download.iter_chunks(),
-                storage_path.rsplit("/", 1)[-1],
-                "video/mp4",
-                storage_path=storage_path,
-                expected_size=download.content_length,
-                on_bytes=lambda count: on_progress(
-                    "copying", {"storage_path": storage_path, "bytes_copied": count}
-                ),
-            )
-        finally:
-            download.close()
-    except BaseException:
-        # Nothing references the object: delete it now, or leave the delete to the ledger.
-        ledger.discard_upload(storage_path, reason="upload did not complete")
+        for path, what in zip(paths, ("video", "poster", "captions"), strict=True):
+            ledger.register_pending_upload(
+                path, reason=f"{what} of video {status.provider_video_id}",
+                owner=upload_owner, lease_seconds=lease_seconds,
+            )  # fmt: skip
+            registered.append(path)
+        video = _upload_video(status, storage_path, provider, video_storage,
+                              _renewing(on_progress, renew))  # fmt: skip
+
+        def keep_alive() -> None:  # the poster may take ffmpeg a few seconds
+            renew(force=True)
+            on_progress("finishing", {"storage_path": storage_path})
+
+        companions = _store_poster_and_captions(
+            status, video, provider=provider, video_storage=video_storage, script=script,
+            language=language, poster_path=poster_path, captions_path=captions_path,
+            keep_alive=keep_alive,
+        )  # fmt: skip
+    except BaseException as error:
+        # Nothing references the objects: delete them now, or leave the deletes to the ledger.
+        _discard(registered, error)
         raise
+    return StoredUnit(video=video, companions=companions)
 
 
-def _renewing_upload_lease(
-    on_progress: ProgressCallback, storage_path: str, owner: str, lease_seconds: float | None
-) -> ProgressCallback:
-    """`on_progress`, plus the upload's ledger lease renewed at most once a second."""
+def _upload_video(status, storage_path, provider, video_storage, on_progress) -> StoredVideo:
+    on_progress("downloading", {"storage_path": storage_path})
+    download = provider.open_download(status.video_url)
+    try:
+        on_progress(
+            "uploading", {"storage_path": storage_path, "bytes_total": download.content_length}
+        )
+        return video_storage.upload_video(
+            download.iter_chunks(),
+            storage_path.rsplit("/", 1)[-1],
+            "video/mp4",
+            storage_path=storage_path,
+            expected_size=download.content_length,
+            on_bytes=lambda count: on_progress(
+                "copying", {"storage_path": storage_path, "bytes_copied": count}
+            ),
+        )
+    finally:
+        download.close()
+
+
+def _store_poster_and_captions(
+    status: RenderStatus, video: StoredVideo, *, provider, video_storage: VideoStorage,
+    script: str, language: str, poster_path: str, captions_path: str, keep_alive,
+) -> dict:  # fmt: skip
+    """Make the poster and captions, then upload them; `keep_alive` renews the leases (the
+    job's and the uploads') between the steps."""
+    duration = video.duration_seconds or status.duration_seconds
+    keep_alive()
+    poster = make_poster(provider=provider, thumbnail_url=status.thumbnail_url,
+                         frame_source=video_storage.frame_source(video.storage_path),
+                         duration_seconds=duration, label=video.storage_path)  # fmt: skip
+    captions = make_captions(provider=provider, caption_url=status.caption_url, script=script,
+                             language=language, duration_seconds=duration,
+                             label=video.storage_path)  # fmt: skip
+    keep_alive()
+    return upload_poster_and_captions(poster, captions, poster_path=poster_path,
+                                      captions_path=captions_path,
+                                      video_storage=video_storage)  # fmt: skip
+
+
+def _discard(paths: list[str], error: BaseException) -> None:
+    for path in paths:
+        try:
+            ledger.discard_upload(path, reason="upload did not complete")
+        except Exception as failure:  # the entry stays: the sweeper gives it up when its lease ends
+            logger.error("discard of %s after %s failed; the ledger's sweeper will delete it: %s",
+                         path, error.__class__.__name__, failure)  # fmt: skip
+
+
+def _lease_renewer(paths: list[str], owner: str, lease_seconds: float | None):
+    """Renews the owner's leases on all the unit's pending uploads, at most once a second
+    (or now, with `force`)."""
     last = [time.monotonic()]
 
-    def progress(stage: str, details: dict) -> None:
-        if stage == "copying" and owner and time.monotonic() - last[0] >= RENEW_EVERY_SECONDS:
+    def renew(force: bool = False) -> None:
+        if owner and (force or time.monotonic() - last[0] >= RENEW_EVERY_SECONDS):
             last[0] = time.monotonic()
-            ledger.renew_upload_lease(storage_path, owner=owner, lease_seconds=lease_seconds
-                                      or settings.VIDEO_JOB_LEASE_SECONDS)  # fmt: skip
+            ledger.renew_upload_leases(paths, owner=owner, lease_seconds=lease_seconds
+                                       or settings.VIDEO_JOB_LEASE_SECONDS)  # fmt: skip
+
+    return renew
+
+
+def _renewing(on_progress: ProgressCallback, renew) -> ProgressCallback:
+    """`on_progress`, plus the unit's upload leases renewed as the video's bytes flow."""
+
+    def progress(stage: str, details: dict) -> None:
+        if stage == "copying":
+            renew()
         on_progress(stage, details)
 
     return progress
@@ -136,9 +215,11 @@ def build_result(
     stored: StoredVideo | None,
     storage_error: str = "",
     offline_preview: bool = False,
+    companions: dict | None = None,
 ) -> dict:
     """The result in the original system's shape; `offline_preview`: rendered by the offline
-    renderer (a preview made on this machine, not an avatar video from the provider)."""
+    renderer (a preview made on this machine, not an avatar video from the provider);
+    `companions`: the poster and captions fields, beside the seed's."""
     fallback = stored is None
     storage_metadata = stored.as_metadata() if stored else None
     result = {
@@ -166,6 +247,8 @@ def build_result(
         result[key] = storage_metadata[key] if storage_metadata else None
     for key in MEASURED_FIELDS:  # duration_seconds is set above (the provider's as a fallback)
         result.setdefault(key, storage_metadata.get(key) if storage_metadata else None)
+    if stored is not None:
+        result.update(companions or {})
     return result
 
 
@@ -173,6 +256,8 @@ def content_data_from_result(result: dict, *, script: str) -> dict:
     """The fields of a result that a ContentItem keeps (cleaned again on save)."""
     data = {key: result.get(key) for key in ("videoUrl", "videoId", *STORAGE_METADATA_FIELDS,
                                              *MEASURED_FIELDS)}  # fmt: skip
+    data.update({key: value for key, value in result.items()
+                 if key in POSTER_FIELDS or key in CAPTIONS_FIELDS})  # fmt: skip
     data["script"] = script
     data["metadata"] = {
         "heygen_video_url": result["metadata"]["heygen_video_url"],

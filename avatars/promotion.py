@@ -20,6 +20,7 @@ from avatars.providers import get_provider
 from avatars.providers.base import RenderStatus, VideoProvider
 from topics.errors import StaleItem
 from topics.models import ContentItem
+from topics.objects import without_poster_and_captions
 from topics.services import (
     content_item_expire_provider_link,
     content_item_mark_stored,
@@ -50,15 +51,22 @@ def copy_provider_video_to_storage(
         video_url=video_url,
     )
     owner = f"promote-item-{content_item.pk}-{uuid.uuid4().hex[:8]}"
-    stored = store_rendered_video(
+    # The poster is a frame and the captions come from the script: the provider's thumbnail
+    # and captions links are not kept on a fallback row.
+    unit = store_rendered_video(
         status,
         provider=provider or get_provider(),
         video_storage=video_storage or VideoStorage(),
+        script=data.get("script") or "",
+        language=content_item.topic.language,
         upload_owner=owner,
         lease_seconds=settings.VIDEO_JOB_LEASE_SECONDS,
     )
+    stored = unit.video
     stored_metadata = stored.as_metadata()
+    data = without_poster_and_captions(data)
     data.update(stored_metadata)
+    data.update(unit.companions)
     data["videoUrl"] = stored_metadata["fileUrl"]
     if video_id:
         data["videoId"] = video_id

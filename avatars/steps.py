@@ -384,6 +384,9 @@ class _CopyProgress:
             leases.renew(self.job.pk, token=self.token, state=State.UPLOADING,
                          state_changed_at=leases.db_now(),
                          bytes_total=details.get("bytes_total"))  # fmt: skip
+        elif stage == "finishing":  # the poster and captions, after the video's bytes
+            self.last = time.monotonic()
+            leases.renew(self.job.pk, token=self.token)
         elif stage == "copying" and time.monotonic() - self.last >= RENEW_EVERY_SECONDS:
             self.last = time.monotonic()
             leases.renew(self.job.pk, token=self.token, bytes_copied=details["bytes_copied"])
@@ -420,9 +423,9 @@ def _store(job: VideoJob, token: str, status: RenderStatus, provider, video_stor
     item = job.content_item
     offline = provider.name == OFFLINE_PROVIDER
     try:
-        stored = store_rendered_video(
-            status, provider=provider, video_storage=video_storage,
-            on_progress=_CopyProgress(job, token), upload_owner=token,
+        unit = store_rendered_video(
+            status, provider=provider, video_storage=video_storage, script=job.script,
+            language=job.language, on_progress=_CopyProgress(job, token), upload_owner=token,
             lease_seconds=settings.VIDEO_JOB_LEASE_SECONDS,
         )  # fmt: skip
     except StorageUnavailable as error:
@@ -440,7 +443,9 @@ def _store(job: VideoJob, token: str, status: RenderStatus, provider, video_stor
                                       provider_url_expires_at=status.url_expires_at),
         )  # fmt: skip
         return "fallback"
-    result = build_result(status, language=job.language, stored=stored, offline_preview=offline)
+    stored = unit.video
+    result = build_result(status, language=job.language, stored=stored, offline_preview=offline,
+                          companions=unit.companions)  # fmt: skip
     content_item_mark_stored(
         content_item=item,
         content_data=content_data_from_result(result, script=job.script),
@@ -448,6 +453,6 @@ def _store(job: VideoJob, token: str, status: RenderStatus, provider, video_stor
                                   bytes_copied=stored.file_size),
         upload_owner=token,
     )  # fmt: skip
-    logger.info("video job %s: stored %s (%d bytes)", job.pk, stored.storage_path,
-                stored.file_size)  # fmt: skip
+    logger.info("video job %s: stored %s (%d bytes) with %s", job.pk, stored.storage_path,
+                stored.file_size, unit.storage_paths[1:])  # fmt: skip
     return "stored"

@@ -23,6 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from avatars.providers.offline import render_script_video
+from videostore.captions import script_cues, script_to_vtt
+from videostore.posters import frame_jpeg
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +46,12 @@ FAULTS = {
     "accept_then_drop": "create the render, then close the connection without an answer (N)",
     "sleep_then_accept": "wait this many seconds, then create the render and answer",
     "list_500": "answer N video.list calls with 500",
+    "no_captions": "completed renders come without caption_url (HeyGen made no captions)",
+    "no_thumbnail": "completed renders come without thumbnail_url",
+    "vtt_captions": "serve captions as WebVTT instead of SRT",
 }
+#: How long the fake's renders last (seconds), as its status reports them.
+RENDER_DURATION_SECONDS = 4.0
 #: The account's avatars and voices (GET /v2/avatars, /v2/voices); previews served here.
 AVATARS = [
     {"avatar_id": "Daisy-inskirt-20220818", "avatar_name": "Daisy", "gender": "female",
@@ -184,6 +191,33 @@ class FakeHeyGenServer:
                 with self.lock:
                     self._renders[key] = path
         return path
+
+    def thumbnail(self, script: str) -> bytes:
+        """A real JPEG: a frame of the script's render, as HeyGen's thumbnail_url serves."""
+        return frame_jpeg(str(self.render(script)), at_seconds=0.5)
+
+    def captions(self, script: str, *, vtt: bool) -> bytes:
+        """The script's captions as HeyGen would make them: SRT (or WebVTT)."""
+        if vtt:
+            return script_to_vtt(script, RENDER_DURATION_SECONDS).encode()
+
+        def srt_time(seconds: float) -> str:
+            millis = round(seconds * 1000)
+            return (f"{millis // 3_600_000:02d}:{millis // 60_000 % 60:02d}:"
+                    f"{millis // 1000 % 60:02d},{millis % 1000:03d}")  # fmt: skip
+
+        cues = script_cues(script, RENDER_DURATION_SECONDS)
+        return "".join(
+            f"{number}\r\n{srt_time(cue.start)} --> {srt_time(cue.end)}\r\n{cue.text}\r\n\r\n"
+            for number, cue in enumerate(cues, start=1)
+        ).encode()
+
+    def file_url(self, video_id: str, extension: str) -> str:
+        expires = int(time.time()) + self.url_ttl_seconds
+        return (
+            f"{self.base_url}/files/{video_id}.{extension}?Expires={expires}"
+            f"&Signature={self.sign(video_id, expires)}"
+        )
 
     def sign(self, video_id: str, expires: int) -> str:
         return hmac.new(self.signing_key, f"{video_id}:{expires}".encode(), "sha256").hexdigest()
@@ -356,6 +390,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "created": time.monotonic(),
                 "render_seconds": fake.render_seconds,
                 "status_calls": 0,
+                "caption": body.get("caption") is True,
             }
             fake.stats["renders_created"] += 1
             fake.stats["max_in_progress"] = max(fake.stats["max_in_progress"], fake.in_progress())
@@ -493,14 +528,33 @@ class _Handler(BaseHTTPRequestHandler):
         if snapshot["status"] == "completed" and not fake.faults.get("no_video_url"):
             fake.render(snapshot["script"])
             data["video_url"] = fake.video_url(video_id)
-            data["duration"] = 4.0
+            data["duration"] = RENDER_DURATION_SECONDS
+            if not fake.faults.get("no_thumbnail"):
+                data["thumbnail_url"] = fake.file_url(video_id, "jpg")
+            if snapshot.get("caption") and not fake.faults.get("no_captions"):
+                extension = "vtt" if fake.faults.get("vtt_captions") else "srt"
+                data["caption_url"] = fake.file_url(video_id, extension)
         if finished_now:
             threading.Thread(target=fake.send_webhook, args=(snapshot,), daemon=True).start()
         return self._json(200, {"code": 100, "message": "Success", "data": data})
 
+    def _serve_companion(self, script: str, extension: str):
+        """The render's thumbnail (a real JPEG) or captions (SRT, or WebVTT)."""
+        if extension == "jpg":
+            body, content_type = self.fake.thumbnail(script), "image/jpeg"
+        else:
+            body = self.fake.captions(script, vtt=extension == "vtt")
+            content_type = "text/vtt" if extension == "vtt" else "application/x-subrip"
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return None
+
     def _serve_file(self, parts):
         fake = self.fake
-        video_id = parts.path.removeprefix("/files/").removesuffix(".mp4")
+        video_id, _, extension = parts.path.removeprefix("/files/").partition(".")
         query = parse_qs(parts.query)
         expires = query.get("Expires", ["0"])[0]
         signature = query.get("Signature", [""])[0]
@@ -514,6 +568,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
             return None
+        if extension in ("jpg", "srt", "vtt"):
+            return self._serve_companion(fake.videos[video_id]["script"], extension)
         if fake.faults.get("html_body"):
             body = b"<!DOCTYPE html><html><body>Video not ready</body></html>"
             self.send_response(200)

@@ -55,6 +55,11 @@ urlpatterns = [
         views.download_video,
         name="download-video",
     ),  # fmt: skip
+    path(
+        "topics/<int:topic_id>/videos/<int:item_id>/captions.vtt",
+        views.video_captions,
+        name="video-captions",
+    ),  # fmt: skip
     path("avatars/jobs/progress", progress.jobs_progress, name="jobs-progress"),
     path("avatars/jobs/<int:job_id>/progress", progress.job_progress, name="job-progress"),
 ]

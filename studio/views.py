@@ -4,13 +4,14 @@ Every write needs the same model permission as in the admin; a user without it g
 no row, and the pages hide the buttons they may not use.
 """
 
+import logging
 import re
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseBadRequest, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
@@ -39,9 +40,13 @@ from topics import selectors, services
 from topics.batches import ScriptBatch
 from topics.forms import ConfirmGenerateForm, GenerateAvatarVideoForm, TopicForm, VideoTitleForm
 from topics.models import ContentItem, Topic
+from topics.objects import stored_objects
 from topics.services import Direction
-from videostore.errors import StorageUnavailable
+from videostore.captions import CAPTIONS_MAX_BYTES
+from videostore.errors import InvalidVideo, StorageUnavailable
 from videostore.storage import VideoStorage, download_file_name
+
+logger = logging.getLogger(__name__)
 
 
 @require_GET
@@ -376,10 +381,12 @@ def cancel_video(request, topic_id: int, item_id: int):
 def delete_video(request, topic_id: int, item_id: int):
     item = _video(topic_id, item_id)
     if request.method == "GET":
-        return render(request, "studio/confirm_delete.html", {"card": video_card(item)})
-    had_file = bool(item.storage_path)
+        return render(request, "studio/confirm_delete.html",
+                      {"card": video_card(item), "files": stored_objects(item)})  # fmt: skip
+    files = len(stored_objects(item))
     services.content_item_delete(content_item=item)
-    gone = "; its file is removed from storage" if had_file else ""
+    gone = f"; its {'file is' if files == 1 else f'{files} files are'} removed from storage"
+    gone = gone if files else ""
     messages.success(request, f"“{item.title}” deleted{gone}.")
     return redirect("studio:topic-detail", topic_id=topic_id)
 
@@ -445,3 +452,28 @@ def download_video(request, topic_id: int, item_id: int):
         messages.error(request, f"The download could not start: {error}")
         return redirect(_back_to(item))
     return redirect(url)
+
+
+@login_required
+@require(VIEW_VIDEOS)
+@require_GET
+def video_captions(request, topic_id: int, item_id: int):
+    """The video's captions (WebVTT) from this origin: a <track> loads only same-origin files
+    or CORS answers, and storage's CORS is not ours to set. Keys are never reused, so the
+    browser may keep it."""
+    item = _video(topic_id, item_id)
+    if not item.captions_path:
+        raise Http404("This video has no captions.")
+    try:
+        vtt = (
+            VideoStorage()
+            .in_bucket(item.storage_bucket)
+            .read_bytes(item.captions_path, max_bytes=CAPTIONS_MAX_BYTES)
+        )
+    except (FileNotFoundError, StorageUnavailable, InvalidVideo) as error:
+        logger.warning("captions %s of item %s could not be read: %s", item.captions_path,
+                       item.pk, error)  # fmt: skip
+        raise Http404("The captions could not be read.") from error
+    response = HttpResponse(vtt, content_type="text/vtt; charset=utf-8")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -76,3 +76,12 @@ def log_in_author(client, codenames) -> User:
     user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
     client.force_login(user)
     return user
+
+
+def stored_keys(item: ContentItem) -> list[str]:
+    """The keys of every object the item's row points at (video, poster, captions), sorted as
+    the bucket lists them."""
+    from topics.objects import stored_objects
+
+    item.refresh_from_db()
+    return sorted(stored.storage_path for stored in stored_objects(item))

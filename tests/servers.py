@@ -162,6 +162,9 @@ class TcpProxy:
         self.listener.listen(64)
         self.port = self.listener.getsockname()[1]
         self.up = True
+        #: Requests matching this (bytes regex on what the client sends) are dropped.
+        self.refused = None
+        self.refusals = 0
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -195,10 +198,20 @@ class TcpProxy:
     def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while chunk := src.recv(65536):
+                if self.refused is not None and self.refused.search(chunk):
+                    self.refusals += 1
+                    break  # the request never reaches storage: its connection drops
                 dst.sendall(chunk)
         for sock in (src, dst):
             with contextlib.suppress(OSError):
                 sock.close()
+
+    def refuse(self, pattern: bytes | None) -> None:
+        """Drop every request whose bytes match `pattern` (e.g. rb"PUT /[^ ]*\\.jpg"): that
+        upload fails as a broken connection would, the rest of storage works."""
+        import re
+
+        self.refused = re.compile(pattern) if pattern else None
 
     def cut(self) -> None:
         """Refuse new connections and drop the open ones."""

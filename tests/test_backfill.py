@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 from avatars.pipeline import RenderOptions, start_render
 from avatars.providers import get_provider
-from tests.builders import make_topic, run_command
+from tests.builders import make_topic, run_command, stored_keys
 from topics.models import ContentItem
 from videostore.models import UploadLedgerEntry
 
@@ -44,7 +44,7 @@ def test_legacy_rows_are_copied_where_the_url_still_works(fake_heygen, bucket_ke
 
     working.refresh_from_db()
     assert working.status == ContentItem.Status.READY
-    assert bucket_keys() == [working.storage_path]
+    assert bucket_keys() == stored_keys(working)
     data = working.content_data
     assert data["fileSize"] > 0 and data["storagePath"] == working.storage_path
     assert data["videoUrl"] == data["fileUrl"]

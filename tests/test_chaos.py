@@ -18,6 +18,7 @@ from avatars.services import avatar_video_request
 from tests.builders import make_topic, run_command
 from tests.workers import Engine, Worker, wait_until
 from topics.models import ContentItem
+from topics.objects import stored_objects
 from videostore.ledger import upload_lease_is_live
 from videostore.models import UploadLedgerEntry
 
@@ -87,11 +88,10 @@ def test_random_worker_kills_leave_no_orphans_and_no_dangling_rows(
     assert after["orphans"] == 0
     assert after["dangling_missing"] == 0 and after["dangling_size"] == 0
     assert not UploadLedgerEntry.objects.exists()
-    stored_paths = set(
-        ContentItem.objects.exclude(storage_path="").values_list("storage_path", flat=True)
-    )
-    assert set(bucket_keys()) == stored_paths
-    assert len(stored_paths) == outcomes["stored"]
+    stored_items = ContentItem.objects.exclude(storage_path="")
+    stored_paths = {stored.storage_path for item in stored_items for stored in stored_objects(item)}
+    assert set(bucket_keys()) == stored_paths  # each video with its poster and captions
+    assert len(stored_paths) == 3 * outcomes["stored"]
 
 
 def test_worker_killed_mid_upload_then_reconcile_is_consistent(
@@ -121,7 +121,8 @@ def test_worker_killed_mid_upload_then_reconcile_is_consistent(
     # While the dead worker's lease runs, its upload is not touched, whatever the grace period.
     code, report = _reconcile("--fix", "--grace-seconds", "0")
     assert UploadLedgerEntry.objects.filter(intent=UploadLedgerEntry.Intent.UPLOAD).exists()
-    (pending,) = UploadLedgerEntry.objects.filter(intent=UploadLedgerEntry.Intent.UPLOAD)
+    # The video, its poster and its captions: one unit, under one lease.
+    pending = UploadLedgerEntry.objects.filter(intent=UploadLedgerEntry.Intent.UPLOAD).first()
     wait_until(  # the lease expires: the worker is dead
         lambda: not upload_lease_is_live(pending.storage_path), timeout=30, interval=0.05
     )

@@ -13,7 +13,7 @@ from avatars.inline import run_job_inline
 from avatars.models import VideoJob
 from avatars.providers import get_provider
 from avatars.services import avatar_video_request
-from tests.builders import make_topic
+from tests.builders import make_topic, stored_keys
 from topics.models import ContentItem
 from videostore.models import UploadLedgerEntry
 
@@ -64,7 +64,7 @@ def test_each_step_moves_the_job_on_and_frees_the_worker(fake_heygen, bucket_key
     item = ContentItem.objects.get(pk=job.content_item_id)
     assert job.state == State.STORED and job.bytes_copied == item.content_data["fileSize"]
     assert item.status == ContentItem.Status.READY
-    assert bucket_keys() == [item.storage_path]
+    assert bucket_keys() == stored_keys(item)
     assert not UploadLedgerEntry.objects.exists()
     assert jobs.copy_video_job(job.pk) == "skipped"  # a duplicate delivery changes nothing
     assert fake_heygen.stats["renders_created"] == 1
@@ -170,7 +170,7 @@ def test_a_dead_workers_copy_is_taken_over_once_its_lease_expires(fake_heygen, b
     assert fake_heygen.stats["renders_created"] == 1  # resumed from the recorded id
     with pytest.raises(leases.LeaseLost):  # the dead worker, were it to wake, changes nothing
         leases.transition(job.pk, token="dead-host:1:x", state=State.FAILED)
-    assert bucket_keys() == [ContentItem.objects.get(pk=job.content_item_id).storage_path]
+    assert bucket_keys() == stored_keys(ContentItem.objects.get(pk=job.content_item_id))
 
 
 def test_a_submitter_that_died_before_recording_the_id_frees_its_slot(settings, fake_heygen):

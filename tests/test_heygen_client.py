@@ -45,7 +45,7 @@ def test_create_video_sends_the_documented_body_and_header():
             "background": {"type": "color", "value": "#FFFFFF"},
         }],
         "dimension": {"width": 1280, "height": 720},
-        "title": "T", "callback_id": "cb-1", "caption": False, "test": False,
+        "title": "T", "callback_id": "cb-1", "caption": True, "test": False,
     }  # fmt: skip
 
 

@@ -13,6 +13,7 @@ from avatars.services import avatar_video_request_batch
 from tests.builders import make_topic, run_command
 from tests.workers import Engine, Worker, wait_until
 from topics.models import ContentItem
+from topics.objects import stored_objects
 from videostore.models import UploadLedgerEntry
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.jobs]
@@ -90,7 +91,10 @@ def test_three_clusters_share_thirty_jobs_and_survive_a_kill_9(settings, fake_he
         ContentItem.objects.exclude(storage_path="").values_list("storage_path", flat=True)
     )
     assert len(paths) == len(set(paths)) == JOBS  # stored once each
-    assert sorted(bucket_keys()) == sorted(paths)  # no orphan, no dangling row
+    every_object = [stored.storage_path for item in ContentItem.objects.all()
+                    for stored in stored_objects(item)]  # fmt: skip
+    assert len(every_object) == 3 * JOBS  # each video with its poster and captions
+    assert sorted(bucket_keys()) == sorted(every_object)  # no orphan, no dangling row
     out = StringIO()
     assert run_command("reconcile_storage", "--json", "--grace-seconds", "0", stdout=out) == 0
     report = json.loads(out.getvalue())

@@ -11,7 +11,7 @@ from avatars.pipeline import build_result, content_data_from_result
 from avatars.providers.base import RenderStatus
 from avatars.providers.offline import is_right_to_left, render_script_video
 from avatars.services import avatar_video_request
-from tests.builders import make_topic
+from tests.builders import make_topic, stored_keys
 from topics.cleaners import clean_content_data
 
 WIDTH, HEIGHT = 320, 180
@@ -90,5 +90,5 @@ def test_a_video_from_the_offline_provider_is_stored_as_an_offline_preview(setti
     job = run_job_inline(job.pk, poll_interval=0.05)
     item = job.content_item
     item.refresh_from_db()
-    assert job.state == "stored" and bucket_keys() == [item.storage_path]
+    assert job.state == "stored" and bucket_keys() == stored_keys(item)
     assert item.content_data["metadata"]["offline_preview"] is True

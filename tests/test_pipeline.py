@@ -20,7 +20,7 @@ from avatars.models import VideoJob
 from avatars.pipeline import build_result
 from avatars.providers import get_provider
 from avatars.services import avatar_video_request
-from tests.builders import make_topic
+from tests.builders import make_topic, stored_keys
 from tests.conftest import BUCKET
 from tests.faults import failing_content_item_writes
 from topics.models import ContentItem
@@ -104,7 +104,7 @@ def test_provider_429_waits_for_a_render_slot_then_stores(fake_heygen, bucket_ke
     item = generate_command(make_topic().pk)
     assert item["status"] == "ready"
     assert item["job"]["state"] == "stored"
-    assert bucket_keys() == [item["content_data"]["storagePath"]]
+    assert bucket_keys() == stored_keys(ContentItem.objects.get())
 
 
 @pytest.mark.parametrize(
@@ -172,7 +172,7 @@ def test_fallback_row_is_promoted_into_storage(fake_heygen, storage_link, bucket
     assert promote_fallbacks() == {"stored": 1, "expired": 0, "failed": 0}
     item = ContentItem.objects.get(pk=item_id)
     assert item.status == ContentItem.Status.READY
-    assert bucket_keys() == [item.storage_path]
+    assert bucket_keys() == stored_keys(item)
     assert item.content_data["metadata"]["storage_fallback"] is False
     assert not UploadLedgerEntry.objects.filter(intent="upload").exists()
 
@@ -209,7 +209,7 @@ def test_regenerate_replaces_the_object_and_deletes_the_old_one(fake_heygen, buc
     assert run_job_inline(job.pk, poll_interval=0.05).state == "stored"
     item.refresh_from_db()
     assert item.storage_path != first["content_data"]["storagePath"]
-    assert bucket_keys() == [item.storage_path]
+    assert bucket_keys() == stored_keys(item)
 
 
 def test_a_second_regenerate_joins_the_running_job(fake_heygen):
@@ -228,7 +228,7 @@ def test_offline_provider_needs_no_key(settings, bucket_keys):
     item = generate_command(make_topic().pk, "Offline lesson")
     assert item["status"] == "ready"
     assert item["content_data"]["width"] == 320
-    assert bucket_keys() == [item["content_data"]["storagePath"]]
+    assert bucket_keys() == stored_keys(ContentItem.objects.get())
 
 
 def test_unknown_topic_and_empty_script_are_clear_errors(fake_heygen):
@@ -260,5 +260,5 @@ def test_offline_job_retries_after_a_storage_outage(settings, storage_link, buck
     assert run_job_inline(job.pk, poll_interval=0.05).state == "stored"
     ledger.retry_pending_deletes()  # the first attempt's cleanup, deferred by the outage
     item = ContentItem.objects.get()
-    assert bucket_keys() == [item.storage_path]
+    assert bucket_keys() == stored_keys(item)
     assert not UploadLedgerEntry.objects.exists()

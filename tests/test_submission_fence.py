@@ -16,7 +16,7 @@ from avatars.models import VideoJob
 from avatars.pipeline import start_render
 from avatars.providers import get_provider
 from avatars.services import avatar_video_request
-from tests.builders import make_topic
+from tests.builders import make_topic, stored_keys
 from topics.models import ContentItem
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.jobs]
@@ -31,7 +31,7 @@ def stored_once(fake_heygen, job: VideoJob, bucket_keys) -> None:
     job.refresh_from_db()
     assert job.state == State.STORED, job.last_error
     assert fake_heygen.stats["renders_created"] == 1
-    assert bucket_keys() == [ContentItem.objects.get(pk=job.content_item_id).storage_path]
+    assert bucket_keys() == stored_keys(ContentItem.objects.get(pk=job.content_item_id))
 
 
 def test_each_create_carries_a_title_unique_to_it_recorded_before_the_call(fake_heygen):

@@ -5,6 +5,7 @@ An avatar video's content_data (camelCase keys kept from the original system):
     fileUrl, fileName, fileSize, fileType, storagePath, uploadedAt   (storage metadata)
     storageBucket                                                    (absent: the configured one)
     checksum, width, height                                          (read from the bytes)
+    posterPath, posterUrl, posterSize, ...; captionsPath, ... (topics/objects.py)
     metadata: {heygen_video_url, storage_fallback, storage_problem, offline_preview,
                pending_video_id}
 Storage metadata is all or nothing: a row never points at an object it cannot describe.
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from topics.errors import InvalidContentData
+from topics.objects import CAPTIONS_FIELDS, CAPTIONS_REQUIRED, POSTER_FIELDS, POSTER_REQUIRED
 from videostore.errors import InvalidStoragePath
 from videostore.storage import STORAGE_METADATA_FIELDS, validate_storage_path
 
@@ -36,6 +38,8 @@ AVATAR_VIDEO_FIELDS: dict[str, tuple[type, ...]] = {
     "checksum": (str,),
     "width": (int,),
     "height": (int,),
+    **POSTER_FIELDS,
+    **CAPTIONS_FIELDS,
 }
 AVATAR_VIDEO_METADATA_FIELDS: dict[str, tuple[type, ...]] = {
     "heygen_video_url": (str,),
@@ -93,6 +97,27 @@ def _check_storage_metadata(cleaned: dict) -> None:
         raise InvalidContentData("content_data.uploadedAt must be an ISO 8601 time.") from error
 
 
+def _check_companion(cleaned: dict, fields: dict, required: tuple[str, ...], what: str) -> None:
+    """A poster or captions entry is complete, under the video prefix, and beside a video."""
+    present = [name for name in fields if name in cleaned]
+    if not present:
+        return
+    missing = [name for name in required if name not in cleaned]
+    if missing:
+        raise InvalidContentData(f"content_data has an incomplete {what}: missing "
+                                 + ", ".join(missing) + ".")  # fmt: skip
+    if "storagePath" not in cleaned:
+        raise InvalidContentData(f"content_data has a {what} but no stored video.")
+    try:
+        validate_storage_path(cleaned[required[0]])
+    except InvalidStoragePath as error:
+        raise InvalidContentData(
+            f"content_data.{required[0]} must be a path under the video prefix: {error}"
+        ) from error
+    if cleaned[required[2]] < 0:
+        raise InvalidContentData(f"content_data.{required[2]} must not be negative.")
+
+
 def clean_avatar_video_data(data: Any, *, require_video: bool = True) -> dict:
     """Keep exactly the documented avatar video fields; raise InvalidContentData otherwise."""
     if not isinstance(data, dict):
@@ -106,6 +131,8 @@ def clean_avatar_video_data(data: Any, *, require_video: bool = True) -> dict:
     if isinstance(storage_metadata, dict) and "storagePath" not in cleaned:
         cleaned.update(_pick(storage_metadata, AVATAR_VIDEO_FIELDS, "metadata.storage_metadata."))
     _check_storage_metadata(cleaned)
+    _check_companion(cleaned, POSTER_FIELDS, POSTER_REQUIRED, "poster")
+    _check_companion(cleaned, CAPTIONS_FIELDS, CAPTIONS_REQUIRED, "captions")
     if "storagePath" not in cleaned:
         cleaned.pop("storageBucket", None)  # the bucket of no stored object
     if require_video and not cleaned.get("videoUrl") and not cleaned.get("fileUrl"):

@@ -78,6 +78,10 @@ class ContentItem(models.Model):
     # Mirrors content_data["storageBucket"]: the bucket the video is in ("" = the configured
     # one, for rows stored before buckets were recorded, and for local files).
     storage_bucket = models.CharField(max_length=63, blank=True, default="")
+    # Mirror content_data["posterPath"] / ["captionsPath"]: the video's poster (JPEG) and
+    # captions (WebVTT), in the video's bucket (topics/objects.py lists all three).
+    poster_path = models.CharField(max_length=512, blank=True, default="", db_index=True)
+    captions_path = models.CharField(max_length=512, blank=True, default="", db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -89,7 +93,17 @@ class ContentItem(models.Model):
                 fields=["storage_path"],
                 condition=~Q(storage_path=""),
                 name="contentitem_unique_storage_path",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["poster_path"],
+                condition=~Q(poster_path=""),
+                name="contentitem_unique_poster_path",
+            ),
+            models.UniqueConstraint(
+                fields=["captions_path"],
+                condition=~Q(captions_path=""),
+                name="contentitem_unique_captions_path",
+            ),
         ]
         indexes = [
             models.Index(fields=["topic", "content_type"]),

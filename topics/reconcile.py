@@ -7,6 +7,7 @@ binary order), the rows come from the database ordered by a binary collation. Ev
 recorded (videostore.runs) for the admin's storage health page.
 """
 
+import heapq
 import logging
 from collections import Counter
 from collections.abc import Iterator
@@ -20,7 +21,12 @@ from django.db.models.functions import Collate
 from django.utils import timezone
 
 from topics.models import ContentItem
-from topics.services import content_item_mark_needs_regeneration
+from topics.objects import CAPTIONS, PATH_COLUMNS, POSTER, VIDEO
+from topics.services import (
+    content_item_forget_missing_object,
+    content_item_mark_needs_regeneration,
+    referenced_paths,
+)
 from videostore import ledger
 from videostore.errors import StorageUnavailable
 from videostore.models import UploadLedgerEntry
@@ -52,6 +58,10 @@ class ReconcileReport:
     pending_deletes: int = 0
     deleted_orphans: int = 0
     marked_for_regeneration: int = 0
+    #: Rows whose missing poster or captions were forgotten (the backfill makes new ones).
+    marked_for_backfill: int = 0
+    #: Stored videos without a poster or captions yet (not a problem: the backfill's work).
+    without_poster_or_captions: int = 0
     failed_deletes: int = 0
     stale_multipart_uploads: int = 0
     multipart_uploads_in_flight: int = 0
@@ -72,6 +82,7 @@ class ReconcileReport:
             + self.dangling_missing
             + self.dangling_size
             - self.marked_for_regeneration
+            - self.marked_for_backfill
             + self.failed_deletes
             + self.stale_multipart_uploads
             - self.aborted_multipart_uploads
@@ -98,18 +109,31 @@ def _in_bucket(bucket: str) -> Q:
     return Q(storage_bucket="") | Q(storage_bucket=bucket)
 
 
-def _rows(prefix: str, bucket: str) -> Iterator[tuple[int, str, int | None]]:
+#: The content_data key of each kind's expected size.
+_SIZE_KEYS = {VIDEO: "fileSize", POSTER: "posterSize", CAPTIONS: "captionsSize"}
+
+
+def _rows_of(kind: str, prefix: str, bucket: str) -> Iterator[tuple[str, int, int | None, str]]:
+    column = PATH_COLUMNS[kind]
     rows = (
-        ContentItem.objects.filter(_in_bucket(bucket), storage_path__startswith=prefix)
-        .annotate(path_binary=_binary_order("storage_path"))
+        ContentItem.objects.filter(_in_bucket(bucket), **{f"{column}__startswith": prefix})
+        .annotate(path_binary=_binary_order(column))
         .order_by("path_binary")
-        .values_list("id", "storage_path", "content_data__fileSize")
+        .values_list(column, "id", f"content_data__{_SIZE_KEYS[kind]}")
     )
-    return rows.iterator(chunk_size=2000)
+    return ((path, item_id, size, kind) for path, item_id, size in rows.iterator(chunk_size=2000))
+
+
+def _rows(prefix: str, bucket: str) -> Iterator[tuple[int, str, int | None, str]]:
+    """Every stored object the rows point at (videos, posters, captions: topics/objects.py)
+    as (item id, path, expected size, kind), in binary key order: three ordered streams
+    merged, memory bounded."""
+    merged = heapq.merge(*(_rows_of(kind, prefix, bucket) for kind in PATH_COLUMNS))
+    return ((item_id, path, size, kind) for path, item_id, size, kind in merged)
 
 
 def _is_referenced(storage_path: str) -> bool:
-    return ContentItem.objects.filter(storage_path=storage_path).exists()
+    return bool(referenced_paths([storage_path]))
 
 
 def _sample(report: ReconcileReport, kind: str, entry: dict) -> None:
@@ -144,11 +168,16 @@ def _handle_orphan(
         report.deleted_orphans += 1
 
 
-def _still_dangling(item_id: int, path: str, reason: str, expected_size, video_storage) -> bool:
+def _points_at(item_id: int, path: str, kind: str) -> bool:
+    return ContentItem.objects.filter(pk=item_id, **{PATH_COLUMNS[kind]: path}).exists()
+
+
+def _still_dangling(item_id: int, path: str, reason: str, expected_size, video_storage,
+                    kind: str = VIDEO) -> bool:  # fmt: skip
     """The listing and the rows are two moments: before calling a row dangling, ask again.
     The row must still point at the object, and the object must still be missing (keys are
     never reused, so a missing object never comes back) or still of the wrong size."""
-    if not ContentItem.objects.filter(pk=item_id, storage_path=path).exists():
+    if not _points_at(item_id, path, kind):
         return False  # deleted, regenerated or replaced since the rows were read
     size = video_storage.size(path)
     if reason == "missing":
@@ -158,16 +187,25 @@ def _still_dangling(item_id: int, path: str, reason: str, expected_size, video_s
 
 def _handle_dangling(
     report: ReconcileReport, item_id: int, path: str, reason: str, fix: bool, *,
-    expected_size=None, video_storage: VideoStorage,
+    expected_size=None, video_storage: VideoStorage, kind: str = VIDEO,
 ) -> None:  # fmt: skip
-    if not _still_dangling(item_id, path, reason, expected_size, video_storage):
+    if not _still_dangling(item_id, path, reason, expected_size, video_storage, kind):
         return
     if reason == "missing":
         report.dangling_missing += 1
     else:
         report.dangling_size += 1
-    _sample(report, "dangling", {"item_id": item_id, "storage_path": path, "reason": reason})
-    if fix and content_item_mark_needs_regeneration(
+    _sample(report, "dangling", {"item_id": item_id, "storage_path": path, "reason": reason,
+                                 "kind": kind})  # fmt: skip
+    if not fix:
+        return
+    if kind != VIDEO:
+        # The video still plays: the row forgets the broken poster or captions, the
+        # backfill makes new ones (the wrong-sized object becomes an orphan, deleted later).
+        if content_item_forget_missing_object(content_item_id=item_id, storage_path=path):
+            report.marked_for_backfill += 1
+        return
+    if content_item_mark_needs_regeneration(
         content_item_id=item_id, reason=reason, expected_storage_path=path
     ):
         report.marked_for_regeneration += 1
@@ -252,7 +290,8 @@ def _reconcile(
             obj = next(objects, None)
         elif obj is None or row[1] < obj.storage_path:
             report.rows_checked += 1
-            _handle_dangling(report, row[0], row[1], "missing", fix, video_storage=video_storage)
+            _handle_dangling(report, row[0], row[1], "missing", fix, video_storage=video_storage,
+                             kind=row[3])  # fmt: skip
             row = next(rows, None)
         else:
             report.objects_listed += 1
@@ -261,11 +300,17 @@ def _reconcile(
             if expected_size is not None and int(expected_size) != obj.size:
                 _handle_dangling(
                     report, row[0], row[1], "size differs", fix,
-                    expected_size=expected_size, video_storage=video_storage,
+                    expected_size=expected_size, video_storage=video_storage, kind=row[3],
                 )  # fmt: skip
             obj = next(objects, None)
             row = next(rows, None)
 
+    report.without_poster_or_captions = (
+        ContentItem.objects.filter(_in_bucket(video_storage.bucket))
+        .filter(storage_path__startswith=prefix)
+        .filter(Q(poster_path="") | Q(captions_path=""))
+        .count()
+    )
     for upload in iter_multipart_uploads(prefix=prefix, video_storage=video_storage):
         _handle_multipart(report, upload, cutoff=cutoff, fix=fix, video_storage=video_storage)
 
@@ -277,13 +322,16 @@ def _reconcile(
     logger.info(
         "storage reconciled: %d problem(s) in %d object(s) and %d row(s); orphans %d (%d in "
         "grace, %d deleted) e.g. %s; dangling %d missing, %d wrong size (%d marked for "
-        "regeneration) e.g. %s; ledger %d upload(s), %d delete(s) pending, %d failed; stale "
+        "regeneration, %d for backfill) e.g. %s; %d video(s) without poster or captions; "
+        "ledger %d upload(s), %d delete(s) pending, %d failed; stale "
         "multipart uploads %d (%d aborted)",
         report.problems, report.objects_listed, report.rows_checked, report.orphans,
         report.orphans_in_grace, report.deleted_orphans,
         [sample["storage_path"] for sample in report.samples["orphans"][:3]],
         report.dangling_missing, report.dangling_size, report.marked_for_regeneration,
+        report.marked_for_backfill,
         [sample["storage_path"] for sample in report.samples["dangling"][:3]],
+        report.without_poster_or_captions,
         report.pending_uploads, report.pending_deletes, report.failed_deletes,
         report.stale_multipart_uploads, report.aborted_multipart_uploads,
         extra=report.as_dict(),

@@ -11,6 +11,15 @@ from django.db.models import Max, Q
 from topics.cleaners import clean_content_data
 from topics.errors import StaleItem
 from topics.models import ContentItem, GenerationRequest, Topic
+from topics.objects import (
+    CAPTIONS,
+    PATH_COLUMNS,
+    POSTER,
+    VIDEO,
+    stored_objects,
+    stored_objects_in,
+    without_poster_and_captions,
+)
 from topics.validators import default_title, validate_title
 from videostore import ledger
 from videostore.storage import MEASURED_FIELDS, STORAGE_METADATA_FIELDS
@@ -56,8 +65,13 @@ class GeneratedContent:
     expected_video_id: str | None = None
 
 
-def _storage_path(content_data: dict) -> str:
-    return content_data.get("storagePath", "") if isinstance(content_data, dict) else ""
+def referenced_paths(paths: Sequence[str]) -> set[str]:
+    """The paths among `paths` that a row points at (as its video, poster or captions)."""
+    found: set[str] = set()
+    for column in PATH_COLUMNS.values():
+        found.update(ContentItem.objects.filter(**{f"{column}__in": paths})
+                     .values_list(column, flat=True))  # fmt: skip
+    return found
 
 
 def _lock_topic_lessons(topic_id: int) -> int:
@@ -69,8 +83,22 @@ def _lock_topic_lessons(topic_id: int) -> int:
     return (last or 0) + 1
 
 
+def _object_columns(cleaned: dict) -> dict[str, str]:
+    """The path columns of a row holding `cleaned` (each mirrors its content_data key)."""
+    paths = {stored.kind: stored.storage_path for stored in stored_objects_in(cleaned)}
+    return {column: paths.get(kind, "") for kind, column in PATH_COLUMNS.items()}
+
+
+def _schedule_deletes(item: ContentItem, *, keep: set[str] = frozenset(), reason: str) -> list:
+    """Inside the transaction: the item's stored objects (but `keep`) go once it commits."""
+    gone = [stored for stored in stored_objects(item) if stored.storage_path not in keep]
+    for stored in gone:
+        ledger.schedule_delete(stored.storage_path, reason=reason, bucket=item.storage_bucket)
+    return gone
+
+
 def _save_item(topic: Topic, generated: GeneratedContent, cleaned: dict) -> ContentItem:
-    new_path = cleaned.get("storagePath", "")
+    columns = _object_columns(cleaned)
     new_bucket = cleaned.get("storageBucket", "")
     if generated.content_item_id is None:
         return ContentItem.objects.create(
@@ -78,27 +106,25 @@ def _save_item(topic: Topic, generated: GeneratedContent, cleaned: dict) -> Cont
             content_type=generated.content_type,
             content_data=cleaned,
             status=generated.status,
-            storage_path=new_path,
             position=_lock_topic_lessons(topic.pk),
             storage_bucket=new_bucket,
+            **columns,
         )
     item = ContentItem.objects.select_for_update().get(pk=generated.content_item_id, topic=topic)
     expected = generated.expected_video_id
     if expected is not None and content_item_waiting_render(item) != expected:
         raise StaleItem(f"content item {item.pk} no longer waits for render "
                         f"{generated.expected_video_id}")  # fmt: skip
-    old_path, old_bucket = item.storage_path, item.storage_bucket
+    # The old objects (video, poster, captions) go only once the new row has committed.
+    keep = set(columns.values()) if item.storage_bucket == new_bucket else set()
+    _schedule_deletes(item, keep=keep, reason=f"replaced on content item {item.pk}")
     item.content_type = generated.content_type
     item.content_data = cleaned
     item.status = generated.status
-    item.storage_path = new_path
     item.storage_bucket = new_bucket
+    for column, path in columns.items():
+        setattr(item, column, path)
     item.save()
-    if old_path and (old_path, old_bucket) != (new_path, new_bucket):
-        # The old object goes only once the new row has committed.
-        ledger.schedule_delete(
-            old_path, reason=f"replaced on content item {item.pk}", bucket=old_bucket
-        )
     return item
 
 
@@ -120,11 +146,9 @@ def topic_save_generated(
     transaction (e.g. closing the job that produced the items). Must not run inside an outer
     transaction (`durable=True`): an outer rollback after our "commit" would orphan objects.
     """
-    paths = [path for path in (_storage_path(g.content_data) for g in items) if path]
+    paths = [stored.storage_path for g in items for stored in stored_objects_in(g.content_data)]
     # Objects a committed row already references are not new uploads: never discarded here.
-    referenced = set(
-        ContentItem.objects.filter(storage_path__in=paths).values_list("storage_path", flat=True)
-    )
+    referenced = referenced_paths(paths)
     uploaded = [path for path in paths if path not in referenced]
     try:
         with transaction.atomic(durable=True):
@@ -400,35 +424,37 @@ def content_item_mark_needs_regeneration(
             return False  # regenerated or replaced since it was found: not ours to touch
         data = {
             key: value
-            for key, value in item.content_data.items()
+            for key, value in without_poster_and_captions(item.content_data).items()
             if key not in STORAGE_METADATA_FIELDS and key not in MEASURED_FIELDS
         }
+        # The missing video's poster and captions go with it (after commit); the video's
+        # own key is left to reconcile (it is missing, or of the wrong size: an orphan).
+        _schedule_deletes(item, keep={item.storage_path}, reason=f"video {reason}")
         if data.get("videoUrl") and data.get("videoUrl") == item.content_data.get("fileUrl"):
             data.pop("videoUrl")
         data["duration_seconds"] = item.content_data.get("duration_seconds")
         data["metadata"] = {**(data.get("metadata") or {}), "storage_problem": reason}
         item.content_data = clean_content_data(item.content_type, data, require_video=False)
-        item.storage_path = item.storage_bucket = ""
+        item.storage_path = item.storage_bucket = item.poster_path = item.captions_path = ""
         item.status = ContentItem.Status.NEEDS_REGENERATION
         item.save(update_fields=["content_data", "storage_path", "storage_bucket", "status",
-                                 "updated_at"])  # fmt: skip
+                                 "poster_path", "captions_path", "updated_at"])  # fmt: skip
     return True
 
 
 def content_item_delete(*, content_item: ContentItem) -> bool:
-    """Delete an item; its stored object is deleted after the row's deletion commits. The
-    path is read under the row lock (its jobs' rows first, in the order every save takes
-    them): a copy that committed a moment ago has its object deleted too, and a copy still
-    running finds no row to save into and discards its own upload. False: already gone."""
+    """Delete an item; its stored objects (video, poster, captions: `stored_objects`) are
+    deleted after the row's deletion commits. They are read under the row lock (its jobs'
+    rows first, in the order every save takes them): a copy that committed a moment ago has
+    its objects deleted too, and a copy still running finds no row to save into and discards
+    its own uploads. False: already gone."""
     with transaction.atomic():
         list(content_item.video_jobs.select_for_update().values_list("pk", flat=True))
         item = ContentItem.objects.select_for_update().filter(pk=content_item.pk).first()
         if item is None:
             return False
-        storage_path, bucket = item.storage_path, item.storage_bucket
+        _schedule_deletes(item, reason="content item deleted")
         item.delete()
-        if storage_path:
-            ledger.schedule_delete(storage_path, reason="content item deleted", bucket=bucket)
     return True
 
 
@@ -447,3 +473,64 @@ def topic_delete(*, topic: Topic) -> int:
             content_item_delete(content_item=item)
         topic.delete()
     return len(items)
+
+
+def content_item_add_poster_and_captions(
+    *,
+    content_item_id: int,
+    expected_storage_path: str,
+    companion_data: dict,
+    upload_owner: str,
+) -> ContentItem:
+    """Give a stored video the poster and/or captions just uploaded (pending in the ledger
+    for `upload_owner`): under the row lock, only if the row still points at
+    `expected_storage_path` (StaleItem otherwise); a poster or captions it had are replaced
+    and go after commit. On any failure the new uploads are discarded."""
+    new = stored_objects_in({"storagePath": expected_storage_path, **companion_data})
+    uploaded = [stored.storage_path for stored in new if stored.kind != VIDEO]
+    try:
+        with transaction.atomic(durable=True):
+            ledger.mark_referenced(uploaded, owner=upload_owner)
+            item = ContentItem.objects.select_for_update().filter(pk=content_item_id).first()
+            if item is None or item.storage_path != expected_storage_path:
+                raise StaleItem(f"content item {content_item_id} no longer holds "
+                                f"{expected_storage_path}")  # fmt: skip
+            data = {**item.content_data, **companion_data}
+            item.content_data = clean_content_data(item.content_type, data)
+            columns = _object_columns(item.content_data)
+            _schedule_deletes(item, keep=set(columns.values()),
+                              reason=f"replaced on content item {item.pk}")  # fmt: skip
+            item.poster_path = columns["poster_path"]
+            item.captions_path = columns["captions_path"]
+            item.save(update_fields=["content_data", "poster_path", "captions_path",
+                                     "updated_at"])  # fmt: skip
+    except BaseException as error:
+        for storage_path in uploaded:
+            ledger.discard_upload(storage_path, reason="save rolled back")
+        logger.warning("poster and captions of item %s not saved (%s: %s); uploads discarded: "
+                       "%s", content_item_id, error.__class__.__name__, error,
+                       uploaded)  # fmt: skip
+        raise
+    return item
+
+
+def content_item_forget_missing_object(*, content_item_id: int, storage_path: str) -> bool:
+    """A poster or captions object is missing from storage: the row stops pointing at it (the
+    video plays without it until the backfill makes a new one). Under the row lock; False
+    when the row no longer points at it."""
+    with transaction.atomic():
+        item = ContentItem.objects.select_for_update().filter(pk=content_item_id).first()
+        if item is None:
+            return False
+        kinds = {stored.kind for stored in stored_objects(item)
+                 if stored.storage_path == storage_path}  # fmt: skip
+        if not kinds & {POSTER, CAPTIONS}:
+            return False
+        data = dict(item.content_data)
+        prefix = "poster" if POSTER in kinds else "captions"
+        data = {key: value for key, value in data.items() if not key.startswith(prefix)}
+        item.content_data = clean_content_data(item.content_type, data)
+        setattr(item, PATH_COLUMNS[POSTER if POSTER in kinds else CAPTIONS], "")
+        item.save(update_fields=["content_data", "poster_path", "captions_path", "updated_at"])
+    logger.warning("item %s forgot its missing %s %s", content_item_id, prefix, storage_path)
+    return True

@@ -61,11 +61,15 @@ def register_pending_upload(
 
 def renew_upload_lease(storage_path: str, *, owner: str, lease_seconds: float) -> bool:
     """Extend the owner's lease on its pending upload; False when it is no longer its own."""
-    return bool(
-        UploadLedgerEntry.objects.filter(
-            storage_path=storage_path, intent=Intent.UPLOAD, owner=owner
-        ).update(lease_expires_at=db_now() + timedelta(seconds=lease_seconds))
-    )
+    return renew_upload_leases([storage_path], owner=owner, lease_seconds=lease_seconds) == 1
+
+
+def renew_upload_leases(storage_paths: list[str], *, owner: str, lease_seconds: float) -> int:
+    """Extend the owner's leases on its pending uploads (a video and its poster and captions)
+    in one statement; returns how many are still its own."""
+    return UploadLedgerEntry.objects.filter(
+        storage_path__in=storage_paths, intent=Intent.UPLOAD, owner=owner
+    ).update(lease_expires_at=db_now() + timedelta(seconds=lease_seconds))
 
 
 def mark_referenced(storage_paths: list[str], *, owner: str | None = None) -> None:

@@ -6,6 +6,7 @@ cap, exactly as long as announced. A failed check raises inside the backend's re
 the upload completes, so nothing is stored; memory stays bounded whatever the file size.
 """
 
+import hashlib
 import logging
 import os
 import re
@@ -19,6 +20,7 @@ from typing import BinaryIO
 from urllib.parse import quote
 
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, default_storage, storages
 from django.utils import timezone
 
@@ -38,6 +40,8 @@ STORAGE_METADATA_FIELDS = ("fileUrl", "fileName", "fileSize", "fileType", "stora
                            "uploadedAt")  # fmt: skip
 #: What the bytes themselves told us while they streamed in.
 MEASURED_FIELDS = ("checksum", "duration_seconds", "width", "height")
+#: How long the signed URL ffmpeg reads a stored video from (for its poster) stays valid.
+FRAME_SOURCE_SECONDS = 600
 MAX_ID_CHARS = 64
 MAX_FILE_NAME_CHARS = 128
 MAX_KEY_BYTES = 1024  # S3's limit on key length
@@ -78,6 +82,18 @@ class StoredVideo:
             "width": self.width,
             "height": self.height,
         }
+
+
+@dataclass(frozen=True)
+class StoredCompanion:
+    """A small file stored beside a video (its poster, its captions), read back and checked."""
+
+    storage_path: str
+    file_url: str
+    size: int
+    sha256: str
+    content_type: str
+    storage_bucket: str = ""  # "" for local files
 
 
 @dataclass(frozen=True)
@@ -204,6 +220,68 @@ class VideoStorage:
         """A fresh key, `avatar_videos/avatar_<safe id>_<8 hex>.mp4`; keys are never reused."""
         name = f"avatar_{safe_video_id(video_id)}_{secrets.token_hex(4)}.mp4"
         return validate_storage_path(f"{settings.AVATAR_VIDEO_PREFIX}{name}")
+
+    def new_companion_path(self, video_path: str, extension: str) -> str:
+        """A fresh key beside the video's: `<video key's stem>_<8 hex>.<extension>` (never
+        reused, like every key)."""
+        stem = validate_storage_path(video_path).rpartition(".")[0]
+        return validate_storage_path(f"{stem}_{secrets.token_hex(4)}.{extension}")
+
+    def upload_bytes(self, data: bytes, *, storage_path: str, content_type: str) -> StoredCompanion:
+        """Store a small file (a poster, captions) at a fresh key and check what storage holds.
+        Raises StorageUnavailable; nothing is left stored, as far as storage allows."""
+        validate_storage_path(storage_path)
+        if self.exists(storage_path):
+            raise InvalidStoragePath(f"{storage_path!r} is taken; storage keys are never reused.")
+        content = ContentFile(data, name=storage_path.rsplit("/", 1)[-1])
+        content.content_type = content_type
+        try:
+            stored_name = self.storage.save(storage_path, content)
+            stored_size = self.storage.size(storage_path)
+        except STORAGE_ERRORS as error:
+            reason = _describe(error)
+            logger.warning("upload of %s failed: %s", storage_path, reason,
+                           extra={"storage_path": storage_path, "error": reason})  # fmt: skip
+            self._discard(storage_path)
+            raise _unavailable(error) from error
+        if stored_name != storage_path or stored_size != len(data):
+            self._discard(stored_name)
+            raise StorageUnavailable(
+                f"Storage holds {stored_size} bytes at {stored_name} but {len(data)} were sent "
+                f"to {storage_path}; the copy was removed."
+            )
+        logger.info("%s stored at %s (%d bytes)", content_type, storage_path, len(data),
+                    extra={"storage_path": storage_path, "size": len(data)})  # fmt: skip
+        return StoredCompanion(
+            storage_path=storage_path,
+            file_url=self.public_or_signed_url(storage_path),
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            content_type=content_type,
+            storage_bucket=self.bucket,
+        )
+
+    def read_bytes(self, storage_path: str, *, max_bytes: int) -> bytes:
+        """A small stored object's bytes (captions); more than `max_bytes` is refused."""
+        validate_storage_path(storage_path)
+        try:
+            with self.storage.open(storage_path, "rb") as handle:
+                data = handle.read(max_bytes + 1)
+        except FileNotFoundError:
+            raise
+        except STORAGE_ERRORS as error:
+            raise _unavailable(error) from error
+        if len(data) > max_bytes:
+            raise InvalidVideo(f"{storage_path} is larger than {max_bytes} bytes.")
+        return data
+
+    def frame_source(self, storage_path: str) -> str:
+        """Where ffmpeg reads the stored video: the local file, or a short-lived signed URL
+        (never logged: it carries its signature)."""
+        validate_storage_path(storage_path)
+        if not hasattr(self.storage, "bucket_name"):
+            return self.storage.path(storage_path)
+        return self.signed_url(storage_path, FRAME_SOURCE_SECONDS)
 
     def upload_video(
         self,

@@ -34,6 +34,9 @@ class RenderStatus:
     error_code: str | None = None
     url_expires_at: datetime | None = None
     callback_id: str | None = None
+    #: The provider's still of the video and its captions file (HeyGen: signed, 7 days).
+    thumbnail_url: str | None = None
+    caption_url: str | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -279,7 +279,9 @@ class HeyGenClient:
             "dimension": {"width": request.width, "height": request.height},
             "title": (request.title or request.script[:60])[:200],
             "callback_id": request.callback_id,
-            "caption": False,
+            # Captions are made only when asked for (voice type text); the file comes back
+            # as `caption_url` in the status.
+            "caption": True,
             "test": False,
         }
         status, body, headers = self._request("POST", "/v2/video/generate", json=payload)
@@ -320,6 +322,8 @@ class HeyGenClient:
             error_code=str(error.get("code")) if isinstance(error, dict) and error else None,
             url_expires_at=_url_expiry(video_url),
             callback_id=data.get("callback_id"),
+            thumbnail_url=data.get("thumbnail_url") or None,
+            caption_url=data.get("caption_url") or None,
         )
 
     def find_render(self, *, title: str, since: datetime) -> str | None:

@@ -17,16 +17,17 @@ from avatars.models import VideoJob
 from studio.cards import legacy_link_blocked, video_statuses
 from studio.permissions import CHANGE_VIDEO, DELETE_VIDEO, REGENERATE
 from topics.models import ContentItem, Topic
-from topics.selectors import video_view
+from topics.objects import CAPTIONS_FIELDS, POSTER_FIELDS, stored_objects
+from topics.selectors import poster_url, video_view
 from topics.services import content_item_delete, content_item_rename, topic_delete
-from videostore.storage import MEASURED_FIELDS, STORAGE_METADATA_FIELDS
+from videostore.storage import MEASURED_FIELDS, STORAGE_METADATA_FIELDS, VideoStorage
 
 admin.site.site_header = "Content Studio admin"
 admin.site.site_title = "Content Studio admin"
 admin.site.index_title = "Topics, videos and jobs"
 
 #: The storage metadata of a stored video, then what its bytes told us (one list each).
-METADATA_FIELDS = (*STORAGE_METADATA_FIELDS, *MEASURED_FIELDS)
+METADATA_FIELDS = (*STORAGE_METADATA_FIELDS, *MEASURED_FIELDS, *POSTER_FIELDS, *CAPTIONS_FIELDS)
 CONFIRM_TEMPLATE = "admin/topics/contentitem/confirm_action.html"
 
 
@@ -116,6 +117,17 @@ class FallbackFilter(YesNoFilter):
     condition = Q(status=ContentItem.Status.NEEDS_STORAGE)
 
 
+def with_poster_urls(queryset) -> list[ContentItem]:
+    """The items, each with `poster_url` (its thumbnail on a confirmation page) and `files`
+    (how many stored objects go with it)."""
+    storage = VideoStorage()
+    items = list(queryset)
+    for item in items:
+        item.poster_url = poster_url(item, storage)
+        item.files = len(stored_objects(item))
+    return items
+
+
 def confirm_page(model_admin, request, queryset, *, action: str, title: str, question: str,
                  confirm_label: str, show_files: bool = False) -> TemplateResponse:  # fmt: skip
     """An intermediate page: the selected items, the question, a button that posts again."""
@@ -124,7 +136,7 @@ def confirm_page(model_admin, request, queryset, *, action: str, title: str, que
         "title": title,
         "question": question,
         "confirm_label": confirm_label,
-        "queryset": queryset,
+        "queryset": with_poster_urls(queryset) if show_files else queryset,
         "action": action,
         "show_files": show_files,
         "opts": model_admin.model._meta,
@@ -206,13 +218,17 @@ class ContentItemAdmin(admin.ModelAdmin):
     def has_delete_with_file_permission(self, request):
         return request.user.has_perm(DELETE_VIDEO)
 
-    @admin.display(description="file", ordering="storage_path")
+    @admin.display(description="poster", ordering="storage_path")
     def file_name(self, item):
+        """The video's thumbnail (its poster), not its storage path; the path on hover."""
         if not item.storage_path:
             return "—"
-        name = item.storage_path.rsplit("/", 1)[-1]
-        short = name if len(name) <= 28 else f"{name[:12]}…{name[-12:]}"
-        return format_html('<span title="{}">{}</span>', item.storage_path, short)
+        url = poster_url(item)
+        if not url:
+            return format_html('<span title="{}">no poster yet</span>', item.storage_path)
+        return format_html('<img src="{}" alt="" title="{}" loading="lazy" width="96" '
+                           'height="54" style="object-fit:cover;border-radius:4px" '
+                           'class="thumbnail">', url, item.storage_path)  # fmt: skip
 
     @admin.display(description="video")
     def video_preview(self, item):
@@ -221,10 +237,16 @@ class ContentItemAdmin(admin.ModelAdmin):
             return "—"
         if legacy_link_blocked(item):
             return "Not stored yet (legacy link on a host outside AVATAR_DOWNLOAD_ALLOWED_HOSTS)"
+        track = format_html(
+            '<track kind="captions" src="{}" srclang="{}" label="Captions ({})" default>',
+            reverse("studio:video-captions", args=[item.topic_id, item.pk]),
+            video.captions_language, video.captions_language,
+        ) if video.captions_language else ""  # fmt: skip
         return format_html(
-            '<video controls preload="metadata" src="{}" style="max-width:480px"></video>',
-            video.play_url,
-        )
+            '<video controls preload="none" src="{}" poster="{}" style="max-width:480px">{}'
+            "</video>",
+            video.play_url, video.poster_url, track,
+        )  # fmt: skip
 
     @admin.display(description="storage metadata")
     def storage_metadata(self, item):

@@ -72,10 +72,20 @@
     });
     const video = document.createElement("video");
     video.controls = true;
-    video.preload = "metadata";
+    video.preload = "none";
     video.autoplay = true;
+    if (link.dataset.posterUrl) video.poster = link.dataset.posterUrl;
     video.src = link.dataset.playUrl;
     video.dataset.stored = link.dataset.stored;
+    if (link.dataset.captionsUrl) {  // served from this origin: no CORS needed
+      const track = document.createElement("track");
+      track.kind = "captions";
+      track.src = link.dataset.captionsUrl;
+      track.srclang = link.dataset.captionsLanguage;
+      track.label = "Captions (" + link.dataset.captionsLanguage + ")";
+      track.default = true;
+      video.appendChild(track);
+    }
     link.hidden = true;
     link.parentElement.insertBefore(video, link);
     card.classList.add("playing");
