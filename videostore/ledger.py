@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
@@ -66,6 +66,55 @@ def renew_upload_lease(storage_path: str, *, owner: str, lease_seconds: float) -
             storage_path=storage_path, intent=Intent.UPLOAD, owner=owner
         ).update(lease_expires_at=db_now() + timedelta(seconds=lease_seconds))
     )
+
+
+def register_pending_copy(
+    storage_path: str, *, bucket: str, owner: str, lease_seconds: float, reason: str
+) -> bool:
+    """`register_pending_upload` for a copy of an existing object into another location,
+    under the same key. An entry already on the key is finished first when nobody lives
+    behind it (a delete still to do, an upload whose owner's lease ended); False when a live
+    owner (or an unleased upload) holds it."""
+    for _attempt in range(3):
+        entry = UploadLedgerEntry.objects.filter(storage_path=storage_path).first()
+        if entry is None:
+            try:
+                register_pending_upload(storage_path, reason=reason, owner=owner,
+                                        lease_seconds=lease_seconds, bucket=bucket)  # fmt: skip
+                return True
+            except IntegrityError:
+                continue  # registered by someone else meanwhile: look again
+        if entry.intent == Intent.UPLOAD:
+            dead = Q(storage_path=storage_path, lease_expires_at__lt=db_now())
+            if not _give_up(dead, "copy never committed (its process died)"):
+                return False
+        elif not delete_now(storage_path):
+            return False
+    return False
+
+
+def renew_upload_leases(storage_paths: list[str], *, owner: str, lease_seconds: float) -> None:
+    """Extend the owner's leases on its pending uploads; UploadLost when one is no longer its
+    own (a sweeper gave it up): the caller stops writing."""
+    for storage_path in storage_paths:
+        if not renew_upload_lease(storage_path, owner=owner, lease_seconds=lease_seconds):
+            raise UploadLost(f"The upload of {storage_path} was given up; stopping.")
+
+
+def discard_copy(storage_path: str, *, bucket: str, reason: str) -> bool:
+    """A copy in `bucket` that no row will reference must go, now or by a later retry. Another
+    location's delete still recorded on the key is finished first (one entry per key); when
+    it cannot be, the copy is left to reconcile and False is returned."""
+    entry = UploadLedgerEntry.objects.filter(storage_path=storage_path).first()
+    if entry is not None and entry.intent == Intent.DELETE and entry.bucket != bucket:
+        if not delete_now(storage_path):
+            return False
+    UploadLedgerEntry.objects.update_or_create(
+        storage_path=storage_path,
+        defaults={"intent": Intent.DELETE, "reason": reason[:255], "lease_expires_at": None,
+                  "bucket": bucket},
+    )  # fmt: skip
+    return delete_now(storage_path)
 
 
 def mark_referenced(storage_paths: list[str], *, owner: str | None = None) -> None:
