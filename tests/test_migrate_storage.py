@@ -3,6 +3,11 @@ bucket to another, public to private; a row changed mid-move, --delete-source, -
 and a kill -9 in the middle with a rerun, against the real S3 server."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from io import StringIO
 
 import pytest
@@ -11,6 +16,7 @@ import requests
 from tests.builders import make_topic, run_command
 from tests.conftest import BUCKET
 from tests.test_multipart import abort_all
+from tests.workers import ROOT, worker_env
 from topics import migration, services
 from topics.models import ContentItem
 from topics.objects import stored_objects
@@ -77,7 +83,7 @@ def reconcile(location: str) -> tuple[int, dict]:
     return code, json.loads(out.getvalue())
 
 
-def served(item_id: int) -> bool:
+def served(item_id: int, video_storage: VideoStorage | None = None) -> bool:
     """The row points at a complete object where it says it is (read, check, read again: a
     switch between the reads is looked at once more)."""
     row = ContentItem.objects.values_list(
@@ -86,7 +92,7 @@ def served(item_id: int) -> bool:
     for _attempt in range(5):
         before = row.get(pk=item_id)
         path, location, size = before
-        found = VideoStorage().in_bucket(location).size(path)
+        found = (video_storage or VideoStorage()).in_bucket(location).size(path)
         if row.get(pk=item_id) == before:
             return found == size
     return False
@@ -320,3 +326,117 @@ def test_an_unknown_target_bucket_is_refused(s3_server, sample_mp4):
     code, _ = migrate("--to", "no-such-bucket")
     assert code == 2
     assert ContentItem.objects.get().storage_bucket == BUCKET
+
+
+#: `migrate_storage` with a pause between each verified copy and its switch, so the kill can
+#: land in the window where a copy is written but no row points at it yet.
+_SLOW_SWITCH = """
+import sys, time
+import django
+django.setup()
+from django.core.management import call_command
+from topics import migration
+switch = migration._Mover._switch
+def slow_switch(self, *args, **kwargs):
+    time.sleep(0.6)
+    return switch(self, *args, **kwargs)
+migration._Mover._switch = slow_switch
+call_command("migrate_storage", *sys.argv[1:])
+"""
+
+
+def _pending_copy_written(target: str, video_storage: VideoStorage) -> bool:
+    pending = UploadLedgerEntry.objects.filter(bucket=target, intent="upload")
+    return any(video_storage.in_bucket(target).exists(path)
+               for path in pending.values_list("storage_path", flat=True))  # fmt: skip
+
+
+def _kill_in_the_middle(target: str, items: list[ContentItem], **env: str) -> int:
+    """Run `migrate_storage --to target --delete-source` in its own process and SIGKILL it
+    once two items moved and a third one's copy is written but not switched; every row is
+    checked to be served all along. Returns how many items it moved."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_SWITCH, "--to", target, "--delete-source",
+         "--pause-seconds", "0.2", "--no-progress"],
+        cwd=ROOT, env=worker_env(VIDEO_JOB_LEASE_SECONDS="2", **env),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    pks = [item.pk for item in items]
+    deadline = time.monotonic() + 90
+    video_storage = VideoStorage()  # one client per location, as a page of cards has
+    killed = False
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            assert all(served(pk, video_storage) for pk in pks), "a row's object was missing"
+            moved = ContentItem.objects.filter(pk__in=pks, storage_bucket=target).count()
+            if moved >= 2 and _pending_copy_written(target, video_storage):
+                os.killpg(process.pid, signal.SIGKILL)
+                killed = True
+                break
+            time.sleep(0.01)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert killed, process.stderr.read().decode()[-2000:]
+    return ContentItem.objects.filter(pk__in=pks, storage_bucket=target).count()
+
+
+def _rerun_and_check(target: str, items: list[ContentItem], *, sweep_first: bool) -> None:
+    """After the kill: every row still served; once the dead run's leases end, the sweep
+    (or the rerun itself) removes its unswitched copy, and the rerun moves the rest."""
+    pks = [item.pk for item in items]
+    assert all(served(pk) for pk in pks)
+    time.sleep(2.5)  # the killed run's leases end (2 s, on the database's clock)
+    if sweep_first:
+        unswitched = set(UploadLedgerEntry.objects.filter(intent="upload").values_list(
+            "storage_path", flat=True))  # fmt: skip
+        assert unswitched
+        _, check = reconcile(target)
+        assert check["pending_uploads"] == 0
+        listed = {obj.storage_path for obj in VideoStorage().in_bucket(target).iter_objects()}
+        assert not unswitched & listed
+    code, report = migrate("--to", target, "--delete-source")
+    assert code == 0 and report["failures"] == [], report
+    assert report["moved"] + report["already_there"] == len(items)
+    assert set(ContentItem.objects.values_list("storage_bucket", flat=True)) == {target}
+    assert all(served(pk) for pk in pks)
+
+
+@pytest.mark.slow
+def test_a_bucket_move_killed_midway_resumes_and_leaves_no_orphan(
+    s3_server, other_bucket, sample_mp4
+):
+    topic = make_topic()
+    items = [store_video(topic, sample_mp4) for _ in range(6)]
+
+    moved = _kill_in_the_middle(other_bucket, items)
+
+    assert 2 <= moved < len(items)
+    _rerun_and_check(other_bucket, items, sweep_first=False)
+    for location in (BUCKET, other_bucket):
+        code, check = reconcile(location)
+        assert code == 0 and check["orphans"] == 0 and check["kept_copies"] == 0, check
+    paths = {item.storage_path for item in items}
+    assert keys(s3_server, other_bucket) == paths and keys(s3_server, BUCKET) == set()
+    assert not UploadLedgerEntry.objects.exists()
+
+
+@pytest.mark.slow
+def test_a_local_to_bucket_move_killed_midway_resumes_and_leaves_no_orphan(
+    s3_server, media_root, sample_mp4
+):
+    topic = make_topic()
+    items = [store_video(topic, sample_mp4, LOCAL) for _ in range(6)]
+
+    moved = _kill_in_the_middle(BUCKET, items, MEDIA_ROOT=str(media_root))
+
+    assert 2 <= moved < len(items)
+    _rerun_and_check(BUCKET, items, sweep_first=True)
+    for location in (LOCAL, BUCKET):
+        code, check = reconcile(location)
+        assert code == 0 and check["orphans"] == 0 and check["kept_copies"] == 0, check
+    assert keys(s3_server, BUCKET) == {item.storage_path for item in items}
+    assert local_keys(media_root) == set()
+    assert not UploadLedgerEntry.objects.exists()
