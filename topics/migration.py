@@ -159,8 +159,10 @@ class _Mover:
                 stored.storage_path, bucket=self.target.bucket, owner=self.owner,
                 lease_seconds=self.lease_seconds, reason=f"move of item {item.pk}",
             ):  # fmt: skip
-                raise ledger.UploadLost(f"Another process holds a pending upload of "
-                                        f"{stored.storage_path}.")  # fmt: skip
+                raise ledger.UploadLost(
+                    f"The ledger holds another upload or a pending delete of "
+                    f"{stored.storage_path}; run again once it ends (reconcile_storage --fix)."
+                )
             registered.append(stored.storage_path)
             sha256 = copy_object(
                 source, self.target, stored.storage_path, size=size,
@@ -194,6 +196,7 @@ class _Mover:
             if [stored.storage_path for stored in stored_objects(row)] != paths:
                 return False
             ledger.mark_referenced(paths, owner=self.owner)
+            self._check_copies(files)
             data = dict(row.content_data)
             url = self.target.public_or_signed_url(row.storage_path)
             if data.get("videoUrl") and data.get("videoUrl") == data.get("fileUrl"):
@@ -209,6 +212,14 @@ class _Mover:
                                            f"item {row.pk}", bucket=source)  # fmt: skip
         logger.info("item %s moved from %s to %s: %s", item.pk, source, self.target.bucket, paths)
         return True
+
+    def _check_copies(self, files: list[StoredFile]) -> None:
+        """Under the locks, the copies are still there at their size (nothing swept them
+        since they were verified); CopyMismatch rolls the switch back."""
+        for stored in files:
+            size = self.target.size(stored.storage_path)
+            if size is None or (stored.size is not None and size != stored.size):
+                raise CopyMismatch(f"The copy of {stored.storage_path} changed before the switch.")
 
     def _changed(self, item: ContentItem, source: str) -> bool:
         row = ContentItem.objects.filter(pk=item.pk).first()

@@ -71,26 +71,26 @@ def renew_upload_lease(storage_path: str, *, owner: str, lease_seconds: float) -
 def register_pending_copy(
     storage_path: str, *, bucket: str, owner: str, lease_seconds: float, reason: str
 ) -> bool:
-    """`register_pending_upload` for a copy of an existing object into another location,
-    under the same key. An entry already on the key is finished first when nobody lives
-    behind it (a delete still to do, an upload whose owner's lease ended); False when a live
-    owner (or an unleased upload) holds it."""
-    for _attempt in range(3):
-        entry = UploadLedgerEntry.objects.filter(storage_path=storage_path).first()
-        if entry is None:
-            try:
-                register_pending_upload(storage_path, reason=reason, owner=owner,
-                                        lease_seconds=lease_seconds, bucket=bucket)  # fmt: skip
-                return True
-            except IntegrityError:
-                continue  # registered by someone else meanwhile: look again
-        if entry.intent == Intent.UPLOAD:
-            dead = Q(storage_path=storage_path, lease_expires_at__lt=db_now())
-            if not _give_up(dead, "copy never committed (its process died)"):
-                return False
-        elif not delete_now(storage_path):
-            return False
-    return False
+    """`register_pending_upload` for a copy of an existing object into another location under
+    the same key. An upload of the key into the same bucket whose owner's lease ended (a
+    killed copy) is taken over: its object is overwritten. Any other entry on the key (a live
+    upload, a delete still to do) makes this return False: the key is busy until its owner
+    or the sweep finishes it, and nothing here deletes what another process may reuse."""
+    try:
+        register_pending_upload(storage_path, reason=reason, owner=owner,
+                                lease_seconds=lease_seconds, bucket=bucket)  # fmt: skip
+        return True
+    except IntegrityError:
+        pass
+    now = db_now()
+    # One UPDATE: it waits for a sweeper holding the entry, then sees what the sweeper left.
+    return bool(
+        UploadLedgerEntry.objects.filter(
+            storage_path=storage_path, intent=Intent.UPLOAD, bucket=bucket,
+            lease_expires_at__lt=now,
+        ).update(owner=owner[:64], reason=reason[:255], updated_at=timezone.now(),
+                 lease_expires_at=now + timedelta(seconds=lease_seconds))
+    )  # fmt: skip
 
 
 def renew_upload_leases(storage_paths: list[str], *, owner: str, lease_seconds: float) -> None:
@@ -157,12 +157,16 @@ def schedule_delete(storage_path: str, *, reason: str, bucket: str = "") -> None
 
 def delete_now(storage_path: str, *, video_storage: VideoStorage | None = None) -> bool:
     """Delete the object, in the bucket its entry names, and the entry; on failure keep the
-    entry with the error."""
+    entry with the error. No entry: someone else finished it (a sweep between a commit and
+    its on-commit call), and nothing is deleted: the same key may hold another location's
+    live copy (a library moved between storages keeps its keys)."""
     entry_bucket = (
         UploadLedgerEntry.objects.filter(storage_path=storage_path)
         .values_list("bucket", flat=True)
         .first()
     )
+    if entry_bucket is None:
+        return True
     try:
         (video_storage or VideoStorage()).in_bucket(entry_bucket or "").delete_video(storage_path)
     except StorageUnavailable as error:
