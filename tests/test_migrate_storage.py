@@ -440,3 +440,19 @@ def test_a_local_to_bucket_move_killed_midway_resumes_and_leaves_no_orphan(
     assert keys(s3_server, BUCKET) == {item.storage_path for item in items}
     assert local_keys(media_root) == set()
     assert not UploadLedgerEntry.objects.exists()
+
+
+def test_the_report_and_the_progress_bar_read_well(s3_server, other_bucket, sample_mp4):
+    topic = make_topic()
+    items = [store_video(topic, sample_mp4) for _ in range(2)]
+    out, err = StringIO(), StringIO()
+
+    code = run_command("migrate_storage", "--to", other_bucket, stdout=out, stderr=err)
+
+    size = sum(item.content_data["fileSize"] for item in items)
+    assert code == 0
+    assert f"moved to {other_bucket} (public URLs): 2 item(s), {size / 1024:.1f} KiB" in (
+        out.getvalue()
+    )
+    assert "source objects kept: 2" in out.getvalue() and "failed: 0" in out.getvalue()
+    assert "2/2" in err.getvalue()
