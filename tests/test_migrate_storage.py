@@ -13,7 +13,7 @@ from io import StringIO
 import pytest
 import requests
 
-from tests.builders import make_topic, run_command
+from tests.builders import make_stored_item, make_topic, run_command, stored_video_data
 from tests.conftest import BUCKET
 from tests.test_multipart import abort_all
 from tests.workers import ROOT, worker_env
@@ -24,7 +24,7 @@ from topics.selectors import video_view
 from videostore import ledger
 from videostore.locations import LOCAL
 from videostore.models import UploadLedgerEntry
-from videostore.storage import VideoStorage
+from videostore.storage import STORAGE_METADATA_FIELDS, VideoStorage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -456,3 +456,40 @@ def test_the_report_and_the_progress_bar_read_well(s3_server, other_bucket, samp
     )
     assert "source objects kept: 2" in out.getvalue() and "failed: 0" in out.getvalue()
     assert "2/2" in err.getvalue()
+
+
+def test_a_large_object_moves_in_parts(settings, s3_server, other_bucket):
+    """Above SUPABASE_S3_SINGLE_PUT_MAX_BYTES the copy goes up in parts, as new videos do."""
+    settings.SUPABASE_S3_SINGLE_PUT_MAX_BYTES = 12 * 1024 * 1024
+    body = os.urandom(13 * 1024 * 1024)
+    path = "avatar_videos/avatar_large_0001.mp4"
+    s3_server.client().put_object(Bucket=BUCKET, Key=path, Body=body)
+    item = make_stored_item(make_topic(), path, len(body))
+    data = stored_video_data(path, len(body), content=body)
+    ContentItem.objects.filter(pk=item.pk).update(content_data=data)
+
+    code, report = migrate("--to", other_bucket, "--delete-source")
+
+    assert code == 0 and report["moved"] == 1 and report["bytes_copied"] == len(body)
+    copied = s3_server.client().get_object(Bucket=other_bucket, Key=path)
+    assert copied["ETag"].strip('"').endswith("-2")  # two parts
+    assert copied["Body"].read() == body and keys(s3_server, BUCKET) == set()
+
+
+def test_a_seed_row_with_nested_storage_metadata_gets_its_new_url(
+    s3_server, other_bucket, sample_mp4
+):
+    item = store_video(make_topic(), sample_mp4)
+    nested = {key: item.content_data[key] for key in STORAGE_METADATA_FIELDS}
+    seed = {"script": "Hello", "videoUrl": "https://files2.heygen.ai/old.mp4",
+            "checksum": item.content_data["checksum"],
+            "metadata": {"storage_metadata": nested}}  # fmt: skip
+    ContentItem.objects.filter(pk=item.pk).update(content_data=seed, storage_bucket="")
+
+    code, report = migrate("--to", other_bucket)
+
+    item.refresh_from_db()
+    assert code == 0 and report["moved"] == 1
+    assert item.content_data["fileUrl"].endswith(f"/public/{other_bucket}/{item.storage_path}")
+    assert item.content_data["storageBucket"] == other_bucket
+    assert item.content_data["videoUrl"] == "https://files2.heygen.ai/old.mp4"

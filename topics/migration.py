@@ -25,11 +25,12 @@ from django.conf import settings
 from django.db import transaction
 
 from topics.cleaners import clean_content_data
+from topics.errors import InvalidContentData
 from topics.models import ContentItem
 from topics.objects import StoredFile, stored_objects
 from videostore import ledger
 from videostore.copies import copy_object
-from videostore.errors import CopyMismatch, StorageUnavailable
+from videostore.errors import CopyMismatch, InvalidStoragePath, StorageUnavailable
 from videostore.locations import LOCAL, configured_location
 from videostore.storage import VideoStorage
 
@@ -38,8 +39,9 @@ logger = logging.getLogger(__name__)
 MOVED, ALREADY_THERE, CHANGED, FAILED, WOULD_MOVE = (
     "moved", "already there", "changed, skipped", "failed", "would move",
 )  # fmt: skip
-#: What may end one item's copy without ending the run.
-_COPY_ERRORS = (FileNotFoundError, CopyMismatch, StorageUnavailable, ledger.UploadLost)
+#: What may end one item's move without ending the run.
+_COPY_ERRORS = (FileNotFoundError, CopyMismatch, StorageUnavailable, ledger.UploadLost,
+                InvalidContentData, InvalidStoragePath)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,9 @@ class _Mover:
                 return False
             ledger.mark_referenced(paths, owner=self.owner)
             self._check_copies(files)
-            data = dict(row.content_data)
+            # Cleaned first: a seed row's nested storage metadata comes to the top level,
+            # where the new location and URL are written.
+            data = clean_content_data(row.content_type, row.content_data)
             url = self.target.public_or_signed_url(row.storage_path)
             if data.get("videoUrl") and data.get("videoUrl") == data.get("fileUrl"):
                 data["videoUrl"] = url  # the stored video's link, not a provider's
