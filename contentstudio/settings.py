@@ -203,6 +203,13 @@ SUPABASE_S3_REGION = _env("SUPABASE_S3_REGION", "us-east-1")
 SUPABASE_STORAGE_BUCKET = _env("SUPABASE_STORAGE_BUCKET", "media")
 SUPABASE_BUCKET_PUBLIC = _env_bool("SUPABASE_BUCKET_PUBLIC", True)
 SUPABASE_STORAGE_ENABLED = bool(SUPABASE_S3_ACCESS_KEY_ID and SUPABASE_S3_SECRET_ACCESS_KEY)
+# Other buckets of the same endpoint (rows left in an earlier bucket, a move's target): which
+# serve public URLs and which signed ones; a bucket in neither list is like the configured one.
+SUPABASE_PUBLIC_BUCKETS = _env_list("SUPABASE_PUBLIC_BUCKETS", [])
+SUPABASE_PRIVATE_BUCKETS = _env_list("SUPABASE_PRIVATE_BUCKETS", [])
+if "local" in {SUPABASE_STORAGE_BUCKET, *SUPABASE_PUBLIC_BUCKETS, *SUPABASE_PRIVATE_BUCKETS}:
+    # A row's location is a bucket's name or "local" (files under MEDIA_ROOT): never both.
+    raise ImproperlyConfigured("No bucket may be named 'local': it names local file storage.")
 # How long the storage client waits to connect, and for each answer (a large upload's
 # completion waits longer, in proportion to its size: contentstudio/storage.py).
 SUPABASE_S3_CONNECT_TIMEOUT_SECONDS = float(_env("SUPABASE_S3_CONNECT_TIMEOUT_SECONDS", "10"))

@@ -8,12 +8,13 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponseForbidde
 from contentstudio.storage import LocalMediaStorage, verify_media_signature
 
 
-def _open_local(path: str) -> FileResponse:
-    if not isinstance(default_storage, LocalMediaStorage):
+def _open_local(path: str, storage: LocalMediaStorage | None = None) -> FileResponse:
+    storage = storage or default_storage
+    if not isinstance(storage, LocalMediaStorage):
         raise Http404("Media is served by the storage provider.")
-    if ".." in PurePosixPath(path).parts or not default_storage.exists(path):
+    if ".." in PurePosixPath(path).parts or not storage.exists(path):
         raise Http404("No such file.")
-    return FileResponse(default_storage.open(path, "rb"), content_type=None)
+    return FileResponse(storage.open(path, "rb"), content_type=None)
 
 
 def public_media(request: HttpRequest, path: str) -> FileResponse:
@@ -31,7 +32,9 @@ def signed_media(request: HttpRequest, path: str):
         path, request.GET.get("expires", ""), request.GET.get("signature", ""), disposition
     ):
         return HttpResponseForbidden("This link has expired or is not valid for this file.")
-    response = _open_local(path)
+    # Local files under MEDIA_ROOT, also beside a configured bucket (rows not moved yet).
+    local = default_storage if isinstance(default_storage, LocalMediaStorage) else None
+    response = _open_local(path, local or LocalMediaStorage(public=False))
     if disposition:  # signed by us: the header our storage asked for, as S3 would answer
         response["Content-Disposition"] = disposition
     return response

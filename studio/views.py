@@ -447,7 +447,8 @@ def download_video(request, topic_id: int, item_id: int):
     if not item.storage_path:
         raise Http404("This video is not in our storage.")
     try:
-        url = VideoStorage().download_url(item.storage_path, download_file_name(item.title))
+        storage = VideoStorage().in_bucket(item.storage_bucket)  # where the row says it is
+        url = storage.download_url(item.storage_path, download_file_name(item.title))
     except StorageUnavailable as error:
         messages.error(request, f"The download could not start: {error}")
         return redirect(_back_to(item))

@@ -75,8 +75,10 @@ class ContentItem(models.Model):
     status = models.CharField(max_length=32, choices=Status.choices, default=Status.DRAFT)
     # Mirrors content_data["storagePath"] so reconciliation and uniqueness use an index.
     storage_path = models.CharField(max_length=512, blank=True, default="", db_index=True)
-    # Mirrors content_data["storageBucket"]: the bucket the video is in ("" = the configured
-    # one, for rows stored before buckets were recorded, and for local files).
+    # Mirrors content_data["storageBucket"]: where the item's objects are, a bucket's name or
+    # "local" (files under MEDIA_ROOT; videostore.locations). "" only without a stored object
+    # (rows stored before locations were recorded got theirs in migration 0011; code still
+    # reads "" as the configured location).
     storage_bucket = models.CharField(max_length=63, blank=True, default="")
     # Mirror content_data["posterPath"] / ["captionsPath"]: the video's poster (JPEG) and
     # captions (WebVTT), in the video's bucket (topics/objects.py lists all three).

@@ -29,6 +29,7 @@ from topics.services import (
 )
 from videostore import ledger
 from videostore.errors import StorageUnavailable
+from videostore.locations import configured_location
 from videostore.models import UploadLedgerEntry
 from videostore.multipart import (
     MultipartUpload,
@@ -66,11 +67,19 @@ class ReconcileReport:
     stale_multipart_uploads: int = 0
     multipart_uploads_in_flight: int = 0
     aborted_multipart_uploads: int = 0
+    #: Objects whose key a row references in another location: the source copies a move
+    #: (`migrate_storage` without --delete-source) left on purpose. Reported, never deleted.
+    kept_copies: int = 0
     #: Rows whose video is in another bucket (a changed setting, a shared database): checked
     #: by a run against that bucket, never here; counted by bucket, untouched.
     other_buckets: dict[str, int] = field(default_factory=dict)
     samples: dict[str, list] = field(
-        default_factory=lambda: {"orphans": [], "dangling": [], "stale_multipart": []}
+        default_factory=lambda: {
+            "orphans": [],
+            "dangling": [],
+            "stale_multipart": [],
+            "kept_copies": [],
+        }  # fmt: skip
     )
 
     @property
@@ -104,9 +113,12 @@ def _binary_order(field_name: str):
 
 
 def _in_bucket(bucket: str) -> Q:
-    """Rows whose video is in `bucket`: those naming it, and those naming none (stored before
-    buckets were recorded, or local files), which are in the configured one."""
-    return Q(storage_bucket="") | Q(storage_bucket=bucket)
+    """Rows whose video is in `bucket` (a location: a bucket's name or "local"): those naming
+    it, and for the configured location those naming none (stored before locations were
+    recorded)."""
+    if bucket == configured_location():
+        return Q(storage_bucket="") | Q(storage_bucket=bucket)
+    return Q(storage_bucket=bucket)
 
 
 #: The content_data key of each kind's expected size.
@@ -136,6 +148,15 @@ def _is_referenced(storage_path: str) -> bool:
     return bool(referenced_paths([storage_path]))
 
 
+def _moved_away(storage_path: str, bucket: str) -> bool:
+    """A row references this key in another location: the object here is a copy a move
+    kept (keys are never shared between rows)."""
+    any_column = Q()
+    for column in PATH_COLUMNS.values():
+        any_column |= Q(**{column: storage_path})
+    return ContentItem.objects.filter(any_column).exclude(_in_bucket(bucket)).exists()
+
+
 def _sample(report: ReconcileReport, kind: str, entry: dict) -> None:
     if len(report.samples[kind]) < SAMPLE_LIMIT:
         report.samples[kind].append(entry)
@@ -155,6 +176,10 @@ def _handle_orphan(
     if in_grace and intent is None:
         report.orphans_in_grace += 1
         return
+    if intent is None and _moved_away(obj.storage_path, video_storage.bucket):
+        report.kept_copies += 1
+        _sample(report, "kept_copies", {"storage_path": obj.storage_path, "size": obj.size})
+        return
     if fix and not ledger.claim_orphan(
         obj.storage_path, bucket=video_storage.bucket, is_referenced=_is_referenced
     ):
@@ -168,8 +193,10 @@ def _handle_orphan(
         report.deleted_orphans += 1
 
 
-def _points_at(item_id: int, path: str, kind: str) -> bool:
-    return ContentItem.objects.filter(pk=item_id, **{PATH_COLUMNS[kind]: path}).exists()
+def _points_at(item_id: int, path: str, kind: str, bucket: str) -> bool:
+    return ContentItem.objects.filter(
+        _in_bucket(bucket), pk=item_id, **{PATH_COLUMNS[kind]: path}
+    ).exists()
 
 
 def _still_dangling(item_id: int, path: str, reason: str, expected_size, video_storage,
@@ -177,8 +204,8 @@ def _still_dangling(item_id: int, path: str, reason: str, expected_size, video_s
     """The listing and the rows are two moments: before calling a row dangling, ask again.
     The row must still point at the object, and the object must still be missing (keys are
     never reused, so a missing object never comes back) or still of the wrong size."""
-    if not _points_at(item_id, path, kind):
-        return False  # deleted, regenerated or replaced since the rows were read
+    if not _points_at(item_id, path, kind, video_storage.bucket):
+        return False  # deleted, regenerated, replaced or moved since the rows were read
     size = video_storage.size(path)
     if reason == "missing":
         return size is None
@@ -206,8 +233,9 @@ def _handle_dangling(
             report.marked_for_backfill += 1
         return
     if content_item_mark_needs_regeneration(
-        content_item_id=item_id, reason=reason, expected_storage_path=path
-    ):
+        content_item_id=item_id, reason=reason, expected_storage_path=path,
+        expected_location=video_storage.bucket,
+    ):  # fmt: skip
         report.marked_for_regeneration += 1
 
 
@@ -244,7 +272,8 @@ def reconcile_storage(
     video_storage: VideoStorage | None = None,
 ) -> ReconcileReport:
     """Compare the avatar video prefix in storage with the rows, the upload ledger and the
-    unfinished multipart uploads; every run, finished or not, is recorded."""
+    unfinished multipart uploads; every run, finished or not, is recorded. `video_storage`:
+    the location to check (default: the configured one; `.in_bucket(...)` for another)."""
     started_at = timezone.now()
     try:
         report = _reconcile(fix=fix, grace_seconds=grace_seconds, video_storage=video_storage)

@@ -22,6 +22,7 @@ from topics.objects import (
 )
 from topics.validators import default_title, validate_title
 from videostore import ledger
+from videostore.locations import configured_location
 from videostore.storage import MEASURED_FIELDS, STORAGE_METADATA_FIELDS
 
 logger = logging.getLogger(__name__)
@@ -411,17 +412,23 @@ def content_item_expire_provider_link(*, content_item_id: int, reason: str) -> s
 
 
 def content_item_mark_needs_regeneration(
-    *, content_item_id: int, reason: str, expected_storage_path: str | None = None
-) -> bool:
+    *, content_item_id: int, reason: str, expected_storage_path: str | None = None,
+    expected_location: str | None = None,
+) -> bool:  # fmt: skip
     """The item's video is gone (object missing, provider URL expired): it stops pointing at
     it and waits for a new render. Returns False when the item no longer exists, or (with
-    `expected_storage_path`) no longer points at that object: checked under the row lock."""
+    `expected_storage_path` / `expected_location`) no longer points at that object there
+    (moved to another storage meanwhile): checked under the row lock."""
     with transaction.atomic():
         item = ContentItem.objects.select_for_update().filter(pk=content_item_id).first()
         if item is None:
             return False
         if expected_storage_path is not None and item.storage_path != expected_storage_path:
             return False  # regenerated or replaced since it was found: not ours to touch
+        if expected_location is not None and (
+            (item.storage_bucket or configured_location()) != expected_location
+        ):
+            return False  # moved to another location since it was found
         data = {
             key: value
             for key, value in without_poster_and_captions(item.content_data).items()

@@ -20,3 +20,7 @@ class StorageUnavailable(VideoStoreError):
 
 class InvalidStoragePath(ValueError):
     """A storage path outside the avatar video prefix, or one that could escape it."""
+
+
+class CopyMismatch(VideoStoreError):
+    """A copy between storages is not the object its row describes (size or sha256)."""

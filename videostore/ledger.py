@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
@@ -72,6 +72,55 @@ def renew_upload_leases(storage_paths: list[str], *, owner: str, lease_seconds: 
     ).update(lease_expires_at=db_now() + timedelta(seconds=lease_seconds))
 
 
+def register_pending_copy(
+    storage_path: str, *, bucket: str, owner: str, lease_seconds: float, reason: str
+) -> bool:
+    """`register_pending_upload` for a copy of an existing object into another location under
+    the same key. An upload of the key into the same bucket whose owner's lease ended (a
+    killed copy) is taken over: its object is overwritten. Any other entry on the key (a live
+    upload, a delete still to do) makes this return False: the key is busy until its owner
+    or the sweep finishes it, and nothing here deletes what another process may reuse."""
+    try:
+        register_pending_upload(storage_path, reason=reason, owner=owner,
+                                lease_seconds=lease_seconds, bucket=bucket)  # fmt: skip
+        return True
+    except IntegrityError:
+        pass
+    now = db_now()
+    # One UPDATE: it waits for a sweeper holding the entry, then sees what the sweeper left.
+    return bool(
+        UploadLedgerEntry.objects.filter(
+            storage_path=storage_path, intent=Intent.UPLOAD, bucket=bucket,
+            lease_expires_at__lt=now,
+        ).update(owner=owner[:64], reason=reason[:255], updated_at=timezone.now(),
+                 lease_expires_at=now + timedelta(seconds=lease_seconds))
+    )  # fmt: skip
+
+
+def renew_upload_leases(storage_paths: list[str], *, owner: str, lease_seconds: float) -> None:
+    """Extend the owner's leases on its pending uploads; UploadLost when one is no longer its
+    own (a sweeper gave it up): the caller stops writing."""
+    for storage_path in storage_paths:
+        if not renew_upload_lease(storage_path, owner=owner, lease_seconds=lease_seconds):
+            raise UploadLost(f"The upload of {storage_path} was given up; stopping.")
+
+
+def discard_copy(storage_path: str, *, bucket: str, reason: str) -> bool:
+    """A copy in `bucket` that no row will reference must go, now or by a later retry. Another
+    location's delete still recorded on the key is finished first (one entry per key); when
+    it cannot be, the copy is left to reconcile and False is returned."""
+    entry = UploadLedgerEntry.objects.filter(storage_path=storage_path).first()
+    if entry is not None and entry.intent == Intent.DELETE and entry.bucket != bucket:
+        if not delete_now(storage_path):
+            return False
+    UploadLedgerEntry.objects.update_or_create(
+        storage_path=storage_path,
+        defaults={"intent": Intent.DELETE, "reason": reason[:255], "lease_expires_at": None,
+                  "bucket": bucket},
+    )  # fmt: skip
+    return delete_now(storage_path)
+
+
 def mark_referenced(storage_paths: list[str], *, owner: str | None = None) -> None:
     """Inside the save transaction: the objects are now owned by the rows being committed.
 
@@ -112,12 +161,16 @@ def schedule_delete(storage_path: str, *, reason: str, bucket: str = "") -> None
 
 def delete_now(storage_path: str, *, video_storage: VideoStorage | None = None) -> bool:
     """Delete the object, in the bucket its entry names, and the entry; on failure keep the
-    entry with the error."""
+    entry with the error. No entry: someone else finished it (a sweep between a commit and
+    its on-commit call), and nothing is deleted: the same key may hold another location's
+    live copy (a library moved between storages keeps its keys)."""
     entry_bucket = (
         UploadLedgerEntry.objects.filter(storage_path=storage_path)
         .values_list("bucket", flat=True)
         .first()
     )
+    if entry_bucket is None:
+        return True
     try:
         (video_storage or VideoStorage()).in_bucket(entry_bucket or "").delete_video(storage_path)
     except StorageUnavailable as error:

@@ -7,7 +7,7 @@ import io
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
-from videostore.errors import InvalidVideo
+from videostore.errors import CopyMismatch, InvalidVideo
 from videostore.mp4 import Mp4Info, Mp4Inspector
 
 MP4_TYPE = "video/mp4"
@@ -136,3 +136,80 @@ class VerifyingReader(io.RawIOBase):
                 "bytes announced arrived."
             )
         self.info = self._inspector.finish()
+
+
+class CopyReader(io.RawIOBase):
+    """A read-only stream over an object being copied between storages: it counts and hashes
+    every byte and raises CopyMismatch as soon as more bytes arrive than announced, or at the
+    end when fewer did. Storage backends read it as they read VerifyingReader (`size` picks
+    one streamed PUT or parts)."""
+
+    def __init__(self, chunks: Iterable[bytes], *, name: str, size: int, content_type: str,
+                 on_bytes: Callable[[int], None] | None = None):  # fmt: skip
+        super().__init__()
+        self.name = name
+        self.size = size
+        self.content_type = content_type
+        self.on_bytes = on_bytes
+        self.bytes_read = 0
+        self.sha256 = hashlib.sha256()
+        self.complete = False
+        self.failure: BaseException | None = None
+        self._source = iter(chunks)
+        self._pending = b""
+        self._offset = 0  # into _pending: small reads copy only what they return
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.failure is not None:
+            raise self.failure
+        try:
+            return self._read(size)
+        except BaseException as error:
+            self.failure = error  # a client sending the body may wrap it in its own error
+            raise
+
+    def _read(self, size: int | None) -> bytes:
+        wanted = float("inf") if size is None or size < 0 else size
+        pieces, have = [], 0
+        while have < wanted:
+            if self._offset == len(self._pending):
+                self._pending, self._offset = self._next_chunk(), 0
+                if not self._pending:
+                    break
+            take = int(min(wanted - have, len(self._pending) - self._offset))
+            pieces.append(self._pending[self._offset : self._offset + take])
+            self._offset += take
+            have += take
+        return b"".join(pieces)
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def chunks(self, chunk_size: int = READ_SIZE) -> Iterator[bytes]:
+        while data := self.read(chunk_size):
+            yield data
+
+    def _next_chunk(self) -> bytes:
+        for chunk in self._source:
+            if chunk:
+                chunk = bytes(chunk)
+                self.bytes_read += len(chunk)
+                if self.bytes_read > self.size:
+                    raise CopyMismatch(f"{self.name}: more than the {self.size} bytes expected.")
+                self.sha256.update(chunk)
+                if self.on_bytes is not None:
+                    self.on_bytes(self.bytes_read)  # may raise to stop the copy (a lost lease)
+                return chunk
+        if self.bytes_read != self.size:
+            raise CopyMismatch(f"{self.name}: {self.bytes_read} of the {self.size} bytes "
+                               "expected arrived.")  # fmt: skip
+        self.complete = True
+        return b""

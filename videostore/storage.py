@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.files.storage import Storage, default_storage, storages
+from django.core.files.storage import Storage, default_storage
 from django.utils import timezone
 
 from videostore.errors import (
@@ -29,6 +29,7 @@ from videostore.errors import (
     InvalidVideo,
     StorageUnavailable,
 )
+from videostore.locations import LOCAL, location_storage
 from videostore.reader import MP4_TYPE, VerifyingReader
 from videostore.s3errors import STORAGE_ERRORS, _describe, _loggable, _unavailable
 
@@ -63,7 +64,7 @@ class StoredVideo:
     duration_seconds: float | None
     width: int | None
     height: int | None
-    storage_bucket: str = ""  # "" for local files
+    storage_bucket: str = ""  # the bucket's name, or LOCAL for local files
 
     def as_metadata(self) -> dict:
         """The original system's metadata (camelCase keys), plus what the file itself says."""
@@ -198,22 +199,23 @@ class VideoStorage:
 
     @property
     def bucket(self) -> str:
-        """The bucket this storage's videos are in; "" for local files."""
-        return getattr(self.storage, "bucket_name", "") or ""
+        """Where this storage's videos are: its bucket's name, or LOCAL for local files."""
+        return getattr(self.storage, "bucket_name", "") or LOCAL
+
+    @property
+    def public(self) -> bool:
+        """Players get public URLs (True) or signed, expiring ones (False)."""
+        return bool(getattr(self.storage, "public_bucket", False))
 
     def in_bucket(self, bucket: str) -> "VideoStorage":
-        """The videos of `bucket` (a row's or a ledger entry's): this storage when it is that
-        bucket or none is named (rows from before buckets were recorded), else the same
-        backend and credentials pointed at `bucket`."""
+        """The videos of `bucket`, a row's or a ledger entry's location: a bucket's name or
+        LOCAL (files under MEDIA_ROOT). This storage when it is that location or none is
+        named (rows from before locations were recorded), else the configured S3 endpoint
+        and credentials pointed at `bucket`, or local files."""
         if not bucket or bucket == self.bucket:
             return self
-        if not self.bucket:
-            raise StorageUnavailable(f"Bucket {bucket!r} cannot be reached with local storage.")
         if bucket not in self._other_buckets:  # e.g. a page of cards: one client per bucket
-            config = settings.STORAGES["default"]
-            options = {**config.get("OPTIONS", {}), "bucket_name": bucket}
-            storage = storages.create_storage({**config, "OPTIONS": options})
-            self._other_buckets[bucket] = VideoStorage(storage)
+            self._other_buckets[bucket] = VideoStorage(location_storage(bucket))
         return self._other_buckets[bucket]
 
     def new_storage_path(self, video_id: str) -> str:
@@ -435,7 +437,7 @@ class VideoStorage:
     def public_or_signed_url(self, storage_path: str) -> str:
         """What a player loads: the public URL, or a signed one when the bucket is private."""
         validate_storage_path(storage_path)
-        if getattr(self.storage, "public_bucket", False):
+        if self.public:
             return self.storage.url(storage_path)
         return self.signed_url(storage_path, settings.SIGNED_URL_EXPIRES_SECONDS)
 

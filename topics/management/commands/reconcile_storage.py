@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from topics.reconcile import ReconcileReport, reconcile_storage
 from videostore.errors import StorageUnavailable
+from videostore.storage import VideoStorage
 
 #: Sample paths printed per problem in the human output (the JSON has up to 50).
 SHOWN_SAMPLES = 10
@@ -38,6 +39,9 @@ def human_report(report: ReconcileReport, *, fix: bool) -> str:
         f"ledger: pending uploads {report.pending_uploads}, "
         f"pending deletes {report.pending_deletes} (failed deletes {report.failed_deletes})",
     ]
+    if report.kept_copies:
+        lines.append(f"copies kept by a move (rows now elsewhere; not orphans): "
+                     f"{report.kept_copies}")  # fmt: skip
     if report.other_buckets:
         lines.append("rows in other buckets (not checked here): " + ", ".join(
             f"{bucket} {rows}" for bucket, rows in report.other_buckets.items()))  # fmt: skip
@@ -91,6 +95,11 @@ class Command(BaseCommand):
             help="leave objects younger than this alone (default: the configured grace period)",
         )  # fmt: skip
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
+        parser.add_argument(
+            "--location", default="",
+            help="check this bucket, or 'local' for files under MEDIA_ROOT (default: the "
+            "configured storage)",
+        )  # fmt: skip
 
     def handle(self, *args, **options):
         # The run's one-line log summary is for log files; a person reads the report below.
@@ -99,7 +108,9 @@ class Command(BaseCommand):
         if options["verbosity"] < 2:
             summary_log.setLevel(logging.WARNING)
         try:
-            report = reconcile_storage(fix=options["fix"], grace_seconds=options["grace_seconds"])
+            video_storage = VideoStorage().in_bucket(options["location"])
+            report = reconcile_storage(fix=options["fix"], grace_seconds=options["grace_seconds"],
+                                       video_storage=video_storage)  # fmt: skip
         except StorageUnavailable as error:
             raise CommandError(
                 f"Reconciliation could not list storage: {error}", returncode=2
