@@ -7,7 +7,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from tests.conftest import BUCKET
 
-BEFORE = [("topics", "0009_topic_defaults")]
+BEFORE = [("topics", "0010_poster_and_captions")]
 AFTER = [("topics", "0011_explicit_storage_location")]
 
 

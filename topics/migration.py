@@ -206,6 +206,9 @@ class _Mover:
             if data.get("videoUrl") and data.get("videoUrl") == data.get("fileUrl"):
                 data["videoUrl"] = url  # the stored video's link, not a provider's
             data.update(fileUrl=url, storageBucket=self.target.bucket)
+            for key, path_key in (("posterUrl", "posterPath"), ("captionsUrl", "captionsPath")):
+                if data.get(path_key):  # the poster's and captions' links follow them too
+                    data[key] = self.target.public_or_signed_url(data[path_key])
             data.setdefault("checksum", checksums.get(row.storage_path))
             row.content_data = clean_content_data(row.content_type, data)
             row.storage_bucket = self.target.bucket

@@ -30,6 +30,6 @@ def record_locations(apps, schema_editor):
 
 class Migration(migrations.Migration):
     # After 0010 (posters and captions) once both are merged.
-    dependencies = [("topics", "0009_topic_defaults")]
+    dependencies = [("topics", "0010_poster_and_captions")]
 
     operations = [migrations.RunPython(record_locations, migrations.RunPython.noop)]
