@@ -22,6 +22,7 @@ from topics.models import ContentItem
 from topics.objects import stored_objects
 from topics.selectors import video_view
 from videostore import ledger
+from videostore.copies import copy_object
 from videostore.locations import LOCAL
 from videostore.models import UploadLedgerEntry
 from videostore.storage import STORAGE_METADATA_FIELDS, VideoStorage
@@ -493,3 +494,25 @@ def test_a_seed_row_with_nested_storage_metadata_gets_its_new_url(
     assert item.content_data["fileUrl"].endswith(f"/public/{other_bucket}/{item.storage_path}")
     assert item.content_data["storageBucket"] == other_bucket
     assert item.content_data["videoUrl"] == "https://files2.heygen.ai/old.mp4"
+
+
+@pytest.mark.parametrize("failure", ["lost lease", "missing source"])
+def test_a_copy_that_stops_midway_leaves_nothing_and_says_why(
+    s3_server, other_bucket, sample_mp4, failure
+):
+    item = store_video(make_topic(), sample_mp4)
+    source, target = VideoStorage(), VideoStorage().in_bucket(other_bucket)
+    size = item.content_data["fileSize"]
+
+    def lose_the_lease(_bytes: int) -> None:
+        raise ledger.UploadLost("given up")
+
+    if failure == "lost lease":
+        with pytest.raises(ledger.UploadLost):
+            copy_object(source, target, item.storage_path, size=size,
+                        content_type="video/mp4", on_bytes=lose_the_lease)  # fmt: skip
+    else:
+        s3_server.client().delete_object(Bucket=BUCKET, Key=item.storage_path)
+        with pytest.raises(FileNotFoundError):
+            copy_object(source, target, item.storage_path, size=size, content_type="video/mp4")
+    assert keys(s3_server, other_bucket) == set()
