@@ -22,6 +22,7 @@ from topics.models import ContentItem
 from topics.objects import stored_objects
 from topics.selectors import video_view
 from videostore import ledger
+from videostore.copies import copy_object
 from videostore.locations import LOCAL
 from videostore.models import UploadLedgerEntry
 from videostore.storage import STORAGE_METADATA_FIELDS, VideoStorage
@@ -76,10 +77,10 @@ def migrate(*args: str) -> tuple[int, dict]:
     return code, json.loads(out.getvalue() or "{}")
 
 
-def reconcile(location: str) -> tuple[int, dict]:
+def reconcile(location: str, *args: str) -> tuple[int, dict]:
     out = StringIO()
     code = run_command("reconcile_storage", "--json", "--fix", "--grace-seconds", "0",
-                       "--location", location, stdout=out)  # fmt: skip
+                       "--location", location, *args, stdout=out)  # fmt: skip
     return code, json.loads(out.getvalue())
 
 
@@ -136,6 +137,22 @@ def test_local_files_move_to_a_bucket_and_play_from_it(client, s3_server, media_
     assert local_keys(media_root) == {item.storage_path for item in items}
     code, check = reconcile(BUCKET)
     assert code == 0 and check["rows_checked"] == 2 and check["orphans"] == 0
+    # Once satisfied, the operator lets them go.
+    code, check = reconcile(LOCAL, "--delete-kept-copies")
+    assert code == 0 and check["deleted_kept_copies"] == 2 and local_keys(media_root) == set()
+    assert keys(s3_server, BUCKET) == {item.storage_path for item in items}
+
+
+def test_from_moves_only_the_items_of_one_location(s3_server, other_bucket, media_root, sample_mp4):
+    topic = make_topic()
+    in_bucket, on_disk = store_video(topic, sample_mp4), store_video(topic, sample_mp4, LOCAL)
+
+    code, report = migrate("--from", LOCAL, "--to", other_bucket)
+
+    assert code == 0 and report["moved"] == 1 and report["already_there"] == 0
+    in_bucket.refresh_from_db()
+    on_disk.refresh_from_db()
+    assert (in_bucket.storage_bucket, on_disk.storage_bucket) == (BUCKET, other_bucket)
 
 
 def test_a_bucket_moves_to_another_and_delete_source_empties_it(
@@ -493,3 +510,25 @@ def test_a_seed_row_with_nested_storage_metadata_gets_its_new_url(
     assert item.content_data["fileUrl"].endswith(f"/public/{other_bucket}/{item.storage_path}")
     assert item.content_data["storageBucket"] == other_bucket
     assert item.content_data["videoUrl"] == "https://files2.heygen.ai/old.mp4"
+
+
+@pytest.mark.parametrize("failure", ["lost lease", "missing source"])
+def test_a_copy_that_stops_midway_leaves_nothing_and_says_why(
+    s3_server, other_bucket, sample_mp4, failure
+):
+    item = store_video(make_topic(), sample_mp4)
+    source, target = VideoStorage(), VideoStorage().in_bucket(other_bucket)
+    size = item.content_data["fileSize"]
+
+    def lose_the_lease(_bytes: int) -> None:
+        raise ledger.UploadLost("given up")
+
+    if failure == "lost lease":
+        with pytest.raises(ledger.UploadLost):
+            copy_object(source, target, item.storage_path, size=size,
+                        content_type="video/mp4", on_bytes=lose_the_lease)  # fmt: skip
+    else:
+        s3_server.client().delete_object(Bucket=BUCKET, Key=item.storage_path)
+        with pytest.raises(FileNotFoundError):
+            copy_object(source, target, item.storage_path, size=size, content_type="video/mp4")
+    assert keys(s3_server, other_bucket) == set()

@@ -3,7 +3,7 @@
 An avatar video's content_data (camelCase keys kept from the original system):
     script, videoUrl, videoId, duration_seconds,
     fileUrl, fileName, fileSize, fileType, storagePath, uploadedAt   (storage metadata)
-    storageBucket                                                    (absent: the configured one)
+    storageBucket          (the location: a bucket, or "local"; absent: the configured one)
     checksum, width, height                                          (read from the bytes)
     posterPath, posterUrl, posterSize, ...; captionsPath, ... (topics/objects.py)
     metadata: {heygen_video_url, storage_fallback, storage_problem, offline_preview,

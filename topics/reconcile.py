@@ -70,6 +70,7 @@ class ReconcileReport:
     #: Objects whose key a row references in another location: the source copies a move
     #: (`migrate_storage` without --delete-source) left on purpose. Reported, never deleted.
     kept_copies: int = 0
+    deleted_kept_copies: int = 0
     #: Rows whose video is in another bucket (a changed setting, a shared database): checked
     #: by a run against that bucket, never here; counted by bucket, untouched.
     other_buckets: dict[str, int] = field(default_factory=dict)
@@ -148,13 +149,18 @@ def _is_referenced(storage_path: str) -> bool:
     return bool(referenced_paths([storage_path]))
 
 
-def _moved_away(storage_path: str, bucket: str) -> bool:
-    """A row references this key in another location: the object here is a copy a move
-    kept (keys are never shared between rows)."""
+def _any_path(storage_path: str) -> Q:
+    """Rows that reference the key as their video, poster or captions."""
     any_column = Q()
     for column in PATH_COLUMNS.values():
         any_column |= Q(**{column: storage_path})
-    return ContentItem.objects.filter(any_column).exclude(_in_bucket(bucket)).exists()
+    return any_column
+
+
+def _moved_away(storage_path: str, bucket: str) -> bool:
+    """A row references this key in another location: the object here is a copy a move
+    kept (keys are never shared between rows)."""
+    return ContentItem.objects.filter(_any_path(storage_path)).exclude(_in_bucket(bucket)).exists()
 
 
 def _sample(report: ReconcileReport, kind: str, entry: dict) -> None:
@@ -164,7 +170,7 @@ def _sample(report: ReconcileReport, kind: str, entry: dict) -> None:
 
 def _handle_orphan(
     report: ReconcileReport, obj: StoredObject, *, cutoff: datetime, fix: bool,
-    ledger_paths: dict[str, str], video_storage: VideoStorage,
+    ledger_paths: dict[str, str], video_storage: VideoStorage, delete_kept_copies: bool = False,
 ) -> None:  # fmt: skip
     intent = ledger_paths.get(obj.storage_path)
     in_grace = obj.last_modified is not None and obj.last_modified > cutoff
@@ -179,6 +185,8 @@ def _handle_orphan(
     if intent is None and _moved_away(obj.storage_path, video_storage.bucket):
         report.kept_copies += 1
         _sample(report, "kept_copies", {"storage_path": obj.storage_path, "size": obj.size})
+        if fix and delete_kept_copies:
+            _delete_kept_copy(report, obj.storage_path, video_storage)
         return
     if fix and not ledger.claim_orphan(
         obj.storage_path, bucket=video_storage.bucket, is_referenced=_is_referenced
@@ -197,6 +205,25 @@ def _points_at(item_id: int, path: str, kind: str, bucket: str) -> bool:
     return ContentItem.objects.filter(
         _in_bucket(bucket), pk=item_id, **{PATH_COLUMNS[kind]: path}
     ).exists()
+
+
+def _points_at_here(storage_path: str, bucket: str) -> bool:
+    """A row of this location references the key (as its video, poster or captions)."""
+    return ContentItem.objects.filter(_in_bucket(bucket)).filter(_any_path(storage_path)).exists()
+
+
+def _delete_kept_copy(report: ReconcileReport, path: str, video_storage: VideoStorage) -> None:
+    """Asked for: a copy a move kept goes, claimed under the ledger entry's lock, only while
+    no row references its key here (a move back registers the key first)."""
+    bucket = video_storage.bucket
+
+    def referenced_here(storage_path: str) -> bool:
+        return _points_at_here(storage_path, bucket)
+
+    if ledger.claim_orphan(path, bucket=bucket, is_referenced=referenced_here) and (
+        ledger.delete_now(path, video_storage=video_storage)
+    ):
+        report.deleted_kept_copies += 1
 
 
 def _still_dangling(item_id: int, path: str, reason: str, expected_size, video_storage,
@@ -270,13 +297,16 @@ def reconcile_storage(
     fix: bool = False,
     grace_seconds: int | None = None,
     video_storage: VideoStorage | None = None,
+    delete_kept_copies: bool = False,
 ) -> ReconcileReport:
     """Compare the avatar video prefix in storage with the rows, the upload ledger and the
     unfinished multipart uploads; every run, finished or not, is recorded. `video_storage`:
-    the location to check (default: the configured one; `.in_bucket(...)` for another)."""
+    the location to check (default: the configured one; `.in_bucket(...)` for another).
+    `delete_kept_copies` (with `fix`): the copies a move left here go too."""
     started_at = timezone.now()
     try:
-        report = _reconcile(fix=fix, grace_seconds=grace_seconds, video_storage=video_storage)
+        report = _reconcile(fix=fix, grace_seconds=grace_seconds, video_storage=video_storage,
+                            delete_kept_copies=delete_kept_copies)  # fmt: skip
     except StorageUnavailable as error:
         record_reconcile_run(started_at=started_at, fix=fix, consistent=False, problems=0,
                              report={}, error=str(error))  # fmt: skip
@@ -287,8 +317,9 @@ def reconcile_storage(
 
 
 def _reconcile(
-    *, fix: bool, grace_seconds: int | None, video_storage: VideoStorage | None
-) -> ReconcileReport:
+    *, fix: bool, grace_seconds: int | None, video_storage: VideoStorage | None,
+    delete_kept_copies: bool = False,
+) -> ReconcileReport:  # fmt: skip
     video_storage = video_storage or VideoStorage()
     grace = settings.RECONCILE_GRACE_SECONDS if grace_seconds is None else grace_seconds
     cutoff = timezone.now() - timedelta(seconds=grace)
@@ -315,7 +346,8 @@ def _reconcile(
         if row is None or (obj is not None and obj.storage_path < row[1]):
             report.objects_listed += 1
             _handle_orphan(report, obj, cutoff=cutoff, fix=fix, ledger_paths=ledger_paths,
-                           video_storage=video_storage)  # fmt: skip
+                           video_storage=video_storage,
+                           delete_kept_copies=delete_kept_copies)  # fmt: skip
             obj = next(objects, None)
         elif obj is None or row[1] < obj.storage_path:
             report.rows_checked += 1

@@ -79,11 +79,11 @@ def copy_object(
         logger.warning("copy of %s to %s failed: %s", storage_path, target.bucket,
                        _loggable(cause), extra={"storage_path": storage_path})  # fmt: skip
         _remove(target, storage_path)
-        if isinstance(cause, FileNotFoundError | StorageUnavailable | CopyMismatch):
-            raise cause from (None if cause is error else error)
-        if isinstance(cause, STORAGE_ERRORS):
+        if isinstance(cause, STORAGE_ERRORS) and not isinstance(cause, FileNotFoundError):
             raise _unavailable(cause) from cause
-        raise
+        if cause is error:
+            raise
+        raise cause from error  # a missing source, a mismatch, a lost lease (`on_bytes`)
     if stored_size != size:
         _remove(target, storage_path)
         raise CopyMismatch(f"Storage holds {stored_size} bytes of {storage_path}, not {size}.")

@@ -41,7 +41,7 @@ def human_report(report: ReconcileReport, *, fix: bool) -> str:
     ]
     if report.kept_copies:
         lines.append(f"copies kept by a move (rows now elsewhere; not orphans): "
-                     f"{report.kept_copies}")  # fmt: skip
+                     f"{report.kept_copies} (deleted {report.deleted_kept_copies})")  # fmt: skip
     if report.other_buckets:
         lines.append("rows in other buckets (not checked here): " + ", ".join(
             f"{bucket} {rows}" for bucket, rows in report.other_buckets.items()))  # fmt: skip
@@ -100,8 +100,15 @@ class Command(BaseCommand):
             help="check this bucket, or 'local' for files under MEDIA_ROOT (default: the "
             "configured storage)",
         )  # fmt: skip
+        parser.add_argument(
+            "--delete-kept-copies", action="store_true",
+            help="with --fix: also delete the copies a move (migrate_storage without "
+            "--delete-source) left here",
+        )  # fmt: skip
 
     def handle(self, *args, **options):
+        if options["delete_kept_copies"] and not options["fix"]:
+            raise CommandError("--delete-kept-copies needs --fix.", returncode=2)
         # The run's one-line log summary is for log files; a person reads the report below.
         summary_log = logging.getLogger("topics.reconcile")
         level = summary_log.level
@@ -109,8 +116,12 @@ class Command(BaseCommand):
             summary_log.setLevel(logging.WARNING)
         try:
             video_storage = VideoStorage().in_bucket(options["location"])
-            report = reconcile_storage(fix=options["fix"], grace_seconds=options["grace_seconds"],
-                                       video_storage=video_storage)  # fmt: skip
+            report = reconcile_storage(
+                fix=options["fix"],
+                grace_seconds=options["grace_seconds"],
+                video_storage=video_storage,
+                delete_kept_copies=options["delete_kept_copies"],
+            )
         except StorageUnavailable as error:
             raise CommandError(
                 f"Reconciliation could not list storage: {error}", returncode=2
