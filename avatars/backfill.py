@@ -47,17 +47,14 @@ def add_poster_and_captions(
     poster_path = storage.new_companion_path(item.storage_path, "jpg") if need_poster else ""
     captions_path = storage.new_companion_path(item.storage_path, "vtt") if need_captions else ""
     paths = [path for path in (poster_path, captions_path) if path]
-    registered: list[str] = []
+    ledger.register_pending_uploads(
+        dict.fromkeys(paths, f"backfill of item {item.pk}"), owner=owner,
+        lease_seconds=settings.VIDEO_JOB_LEASE_SECONDS, bucket=storage.bucket,
+    )  # fmt: skip
     try:
-        for path in paths:
-            ledger.register_pending_upload(
-                path, reason=f"backfill of item {item.pk}", owner=owner,
-                lease_seconds=settings.VIDEO_JOB_LEASE_SECONDS, bucket=storage.bucket,
-            )  # fmt: skip
-            registered.append(path)
         companions = _make_and_upload(item, storage, poster_path, captions_path)
     except BaseException:
-        for path in registered:
+        for path in paths:
             ledger.discard_upload(path, reason="backfill did not complete")
         raise
     try:

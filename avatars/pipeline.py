@@ -101,14 +101,12 @@ def store_rendered_video(
     captions_path = video_storage.new_companion_path(storage_path, "vtt")
     paths = [storage_path, poster_path, captions_path]
     renew = _lease_renewer(paths, upload_owner, lease_seconds)
-    registered: list[str] = []
+    reasons = {
+        path: f"{what} of video {status.provider_video_id}"
+        for path, what in zip(paths, ("video", "poster", "captions"), strict=True)
+    }
+    ledger.register_pending_uploads(reasons, owner=upload_owner, lease_seconds=lease_seconds)
     try:
-        for path, what in zip(paths, ("video", "poster", "captions"), strict=True):
-            ledger.register_pending_upload(
-                path, reason=f"{what} of video {status.provider_video_id}",
-                owner=upload_owner, lease_seconds=lease_seconds,
-            )  # fmt: skip
-            registered.append(path)
         video = _upload_video(status, storage_path, provider, video_storage,
                               _renewing(on_progress, renew))  # fmt: skip
 
@@ -123,7 +121,7 @@ def store_rendered_video(
         )  # fmt: skip
     except BaseException as error:
         # Nothing references the objects: delete them now, or leave the deletes to the ledger.
-        _discard(registered, error)
+        _discard(paths, error)
         raise
     return StoredUnit(video=video, companions=companions)
 

@@ -14,6 +14,7 @@ from avatars.models import VideoJob
 from benchmarks.chaos_faults import Fault, _post, job_state, join, new_job, stored_item, wait_for
 from benchmarks.chaos_world import World
 from topics.models import ContentItem
+from topics.objects import stored_objects
 from topics.services import content_item_delete
 from videostore import ledger
 
@@ -143,7 +144,9 @@ def regenerate_during_outage(world: World, rng: random.Random) -> list[int]:
     world.notes.append(f"promotion {counts}")
     if item.status != Status.READY or item.content_data.get("videoId") != new_render:
         world.findings.append(f"item {item.pk}: {item.status}, not the new render {new_render}")
-    if item.storage_path == old_path or world.bucket().keys() != {item.storage_path}:
+    if item.storage_path == old_path or world.bucket().keys() != {
+        stored.storage_path for stored in stored_objects(item)
+    }:
         world.findings.append(f"item {item.pk}: bucket {sorted(world.bucket())}, item "
                               f"{item.storage_path!r} (old {old_path!r})")  # fmt: skip
     return [first.pk, job.pk]

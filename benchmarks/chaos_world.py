@@ -368,17 +368,20 @@ class World:
         """(orphan keys, dangling item ids, lost videos) as things stand now."""
         from avatars.models import VideoJob
         from topics.models import ContentItem
+        from topics.objects import stored_objects
 
         objects = self.bucket()
         rows = ContentItem.objects.filter(content_type=ContentItem.ContentType.AVATAR_VIDEO)
         referenced, dangling, lost = set(), set(), set()
-        for pk, path, status, size in rows.values_list(
-            "pk", "storage_path", "status", "content_data__fileSize"
-        ):
-            referenced.add(path)
+        for item in rows.only("pk", "storage_path", "poster_path", "captions_path", "status",
+                              "content_data"):  # fmt: skip
+            pk, path, status = item.pk, item.storage_path, item.status
             missing = bool(path) and path not in objects
-            if missing or (path and size is not None and int(size) != objects[path]):
-                dangling.add(pk)
+            for stored in stored_objects(item):  # the video, its poster and its captions
+                referenced.add(stored.storage_path)
+                size = objects.get(stored.storage_path)
+                if size is None or (stored.size is not None and stored.size != size):
+                    dangling.add(pk)
             if status == ContentItem.Status.READY and (not path or missing):
                 lost.add(("item", pk))
         for job_pk, item_pk in VideoJob.objects.filter(

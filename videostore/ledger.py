@@ -45,18 +45,27 @@ def register_pending_upload(
     entry is swept only by an explicit grace period (`expire_stale_uploads`). `bucket`: where
     it is written (default: the configured bucket, recorded now so that a later change of the
     setting still cleans up the right one)."""
+    register_pending_uploads({storage_path: reason}, owner=owner, lease_seconds=lease_seconds,
+                             bucket=bucket)  # fmt: skip
+
+
+def register_pending_uploads(
+    reasons: dict[str, str], *, owner: str = "", lease_seconds: float | None = None,
+    bucket: str | None = None,
+) -> None:  # fmt: skip
+    """`register_pending_upload` for the objects of one unit (a video, its poster and its
+    captions; `reasons` by storage path): committed together, under one lease that ends
+    at one moment for all of them."""
     if transaction.get_connection().in_atomic_block:
         # Inside a transaction the record would vanish with a rollback: refuse loudly.
         raise RuntimeError("register_pending_upload must run outside a database transaction.")
     lease = db_now() + timedelta(seconds=lease_seconds) if lease_seconds else None
-    UploadLedgerEntry.objects.create(
-        storage_path=storage_path,
-        bucket=VideoStorage().bucket if bucket is None else bucket,
-        intent=Intent.UPLOAD,
-        reason=reason[:255],
-        owner=owner[:64],
-        lease_expires_at=lease,
-    )
+    bucket = VideoStorage().bucket if bucket is None else bucket
+    UploadLedgerEntry.objects.bulk_create(
+        UploadLedgerEntry(storage_path=storage_path, bucket=bucket, intent=Intent.UPLOAD,
+                          reason=reason[:255], owner=owner[:64], lease_expires_at=lease)
+        for storage_path, reason in reasons.items()
+    )  # fmt: skip
 
 
 def renew_upload_lease(storage_path: str, *, owner: str, lease_seconds: float) -> bool:
