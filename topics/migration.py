@@ -181,8 +181,10 @@ class _Mover:
     def _renew(self, registered: list[str], *, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._renewed_at > self.lease_seconds / 3:
-            ledger.renew_upload_leases(registered, owner=self.owner,
-                                       lease_seconds=self.lease_seconds)  # fmt: skip
+            kept = ledger.renew_upload_leases(registered, owner=self.owner,
+                                              lease_seconds=self.lease_seconds)  # fmt: skip
+            if kept < len(registered):  # a sweeper gave one up: stop writing
+                raise ledger.UploadLost(f"An upload of {registered} was given up; stopping.")
             self._renewed_at = now
 
     def _switch(

@@ -106,14 +106,6 @@ def register_pending_copy(
     )  # fmt: skip
 
 
-def renew_upload_leases(storage_paths: list[str], *, owner: str, lease_seconds: float) -> None:
-    """Extend the owner's leases on its pending uploads; UploadLost when one is no longer its
-    own (a sweeper gave it up): the caller stops writing."""
-    for storage_path in storage_paths:
-        if not renew_upload_lease(storage_path, owner=owner, lease_seconds=lease_seconds):
-            raise UploadLost(f"The upload of {storage_path} was given up; stopping.")
-
-
 def discard_copy(storage_path: str, *, bucket: str, reason: str) -> bool:
     """A copy in `bucket` that no row will reference must go, now or by a later retry. Another
     location's delete still recorded on the key is finished first (one entry per key); when
