@@ -532,3 +532,35 @@ def test_a_copy_that_stops_midway_leaves_nothing_and_says_why(
         with pytest.raises(FileNotFoundError):
             copy_object(source, target, item.storage_path, size=size, content_type="video/mp4")
     assert keys(s3_server, other_bucket) == set()
+
+
+def test_a_video_moves_with_its_poster_and_captions_as_one_unit(
+    s3_server, private_bucket, bucket_keys
+):
+    """A generated lesson (the engine, offline provider): its video, poster and captions move
+    together to a private bucket; every link the row keeps is signed and opens there."""
+    from avatars.inline import run_job_inline
+    from avatars.services import avatar_video_request
+
+    job = avatar_video_request(topic=make_topic(), script="Leaves make sugar from light.",
+                               enqueue_submit=False)  # fmt: skip
+    assert run_job_inline(job.pk, poll_interval=0.01).state == "stored"
+    item = ContentItem.objects.get(pk=job.content_item_id)
+    unit = {stored.storage_path for stored in stored_objects(item)}
+    assert {stored.kind for stored in stored_objects(item)} == {"video", "poster", "captions"}
+    assert set(bucket_keys()) == unit
+
+    code, report = migrate("--to", private_bucket, "--delete-source")
+
+    assert code == 0 and report["moved"] == 1, report
+    assert keys(s3_server, private_bucket) == unit and keys(s3_server, BUCKET) == set()
+    item.refresh_from_db()
+    assert item.storage_bucket == private_bucket
+    for key in ("fileUrl", "posterUrl", "captionsUrl"):
+        url = item.content_data[key]
+        assert url.startswith(f"{s3_server.endpoint}/{private_bucket}/"), (key, url)
+        assert requests.get(url, timeout=10).status_code == 200
+    for location in (BUCKET, private_bucket):
+        code, report = reconcile(location)
+        assert code == 0 and report["orphans"] == 0, report
+        assert report["dangling_missing"] == 0 and report["dangling_size"] == 0, report
