@@ -226,6 +226,7 @@ def fake_heygen(settings, _fake_heygen_server):
     settings.HEYGEN_API_BASE = server.base_url
     settings.VIDEO_POLL_INTERVAL_SECONDS = 0.05
     settings.HEYGEN_REQUEST_TIMEOUT_SECONDS = 5
+    settings.HEYGEN_RETRY_BACKOFF_SECONDS = 0.01  # the same retries, without the pauses
     settings.VIDEO_SUBMIT_LOOKUP_DELAY_SECONDS = 0.05
     settings.AVATAR_DOWNLOAD_ALLOWED_HOSTS = [server.host_port]
     yield server
