@@ -14,6 +14,7 @@ from avatars.models import VideoJob
 from avatars.providers import get_provider
 from avatars.services import avatar_video_request
 from tests.builders import make_topic
+from tests.workers import wait_until
 from topics.models import ContentItem
 from videostore.models import UploadLedgerEntry
 
@@ -230,7 +231,7 @@ def test_the_engine_sweep_runs_the_whole_course_without_a_worker_waiting(setting
     queued = queue(4)
     report = jobs.dispatch_due_work()
     assert report["submitted"] == 3
-    time.sleep(0.05)
+    wait_until(lambda: fake_heygen.in_progress() == 0, timeout=10, interval=0.01)
     VideoJob.objects.update(next_check_at=timezone.now())
     for job in VideoJob.objects.filter(state=State.RENDERING):
         assert jobs.check_render_job(job.pk) == {"rendered": 1}
@@ -308,8 +309,9 @@ def test_one_wake_up_per_copy_and_an_untaken_one_is_run_by_the_sweep(settings, f
     taken: list[int] = []
     assert jobs._wake_copies(taken.append) == {"woken": 0, "taken_over": 0}  # not yet due
     assert leases.stalled_figures()["wakeups_not_taken"] == 0
-    time.sleep(1.1)  # one lease: the untaken wake-up counts as stalled
-    assert leases.stalled_figures()["wakeups_not_taken"] == 1
+    wait_until(  # one lease: the untaken wake-up counts as stalled
+        lambda: leases.stalled_figures()["wakeups_not_taken"] == 1, timeout=5, interval=0.05
+    )
     assert jobs._wake_copies(taken.append) == {"woken": 0, "taken_over": 1}
     assert taken == [job.pk]
     assert jobs.copy_video_job(job.pk) == "stored"
