@@ -53,6 +53,7 @@ def pytest_configure(config):
         return
     if config.getvalue("reuse_db") or not testdb.on_postgresql():
         return
+    testdb.drop_abandoned()
     config.stash[_TEMPLATE] = os.environ[testdb.ENV] = testdb.template_name(_on_redis())
 
 

@@ -88,6 +88,18 @@ def clone_for_worker(template: str) -> None:
             admin.execute(f'CREATE DATABASE "{target}" TEMPLATE "{template}"')
 
 
+def drop_abandoned() -> None:
+    """Templates of runs that ended without dropping theirs (killed): their pid is gone."""
+    with _maintenance() as admin:
+        names = admin.execute(
+            "SELECT datname FROM pg_database WHERE datname ~ '^cs_tpl_[0-9]+_'"
+        ).fetchall()
+    for (name,) in names:
+        pid = int(name.split("_")[2])
+        if not Path(f"/proc/{pid}").exists():
+            drop(name)
+
+
 def drop(name: str) -> None:
     with _maintenance() as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
