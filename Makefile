@@ -5,10 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# One worker per core (four were slower: each creates its test database and starts its
-# servers); the longest tests go first, handed out one at a time (tests/conftest.py), so
-# none is left running alone at the end. The Redis run is parallel too: each worker has
-# its own queue.
+# Two workers per run (each clones its test database and starts its servers); the longest
+# tests go first, handed out one at a time (tests/conftest.py), so none is left running alone
+# at the end. The Redis run (beside the main one) is parallel too: each worker has its own
+# queue.
 PYTEST_ARGS ?= -n 2 --maxschedchunk 1
 REDIS_PYTEST_ARGS ?= -n 2 --maxschedchunk 1
 # `make test` runs the job tests a second time on django-q2's Redis broker when Redis answers.
