@@ -257,6 +257,9 @@ HEYGEN_DEFAULT_AVATAR_ID = _env("HEYGEN_DEFAULT_AVATAR_ID", "Daisy-inskirt-20220
 HEYGEN_DEFAULT_VOICE_ID = _env("HEYGEN_DEFAULT_VOICE_ID", "2d5b0e6cf36f460aa7fc47e3eee4ba54")
 HEYGEN_REQUEST_TIMEOUT_SECONDS = float(_env("HEYGEN_REQUEST_TIMEOUT_SECONDS", "30"))
 HEYGEN_RENDER_DEADLINE_SECONDS = float(_env("HEYGEN_RENDER_DEADLINE_SECONDS", "1800"))
+# A failed HeyGen call is retried at once, then after this long, doubled each time (urllib3's
+# backoff factor); the tests' fake HeyGen answers on loopback and needs no pause.
+HEYGEN_RETRY_BACKOFF_SECONDS = float(_env("HEYGEN_RETRY_BACKOFF_SECONDS", "0.5"))
 AVATAR_PROVIDER = _env("AVATAR_PROVIDER") or ("heygen" if HEYGEN_API_KEY else "local")
 if AVATAR_PROVIDER not in {"heygen", "local"}:
     raise ImproperlyConfigured("AVATAR_PROVIDER must be 'heygen' or 'local'.")

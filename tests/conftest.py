@@ -12,9 +12,11 @@ from django.db import connection
 from django.test.utils import override_settings
 
 from avatars.providers.offline import render_script_video
+from tests import testdb
 from tests.servers import S3Server, supabase_storage_settings
 
 BUCKET = "media"
+_TEMPLATE = pytest.StashKey[str]()
 
 
 def _rolls_back(item) -> bool:
@@ -44,8 +46,42 @@ def pytest_collection_modifyitems(items):
     items.sort(key=weight)
 
 
+def pytest_configure(config):
+    """The controller of an xdist run on PostgreSQL names the run's template database (its
+    workers inherit the name) and drops it at the end (`pytest_unconfigure`)."""
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    if config.getvalue("reuse_db") or not testdb.on_postgresql():
+        return
+    testdb.drop_abandoned()
+    config.stash[_TEMPLATE] = os.environ[testdb.ENV] = testdb.template_name(_on_redis())
+
+
+def pytest_unconfigure(config):
+    if template := config.stash.get(_TEMPLATE, None):
+        testdb.drop(template)
+
+
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
+def _test_database_from_template(request, django_db_modify_db_settings, django_db_blocker):
+    """An xdist worker's test database, cloned from the run's migrated template (tests/
+    testdb.py); False where there is none (SQLite, one process, --reuse-db)."""
+    template = os.environ.get(testdb.ENV)
+    if not template or request.config.getvalue("reuse_db") or not testdb.on_postgresql():
+        return False
+    with django_db_blocker.unblock():
+        testdb.clone_for_worker(template)
+    return True
+
+
+@pytest.fixture(scope="session")
+def django_db_keepdb(request, _test_database_from_template):
+    """pytest-django keeps a cloned database as it finds it; django_db_setup drops it."""
+    return bool(request.config.getvalue("reuse_db") or _test_database_from_template)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker, _test_database_from_template):
     """pytest-django's test database; at the end, sessions that killed or stopped worker
     processes left behind on PostgreSQL are ended, so the database can be dropped."""
     yield
@@ -56,26 +92,50 @@ def django_db_setup(django_db_setup, django_db_blocker):
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
+        if _test_database_from_template:
+            name = connection.settings_dict["NAME"]
+            connection.close()
+            testdb.drop(name)
+
+
+def _on_redis() -> bool:
+    from django.conf import settings
+
+    return "redis" in settings.Q_CLUSTER
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """The run on the Redis broker has test databases of its own (`test_NAME_gw0_redis`), so
+    `make test` runs it beside the run on the ORM broker, against the same server."""
+    from django.conf import settings
+
+    if not _on_redis():
+        return
+    for db in settings.DATABASES.values():
+        test = db.setdefault("TEST", {})
+        test["NAME"] = f"{test.get('NAME') or 'test_' + db['NAME']}_redis"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _empty_redis_queue():
+def _empty_redis_queue(django_db_modify_db_settings):
     """On the Redis broker, each xdist worker (and the qclusters it starts, through
-    Q_CLUSTER_NAME) takes tasks from a queue of its own: a task names a row of its worker's
-    database. Wake-ups left in it by an earlier run name rows of another database, so it
-    starts empty. (The ORM broker's queue lives in each worker's test database.)"""
+    Q_CLUSTER_NAME) takes tasks from a queue of its own, named after its test database
+    (unique to the worker, the run's database and, on SQLite, the process): a task names a
+    row of that database, and other runs may share the Redis server. Wake-ups left in it by
+    an earlier run name rows of an older copy of the database, so it starts empty. (The ORM
+    broker's queue lives in each worker's test database.)"""
     from django.conf import settings
 
-    if "redis" not in settings.Q_CLUSTER:
+    if not _on_redis():
         yield
         return
     from django_q.brokers import get_broker
     from django_q.conf import Conf
 
-    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1...; unset without xdist
+    test_database = Path(settings.DATABASES["default"]["TEST"]["NAME"]).name
     with pytest.MonkeyPatch.context() as patch:
-        if worker:
-            patch.setattr(Conf, "CLUSTER_NAME", f"{Conf.CLUSTER_NAME}-{worker}")
+        patch.setattr(Conf, "CLUSTER_NAME", f"{Conf.CLUSTER_NAME}-{test_database}")
         get_broker().purge_queue()
         yield
 
@@ -167,6 +227,7 @@ def fake_heygen(settings, _fake_heygen_server):
     settings.HEYGEN_API_BASE = server.base_url
     settings.VIDEO_POLL_INTERVAL_SECONDS = 0.05
     settings.HEYGEN_REQUEST_TIMEOUT_SECONDS = 5
+    settings.HEYGEN_RETRY_BACKOFF_SECONDS = 0.01  # the same retries, without the pauses
     settings.VIDEO_SUBMIT_LOOKUP_DELAY_SECONDS = 0.05
     settings.AVATAR_DOWNLOAD_ALLOWED_HOSTS = [server.host_port]
     yield server

@@ -24,9 +24,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
+def wait_for_port(
+    port: int, timeout: float = 20.0, process: subprocess.Popen | None = None
+) -> None:
+    """Until something listens on `port`; with `process`, as long as it lives (a start-up
+    on a busy machine may take long, a crash ends the wait at once) up to `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server for port {port} exited ({process.returncode})")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
@@ -52,7 +58,8 @@ class S3Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for_port(self.port)
+        # moto imports for seconds of CPU: on a shared machine, far longer.
+        wait_for_port(self.port, timeout=180, process=self.process)
         return self
 
     def stop(self) -> None:

@@ -42,6 +42,7 @@ def worker_env(**extra: str) -> dict:
             "DATABASE_URL": database_url(),
             "AVATAR_PROVIDER": settings.AVATAR_PROVIDER,
             "HEYGEN_API_BASE": settings.HEYGEN_API_BASE,
+            "HEYGEN_RETRY_BACKOFF_SECONDS": str(settings.HEYGEN_RETRY_BACKOFF_SECONDS),
             "VIDEO_POLL_INTERVAL_SECONDS": str(settings.VIDEO_POLL_INTERVAL_SECONDS),
             "AVATAR_DOWNLOAD_ALLOWED_HOSTS": ",".join(settings.AVATAR_DOWNLOAD_ALLOWED_HOSTS),
             "VIDEO_JOB_RETRY_BASE_SECONDS": str(settings.VIDEO_JOB_RETRY_BASE_SECONDS),

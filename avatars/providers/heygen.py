@@ -139,13 +139,15 @@ class HeyGenClient:
         timeout: float | None = None,
         deadline: float | None = None,
         retries: int = 4,
-        backoff_factor: float = 0.5,
+        backoff_factor: float | None = None,
     ):
         self.api_base = (api_base or settings.HEYGEN_API_BASE).rstrip("/")
         self.timeout = timeout or settings.HEYGEN_REQUEST_TIMEOUT_SECONDS
         self.deadline = deadline or max(self.timeout * 3, 60.0)
         self.retries = retries
-        self.backoff_factor = backoff_factor
+        self.backoff_factor = (
+            settings.HEYGEN_RETRY_BACKOFF_SECONDS if backoff_factor is None else backoff_factor
+        )
         self._headers = {
             "X-Api-Key": api_key or settings.HEYGEN_API_KEY,
             "Accept": "application/json",
