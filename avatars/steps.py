@@ -443,7 +443,7 @@ def _close(job: VideoJob, token: str, state: str, **changes):
     """Inside the item's save transaction: end the job, only if it is still ours."""
 
     def close() -> None:
-        leases.transition(job.pk, token=token, state=state, next_attempt_at=None, **changes)
+        leases.finish(job.pk, token=token, state=state, **changes)
 
     return close
 
