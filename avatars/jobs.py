@@ -279,19 +279,24 @@ class _CopyThreads:
 
 def run_engine(*, tick_seconds: float, stop_after: float | None = None) -> None:
     """`manage.py run_video_engine`: dispatch due work every tick (a small process of its
-    own, not a worker; django-q2's scheduler only looks every 30 s or so). Copies the job
-    workers cannot take (a dead holder's, an untaken wake-up's) run on its own threads."""
+    own, not a worker; django-q2's scheduler only looks every 30 s or so), and between ticks
+    check renders as their checks fall due. Copies the job workers cannot take (a dead
+    holder's, an untaken wake-up's) and of renders its checks find done run on its threads."""
     started = time.monotonic()
     name = heartbeats.process_name()
     copies = _CopyThreads(settings.VIDEO_ENGINE_COPY_THREADS)
+    next_tick = started
     while stop_after is None or time.monotonic() - started < stop_after:
-        begun = time.monotonic()
         try:
-            dispatch_due_work(run_copy=copies)
-            heartbeats.record_heartbeat(heartbeats.Kind.ENGINE, name=name)
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + tick_seconds
+                dispatch_due_work(run_copy=copies)
+                heartbeats.record_heartbeat(heartbeats.Kind.ENGINE, name=name)
+            else:  # woken for a check that fell due: only the checks
+                check_due_renders(run_copy=copies)
         except Exception as error:  # a database blip: log it and keep ticking
             logger.exception("video engine tick failed: %s", error)
-        time.sleep(_until_next_tick(tick_seconds - (time.monotonic() - begun)))
+        time.sleep(_until_next_tick(next_tick - time.monotonic()))
 
 
 #: The shortest sleep of the sweep when a render's check is due before its next tick.
