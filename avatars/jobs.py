@@ -17,7 +17,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import close_old_connections, transaction
 from django_q.tasks import async_task
 
 from avatars import heartbeats, leases, steps
@@ -115,12 +115,13 @@ def submit_queued_jobs(limit: int = 100) -> int:
     provider = get_provider()
     submitted = 0
     while submitted < limit:
-        batch = steps.claim_submissions(token, limit=min(limit - submitted, BATCH),
-                                        provider=provider)  # fmt: skip
-        if not batch:
+        asked = min(limit - submitted, BATCH)
+        batch = steps.claim_submissions(token, limit=asked, provider=provider)
+        if batch:
+            wake_all(steps.submit_many(batch, token, provider))
+            submitted += len(batch)
+        if len(batch) < asked:  # no more due jobs, or no free slot: nothing to claim now
             break
-        wake_all(steps.submit_many(batch, token, provider))
-        submitted += len(batch)
     if submitted >= limit:  # more may wait for free slots: the next task goes on at once
         enqueue("submit")
     return submitted
@@ -272,7 +273,9 @@ class _CopyThreads:
         except Exception as error:  # recorded on the job by the step; this is a bug's trace
             logger.exception("engine copy of video job %s crashed: %s", job_id, error)
         finally:
-            connection.close()
+            # The thread lives on: its connection is kept for the next copy (CONN_MAX_AGE),
+            # unless it broke or is too old.
+            close_old_connections()
             with self.lock:
                 self.running.discard(job_id)
 
