@@ -24,6 +24,7 @@ from avatars import heartbeats, leases, steps
 from avatars.models import VideoJob
 from avatars.providers import get_provider
 from videostore import ledger
+from videostore.storage import VideoStorage
 
 logger = logging.getLogger(__name__)
 
@@ -232,15 +233,32 @@ def dispatch_due_work(run_copy=None) -> dict:
     return report
 
 
+def _warm_storage() -> None:
+    """A copy thread's first act: its storage clients (see SupabaseStorage.warm_up)."""
+    warm_up = getattr(VideoStorage().storage, "warm_up", None)
+    if warm_up is not None:
+        try:
+            warm_up()
+        except Exception as error:  # the first copy makes them instead
+            logger.warning("storage clients not made ahead: %s: %s",
+                           error.__class__.__name__, error)  # fmt: skip
+
+
 class _CopyThreads:
     """The engine's own copy runners: a few threads, each job at most once at a time, so a
     taken-over copy never holds up the engine's tick."""
 
     def __init__(self, threads: int):
         self.threads = threads
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="engine-copy")
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="engine-copy",
+                                       initializer=_warm_storage)  # fmt: skip
         self.running: set[int] = set()
         self.lock = threading.Lock()
+        # Every thread starts now (each waits for the others), making its storage clients
+        # before the first render ends rather than on that copy's path.
+        started = threading.Barrier(threads)
+        for _ in range(threads):
+            self.pool.submit(started.wait, 30)
 
     def free(self) -> int:
         """Threads with nothing to do now (a copy handed to one starts at once)."""

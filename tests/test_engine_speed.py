@@ -195,3 +195,17 @@ def test_the_sweep_sleeps_only_until_the_next_check_is_due(settings, fake_heygen
     assert 0.3 < jobs._until_next_tick(2.0) <= 0.5
     VideoJob.objects.filter(pk=job.pk).update(next_check_at=soon - timedelta(seconds=5))
     assert jobs._until_next_tick(2.0) == jobs.MIN_SLEEP_SECONDS
+
+
+def test_the_engines_copy_threads_make_their_storage_clients_when_they_start(monkeypatch):
+    """A session and a client cost seconds of CPU on a busy host: each engine copy thread
+    makes its own when the engine starts, not on the first finished render's copy."""
+    import threading
+    from types import SimpleNamespace
+
+    warmed: list[str] = []
+    storage = SimpleNamespace(warm_up=lambda: warmed.append(threading.current_thread().name))
+    monkeypatch.setattr(jobs, "VideoStorage", lambda: SimpleNamespace(storage=storage))
+    threads = jobs._CopyThreads(2)
+    threads.pool.shutdown(wait=True)
+    assert len(set(warmed)) == 2
