@@ -17,13 +17,14 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import close_old_connections, transaction
 from django_q.tasks import async_task
 
 from avatars import heartbeats, leases, steps
 from avatars.models import VideoJob
 from avatars.providers import get_provider
 from videostore import ledger
+from videostore.storage import VideoStorage
 
 logger = logging.getLogger(__name__)
 
@@ -115,12 +116,13 @@ def submit_queued_jobs(limit: int = 100) -> int:
     provider = get_provider()
     submitted = 0
     while submitted < limit:
-        batch = steps.claim_submissions(token, limit=min(limit - submitted, BATCH),
-                                        provider=provider)  # fmt: skip
-        if not batch:
+        asked = min(limit - submitted, BATCH)
+        batch = steps.claim_submissions(token, limit=asked, provider=provider)
+        if batch:
+            wake_all(steps.submit_many(batch, token, provider))
+            submitted += len(batch)
+        if len(batch) < asked:  # no more due jobs, or no free slot: nothing to claim now
             break
-        wake_all(steps.submit_many(batch, token, provider))
-        submitted += len(batch)
     if submitted >= limit:  # more may wait for free slots: the next task goes on at once
         enqueue("submit")
     return submitted
@@ -146,26 +148,40 @@ def _check_claimed(claimed: list[VideoJob], token: str) -> dict:
 
 def check_render_job(job_id: int) -> dict:
     """Task: check one render now (the webhook's wake-up; the poller may race it safely).
-    A finished render is copied right here, in this worker: no second trip through the
-    broker between "the render ended" and "the copy started"."""
+    A finished render is copied right here, in this worker, still held from the check and
+    with the check's fresh download URL: no second trip through the broker, no second claim
+    and no second status call between "the render ended" and "the copy started"."""
     token = leases.new_token()
     claimed = leases.claim_due_checks(token, job_id=job_id)
     if not claimed:
         return {}
-    outcomes = steps.check_many(claimed, token, get_provider())
-    copy_here = {pk: "copying" for pk, outcome in outcomes.items() if outcome == "rendered"}
-    counts = wake_all({**outcomes, **copy_here})
-    for rendered in copy_here:
-        copy_video_job(rendered)
-    if copy_here:
+    provider = get_provider()
+    outcomes, copies = steps.check_and_hold(claimed, token, provider)
+    counts = wake_all(outcomes)
+    jobs_by_id = {job.pk: job for job in claimed}
+    for rendered, status in copies.items():
+        wake(steps.copy(jobs_by_id[rendered], token, provider, status=status), rendered)
+    if copies:
         counts["rendered"] = counts.pop("copying")
     return counts
 
 
-def check_due_renders(limit: int = 200) -> dict:
-    """Check every render that is due, in one batch (one status call each)."""
+def check_due_renders(limit: int = 200, run_copy=None) -> dict:
+    """Check every render that is due, in one batch (one status call each). With the
+    engine's copy threads (`run_copy`), finished renders are copied at once on the threads
+    that are free, with the check's fresh URL; the others are woken in the workers."""
     token = leases.new_token()
-    return _check_claimed(leases.claim_due_checks(token, limit=limit), token)
+    claimed = leases.claim_due_checks(token, limit=limit)
+    free = run_copy.free() if hasattr(run_copy, "free") else 0
+    if not claimed or not free:
+        return _check_claimed(claimed, token)
+    provider = get_provider()
+    outcomes, copies = steps.check_and_hold(claimed, token, provider, hold_at_most=free)
+    counts = wake_all(outcomes)
+    jobs_by_id = {job.pk: job for job in claimed}
+    for rendered, status in copies.items():
+        run_copy.run_held(jobs_by_id[rendered], token, status)
+    return counts
 
 
 def resolve_unknown_submissions(limit: int = 100) -> dict:
@@ -177,7 +193,8 @@ def resolve_unknown_submissions(limit: int = 100) -> dict:
 def copy_video_job(job_id: int) -> str:
     """Task: copy a rendered video into storage and save the item (long; renews its lease)."""
     token = leases.new_token()
-    job = leases.claim(job_id, token=token, states=(State.DOWNLOADING, State.UPLOADING))
+    job = leases.claim(job_id, token=token, states=(State.DOWNLOADING, State.UPLOADING),
+                       state=State.DOWNLOADING, bytes_copied=0)  # fmt: skip
     if job is None:
         return "skipped"
     return wake(steps.copy(job, token), job.pk)
@@ -209,11 +226,22 @@ def dispatch_due_work(run_copy=None) -> dict:
     `_wake_copies`), give up dead uploads. Safe to run anywhere, any number at once."""
     report = {"resolved": resolve_unknown_submissions()}
     report["submitted"] = submit_queued_jobs()
-    report["checked"] = check_due_renders()
+    report["checked"] = check_due_renders(run_copy=run_copy)
     copies = _wake_copies(run_copy)
     report["copies_woken"], report["copies_taken_over"] = copies["woken"], copies["taken_over"]
     report["uploads_given_up"] = ledger.expire_dead_uploads()
     return report
+
+
+def _warm_storage() -> None:
+    """A copy thread's first act: its storage clients (see SupabaseStorage.warm_up)."""
+    warm_up = getattr(VideoStorage().storage, "warm_up", None)
+    if warm_up is not None:
+        try:
+            warm_up()
+        except Exception as error:  # the first copy makes them instead
+            logger.warning("storage clients not made ahead: %s: %s",
+                           error.__class__.__name__, error)  # fmt: skip
 
 
 class _CopyThreads:
@@ -221,48 +249,99 @@ class _CopyThreads:
     taken-over copy never holds up the engine's tick."""
 
     def __init__(self, threads: int):
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="engine-copy")
+        self.threads = threads
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="engine-copy",
+                                       initializer=_warm_storage)  # fmt: skip
         self.running: set[int] = set()
         self.lock = threading.Lock()
+        # Every thread starts now (each waits for the others), making its storage clients
+        # before the first render ends rather than on that copy's path.
+        started = threading.Barrier(threads)
+        for _ in range(threads):
+            self.pool.submit(started.wait, 30)
+
+    def free(self) -> int:
+        """Threads with nothing to do now (a copy handed to one starts at once)."""
+        with self.lock:
+            return max(0, self.threads - len(self.running))
 
     def __call__(self, job_id: int) -> None:
+        if self._start(job_id):
+            self.pool.submit(self._run, job_id, copy_video_job, job_id)
+
+    def run_held(self, job: VideoJob, token: str, status) -> None:
+        """Copy a render the sweep's check found done and still holds (its fresh URL)."""
+        if self._start(job.pk):
+            self.pool.submit(self._run, job.pk, self._copy_held, job, token, status)
+
+    @staticmethod
+    def _copy_held(job: VideoJob, token: str, status) -> str:
+        return wake(steps.copy(job, token, status=status), job.pk)
+
+    def _start(self, job_id: int) -> bool:
         with self.lock:
             if job_id in self.running:
-                return
+                return False
             self.running.add(job_id)
-        self.pool.submit(self._run, job_id)
+            return True
 
-    def _run(self, job_id: int) -> None:
+    def _run(self, job_id: int, step, *args) -> None:
         try:
-            copy_video_job(job_id)
+            step(*args)
         except Exception as error:  # recorded on the job by the step; this is a bug's trace
             logger.exception("engine copy of video job %s crashed: %s", job_id, error)
         finally:
-            connection.close()
+            # The thread lives on: its connection is kept for the next copy (CONN_MAX_AGE),
+            # unless it broke or is too old.
+            close_old_connections()
             with self.lock:
                 self.running.discard(job_id)
 
 
 def run_engine(*, tick_seconds: float, stop_after: float | None = None) -> None:
     """`manage.py run_video_engine`: dispatch due work every tick (a small process of its
-    own, not a worker; django-q2's scheduler only looks every 30 s or so). Copies the job
-    workers cannot take (a dead holder's, an untaken wake-up's) run on its own threads."""
+    own, not a worker; django-q2's scheduler only looks every 30 s or so), and between ticks
+    check renders as their checks fall due. Copies the job workers cannot take (a dead
+    holder's, an untaken wake-up's) and of renders its checks find done run on its threads."""
     started = time.monotonic()
     name = heartbeats.process_name()
     copies = _CopyThreads(settings.VIDEO_ENGINE_COPY_THREADS)
+    next_tick = started
     while stop_after is None or time.monotonic() - started < stop_after:
-        begun = time.monotonic()
         try:
-            dispatch_due_work(run_copy=copies)
-            heartbeats.record_heartbeat(heartbeats.Kind.ENGINE, name=name)
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + tick_seconds
+                dispatch_due_work(run_copy=copies)
+                heartbeats.record_heartbeat(heartbeats.Kind.ENGINE, name=name)
+            else:  # woken for a check that fell due: only the checks
+                check_due_renders(run_copy=copies)
         except Exception as error:  # a database blip: log it and keep ticking
             logger.exception("video engine tick failed: %s", error)
-        time.sleep(max(0.0, tick_seconds - (time.monotonic() - begun)))
+        time.sleep(_until_next_tick(next_tick - time.monotonic()))
 
 
-def handle_render_event(*, callback_id: str, provider_video_id: str) -> str:
+#: The shortest sleep of the sweep when a render's check is due before its next tick.
+MIN_SLEEP_SECONDS = 0.1
+
+
+def _until_next_tick(rest_of_tick: float) -> float:
+    """The rest of the tick, or less when a render's check is due sooner (a render checked
+    when its end is expected, not up to a tick later). A hint: the claim decides."""
+    try:
+        due_in = leases.next_check_in_seconds()
+    except Exception as error:  # a database blip: the tick stands
+        logger.warning("next check time not read: %s", error)
+        due_in = None
+    if due_in is not None:
+        rest_of_tick = min(rest_of_tick, max(due_in, MIN_SLEEP_SECONDS))
+    return max(0.0, rest_of_tick)
+
+
+def handle_render_event(*, callback_id: str, provider_video_id: str, succeeded: bool = False
+                        ) -> str:  # fmt: skip
     """A provider says a render ended: check that job now (the event's own URL is never
-    trusted; the check asks the provider). Idempotent; racing the poller is safe."""
+    trusted; the check asks the provider). Idempotent; racing the poller is safe.
+    `succeeded` (a success event): it ended now, which render times are learned from."""
     try:
         uuid.UUID(callback_id)
     except ValueError:
@@ -277,6 +356,6 @@ def handle_render_event(*, callback_id: str, provider_video_id: str) -> str:
     if job.state != State.RENDERING:
         return "in-progress"
     with transaction.atomic():
-        if leases.schedule_check_now(job.pk):
+        if leases.schedule_check_now(job.pk, render_ended=succeeded):
             enqueue("check", job.pk)
     return "checking"

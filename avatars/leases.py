@@ -24,7 +24,7 @@ from django.utils import timezone
 from avatars.models import VideoJob
 from topics.models import ContentItem
 from topics.services import content_item_mark_failed
-from videostore.clock import db_now
+from videostore.clock import DbNow, db_now, db_now_plus
 
 State = VideoJob.State
 #: How a cancelled job's reason starts ("Cancelled by <user>"): the status line reads it.
@@ -59,10 +59,19 @@ def lock_render_slots() -> None:
     # SQLite: write transactions are already serialised (BEGIN IMMEDIATE).
 
 
-def _locked(now: datetime):
-    return VideoJob.objects.select_for_update(skip_locked=True, of=("self",)).filter(
-        lease_is_free(now)
+def _locked():
+    """Jobs nobody holds, locked (skipping those another claim holds), each row with the
+    database's clock read in the same statement (`db_clock`): no clock query of its own."""
+    return (
+        VideoJob.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(lease_is_free(DbNow()))
+        .annotate(db_clock=DbNow())
     )
+
+
+def _clock(rows) -> datetime:
+    """The database's clock as the claim's statement read it (the last row's)."""
+    return max(row.db_clock for row in rows)
 
 
 # --- creation -------------------------------------------------------------------------------
@@ -88,25 +97,33 @@ def create_job(
 # --- claims ---------------------------------------------------------------------------------
 
 
-def claim(job_id: int, *, token: str, states: tuple[str, ...], due: bool = True) -> VideoJob | None:
+def claim(
+    job_id: int, *, token: str, states: tuple[str, ...], due: bool = True, **changes
+) -> VideoJob | None:
     """Take the job if it is in one of `states`, nobody holds it and (with `due`) any retry
-    delay has passed; a takeover from a dead holder counts as an attempt."""
+    delay has passed; a takeover from a dead holder counts as an attempt. `changes` are
+    written with the claim (a new `state` stamps `state_changed_at`)."""
     with transaction.atomic():
-        now = db_now()
-        jobs = _locked(now).filter(pk=job_id, state__in=states)
+        jobs = _locked().filter(pk=job_id, state__in=states)
         if due:
-            jobs = jobs.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            jobs = jobs.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=DbNow()))
         job = jobs.select_related("content_item__topic").first()
         if job is None:
             return None
+        now = job.db_clock
         if job.claimed_by:  # its holder died mid-step
             job.attempts += 1
+        if "state" in changes and changes["state"] != job.state:
+            changes.setdefault("state_changed_at", now)
+        for name, value in changes.items():
+            setattr(job, name, value)
         job.claimed_by = token
         job.lease_expires_at = lease_until(now)
         job.next_check_at = job.lease_expires_at  # the sweep looks again when the lease ends
         job.wakeup_sent_at = None  # the wake-up, if any, is taken
+        job.updated_at = now
         job.save(update_fields=["claimed_by", "lease_expires_at", "next_check_at", "attempts",
-                                "wakeup_sent_at", "updated_at"])  # fmt: skip
+                                "wakeup_sent_at", "updated_at", *changes])  # fmt: skip
         return job
 
 
@@ -129,12 +146,14 @@ def claim_submissions(
         free = settings.VIDEO_MAX_CONCURRENT_RENDERS - rendering_count()
         if free <= 0:
             return []
-        now = db_now()
-        jobs = _locked(now).filter(state=State.QUEUED).exclude(next_attempt_at__gt=now)
+        jobs = _locked().filter(state=State.QUEUED).exclude(next_attempt_at__gt=DbNow())
         if job_id is not None:
             jobs = jobs.filter(pk=job_id)
         claimed = list(jobs.select_related("content_item__topic").order_by("queued_at", "id")
                        [: min(free, limit)])  # fmt: skip
+        if not claimed:
+            return []
+        now = _clock(claimed)
         until = lease_until(now, max(lease_seconds, settings.VIDEO_JOB_LEASE_SECONDS))
         for job in claimed:
             job.render_checks = 0
@@ -189,33 +208,39 @@ def claim_unknown_submissions(
     """Rendering jobs whose create call's outcome is unknown (timed out, its worker died or
     lost its lease) and whose look-up is due: nobody holds them, so no call is in flight."""
     with transaction.atomic():
-        now = db_now()
+        due = Q(next_check_at__isnull=True) | Q(next_check_at__lte=DbNow())
         jobs = (
-            _locked(now)
+            _locked()
             .filter(state=State.RENDERING, provider_video_id="")
             .exclude(submission_title="")
             # Due, or its holder died mid-call (a lease that ended with a holder's name on it).
-            .filter(Q(next_check_at__isnull=True) | Q(next_check_at__lte=now) | ~Q(claimed_by=""))
+            .filter(due | ~Q(claimed_by=""))
         )
         if job_id is not None:
             jobs = jobs.filter(pk=job_id)
         claimed = list(jobs.select_related("content_item__topic").order_by("id")[:limit])
-        VideoJob.objects.filter(pk__in=[job.pk for job in claimed]).update(
-            claimed_by=token, lease_expires_at=lease_until(now)
-        )
+        _hold(claimed, token)
     return claimed
+
+
+def _hold(claimed: list[VideoJob], token: str) -> None:
+    """Write the claim of the locked rows: our token and a lease (one statement)."""
+    if claimed:
+        VideoJob.objects.filter(pk__in=[job.pk for job in claimed]).update(
+            claimed_by=token, lease_expires_at=lease_until(_clock(claimed))
+        )
 
 
 def claim_due_checks(token: str, *, limit: int = 100, job_id: int | None = None) -> list[VideoJob]:
     """Rendering jobs whose check is due (or `job_id`, due now), claimed in one batch."""
     with transaction.atomic():
-        now = db_now()
-        jobs = _locked(now).filter(state=State.RENDERING).exclude(provider_video_id="")
-        jobs = jobs.filter(pk=job_id) if job_id is not None else jobs.filter(next_check_at__lte=now)
+        jobs = _locked().filter(state=State.RENDERING).exclude(provider_video_id="")
+        if job_id is not None:
+            jobs = jobs.filter(pk=job_id)
+        else:
+            jobs = jobs.filter(next_check_at__lte=DbNow())
         claimed = list(jobs.select_related("content_item__topic").order_by("next_check_at")[:limit])
-        VideoJob.objects.filter(pk__in=[job.pk for job in claimed]).update(
-            claimed_by=token, lease_expires_at=lease_until(now)
-        )
+        _hold(claimed, token)
     return claimed
 
 
@@ -223,12 +248,14 @@ def claim_due_checks(token: str, *, limit: int = 100, job_id: int | None = None)
 
 
 def renew(job_id: int, *, token: str, **changes) -> None:
-    """Extend our lease (and record progress); LeaseLost when the job is no longer ours."""
-    now = db_now()
-    until = lease_until(now)
+    """Extend our lease (and record progress; a `state` stamps `state_changed_at`) in one
+    statement on the database's clock; LeaseLost when the job is no longer ours."""
+    if "state" in changes:
+        changes.setdefault("state_changed_at", DbNow())
+    until = db_now_plus(settings.VIDEO_JOB_LEASE_SECONDS)
     updated = VideoJob.objects.filter(
         pk=job_id, claimed_by=token, state__in=VideoJob.ACTIVE_STATES
-    ).update(lease_expires_at=until, next_check_at=until, updated_at=now, **changes)
+    ).update(lease_expires_at=until, next_check_at=until, updated_at=DbNow(), **changes)
     if not updated:
         raise LeaseLost(f"video job {job_id} was taken over by another worker")
 
@@ -239,14 +266,29 @@ def transition(job_id: int, *, token: str, release: bool = True, **changes) -> V
     `next_check_in` / `retry_in` (seconds) schedule the next look (and the retry) from now on
     the database's clock; `attempts_delta` adds to the attempts counted."""
     with transaction.atomic():
-        job = VideoJob.objects.select_for_update().filter(pk=job_id).first()
+        job = (VideoJob.objects.select_for_update().filter(pk=job_id)
+               .annotate(db_clock=DbNow()).first())  # fmt: skip
         if job is None:  # its item was deleted meanwhile: nothing left to change
             raise LeaseLost(f"video job {job_id} no longer exists")
         if job.claimed_by != token or job.state not in VideoJob.ACTIVE_STATES:
             raise LeaseLost(f"video job {job_id} is no longer held by {token}")
-        _apply(job, db_now(), changes, release)
+        _apply(job, job.db_clock, changes, release)
         job.save()
         return job
+
+
+def finish(job_id: int, *, token: str, state: str, **changes) -> None:
+    """End a job we hold in `state` (terminal), in one statement: the UPDATE locks the row and
+    writes only if the job is still ours and active, on the database's clock; LeaseLost
+    otherwise. Inside the item's save transaction, so both commit or neither."""
+    now = DbNow()
+    updated = VideoJob.objects.filter(
+        pk=job_id, claimed_by=token, state__in=VideoJob.ACTIVE_STATES
+    ).update(state=state, state_changed_at=now, finished_at=now, updated_at=now,
+             claimed_by="", lease_expires_at=None, next_check_at=None, next_attempt_at=None,
+             **changes)  # fmt: skip
+    if not updated:
+        raise LeaseLost(f"video job {job_id} is no longer held by {token}")
 
 
 def _apply(job: VideoJob, now: datetime, changes: dict, release: bool) -> set[str]:
@@ -272,19 +314,29 @@ def _apply(job: VideoJob, now: datetime, changes: dict, release: bool) -> set[st
     return {*changes, "attempts", "claimed_by", "lease_expires_at", "updated_at"}
 
 
-def record_many(token: str, changes: dict[int, dict]) -> set[int]:
-    """`transition` for many jobs in one transaction and three statements: each job still
-    held by `token` gets its changes and is released; returns the ids that were still ours
-    (the others were taken over: their changes are dropped)."""
+def record_many(token: str, changes: dict[int, dict], *, hold: frozenset[int] = frozenset()
+                ) -> set[int]:  # fmt: skip
+    """`transition` for many jobs in one transaction and two statements: each job still
+    held by `token` gets its changes and is released, except those in `hold`, which we keep
+    with a new lease (the next step runs here: no claim of its own, no wake-up); returns the
+    ids that were still ours (the others were taken over: their changes are dropped)."""
     if not changes:
         return set()
     with transaction.atomic():
-        now = db_now()
         ours = list(VideoJob.objects.select_for_update().filter(
-            pk__in=list(changes), claimed_by=token, state__in=VideoJob.ACTIVE_STATES))  # fmt: skip
+            pk__in=list(changes), claimed_by=token, state__in=VideoJob.ACTIVE_STATES,
+        ).annotate(db_clock=DbNow()))  # fmt: skip
+        if not ours:
+            return set()
+        now = _clock(ours)
         fields: set[str] = set()
         for job in ours:
-            fields |= _apply(job, now, changes[job.pk], release=True)
+            held = job.pk in hold
+            fields |= _apply(job, now, changes[job.pk], release=not held)
+            if held:  # as a claim leaves it: the sweep looks again when the lease ends
+                job.lease_expires_at = job.next_check_at = lease_until(now)
+                job.wakeup_sent_at = None
+                fields |= {"next_check_at", "wakeup_sent_at"}
         VideoJob.objects.bulk_update(ours, sorted(fields))
     return {job.pk for job in ours}
 
@@ -292,11 +344,14 @@ def record_many(token: str, changes: dict[int, dict]) -> set[int]:
 # --- wake-up bookkeeping --------------------------------------------------------------------
 
 
-def schedule_check_now(job_id: int) -> bool:
-    """The provider says the render ended: its check is due now (if it is still rendering)."""
-    return bool(
-        VideoJob.objects.filter(pk=job_id, state=State.RENDERING).update(next_check_at=db_now())
-    )
+def schedule_check_now(job_id: int, *, render_ended: bool = False) -> bool:
+    """The provider says the render ended: its check is due now (if it is still rendering);
+    `render_ended` (a success event): the render ended now, which the render times are
+    learned from (`steps.render_ended`), not when a check got to it."""
+    changes = {"next_check_at": DbNow()}
+    if render_ended:
+        changes["rendered_at"] = DbNow()
+    return bool(VideoJob.objects.filter(pk=job_id, state=State.RENDERING).update(**changes))
 
 
 def due_copies(*, limit: int = 500) -> tuple[list[int], list[int]]:
@@ -308,20 +363,37 @@ def due_copies(*, limit: int = 500) -> tuple[list[int], list[int]]:
     one wake-up call. Each is left alone for a lease period, so wake-ups never pile up: at most
     one is outstanding per job."""
     with transaction.atomic():
-        now = db_now()
         due = list(
-            _locked(now)
+            _locked()
             .filter(state__in=(State.DOWNLOADING, State.UPLOADING))
-            .exclude(next_attempt_at__gt=now)
-            .filter(Q(next_check_at__isnull=True) | Q(next_check_at__lte=now))
-            .values_list("pk", "claimed_by", "wakeup_sent_at")[:limit]
+            .exclude(next_attempt_at__gt=DbNow())
+            .filter(Q(next_check_at__isnull=True) | Q(next_check_at__lte=DbNow()))
+            .values_list("pk", "claimed_by", "wakeup_sent_at", "db_clock")[:limit]
         )
-        to_run = [pk for pk, holder, sent in due if holder or sent]
-        to_wake = [pk for pk, holder, sent in due if not (holder or sent)]
+        if not due:
+            return [], []
+        to_run = [pk for pk, holder, sent, _ in due if holder or sent]
+        to_wake = [pk for pk, holder, sent, _ in due if not (holder or sent)]
+        now = max(clock for *_, clock in due)
         later = now + timedelta(seconds=settings.VIDEO_JOB_LEASE_SECONDS)
         VideoJob.objects.filter(pk__in=to_wake).update(next_check_at=later, wakeup_sent_at=now)
         VideoJob.objects.filter(pk__in=to_run).update(next_check_at=later)
     return to_wake, to_run
+
+
+def next_check_in_seconds() -> float | None:
+    """Seconds (on the database's clock) until the earliest check of a render nobody holds
+    is due; None when no render waits for one. A hint for the sweep's sleep."""
+    due = (
+        VideoJob.objects.filter(state=State.RENDERING, next_check_at__isnull=False)
+        .filter(lease_is_free(DbNow()))
+        .exclude(provider_video_id="")
+        .annotate(db_clock=DbNow())
+        .order_by("next_check_at")
+        .values_list("next_check_at", "db_clock")
+        .first()
+    )
+    return None if due is None else (due[0] - due[1]).total_seconds()
 
 
 def stalled_figures() -> dict:

@@ -17,6 +17,7 @@ back.
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from django.conf import settings
 
@@ -296,12 +297,21 @@ def resolve(job: VideoJob, token: str, provider) -> str:
 # --- check ----------------------------------------------------------------------------------
 
 
+#: Short checks after a render's expected end, before the interval grows again.
+SHORT_CHECKS = 3
+
+
 def _next_check_in(job: VideoJob) -> float:
+    """After a check that found the render still running: with a learned render time, a few
+    short intervals (it is a little late), then growing by half each time from there (not a
+    jump to the no-history schedule's long interval); without one, that schedule."""
     expected = job.expected_render_seconds
-    if expected is not None and job.render_checks < 3:  # a render a little late: soon again
-        return max(1.0, expected * 0.1)
+    longest = settings.VIDEO_POLL_MAX_INTERVAL_SECONDS
+    if expected is not None:
+        short = max(1.0, expected * 0.1)
+        return min(short * 1.5 ** max(0, job.render_checks + 1 - SHORT_CHECKS), longest)
     first = settings.VIDEO_POLL_INTERVAL_SECONDS
-    return min(first * 1.5 ** (job.render_checks + 1), settings.VIDEO_POLL_MAX_INTERVAL_SECONDS)
+    return min(first * 1.5 ** (job.render_checks + 1), longest)
 
 
 def check(job: VideoJob, token: str, provider) -> str:
@@ -313,21 +323,41 @@ def check_many(jobs: list[VideoJob], token: str, provider) -> dict[int, str]:
     """One status check per claimed render, the calls overlapping: finished renders move on
     to the copy (freeing their render slots), the others are looked at again later; the
     common outcomes are recorded in one transaction. Returns each job's outcome."""
+    return check_and_hold(jobs, token, provider, hold_at_most=0)[0]
+
+
+def check_and_hold(
+    jobs: list[VideoJob], token: str, provider, *, hold_at_most: int | None = None
+) -> tuple[dict[int, str], dict[int, RenderStatus]]:
+    """`check_many`, except that finished renders (`hold_at_most` of them; None: all) stay
+    ours (outcome "copying": no wake-up, no claim of their own) and come back with their
+    status and its fresh signed URL, so their copy runs next here without asking the
+    provider again."""
     statuses = _concurrently(lambda job: provider.get_status(job.provider_video_id), jobs)
-    now = leases.db_now()
     outcomes: dict[int, str] = {}
     changes: dict[int, dict] = {}
     for job, status in zip(jobs, statuses, strict=True):
+        # The claim's statement read the database's clock: the time of this check.
+        now = getattr(job, "db_clock", None) or leases.db_now()
         outcome, change = _after_status(job, status, now)
         if change is None:  # a failure: recorded on its own, with its item
             outcomes[job.pk] = fail(job, token, outcome)
         else:
             outcomes[job.pk], changes[job.pk] = outcome, change
-    ours = leases.record_many(token, changes)
-    for job_id in changes:
-        if job_id not in ours:
-            outcomes[job_id] = "lost"
-    return outcomes
+    rendered = [pk for pk, outcome in outcomes.items() if outcome == "rendered"]
+    held = frozenset(rendered[:hold_at_most])
+    ours = leases.record_many(token, changes, hold=held)
+    copies: dict[int, RenderStatus] = {}
+    for job, status in zip(jobs, statuses, strict=True):
+        if job.pk not in changes:
+            continue
+        if job.pk not in ours:
+            outcomes[job.pk] = "lost"
+        elif job.pk in held:
+            outcomes[job.pk] = "copying"
+            job.state, job.bytes_copied = State.DOWNLOADING, 0
+            copies[job.pk] = status
+    return outcomes, copies
 
 
 def _after_status(job: VideoJob, status, now) -> tuple[str, dict | None]:
@@ -344,13 +374,34 @@ def _after_status(job: VideoJob, status, now) -> tuple[str, dict | None]:
         return "The provider reported the render complete but gave no video URL.", None
     if status.status == "completed":
         # The copy is woken now; the sweep looks again only if nobody has taken it by then.
-        return "rendered", {"state": State.DOWNLOADING, "rendered_at": now, "last_error": "",
-                            "wakeup_sent_at": now,
+        return "rendered", {"state": State.DOWNLOADING, "rendered_at": render_ended(job, now),
+                            "last_error": "", "wakeup_sent_at": now, "bytes_copied": 0,
                             "next_check_in": copy_redispatch_seconds()}  # fmt: skip
     elapsed = (now - (job.started_at or job.queued_at)).total_seconds()
     if elapsed > settings.HEYGEN_RENDER_DEADLINE_SECONDS:
         return f"The render was still {status.status} when the deadline passed.", None
     return "rendering", _later(job, now, "")
+
+
+def render_ended(job: VideoJob, seen_at):
+    """When the render ended, as far as we can tell; recent render times are learned from
+    it (`leases.render_seconds_per_char`), so it must not carry the polling delay (learned
+    times would grow batch after batch, and the checks come later and later).
+
+    The provider's webhook said when (`rendered_at`, recorded on arrival): that time. Found
+    done by a check after one that found it running (`updated_at`: the last check's record,
+    the only write while it renders): between the two, the midpoint. Found done by its first
+    check, timed from the expected end: only "by then" is known, so a little before the
+    expectation (a render faster than expected is then checked earlier next time). Otherwise
+    (no expectation, or a check before it): when this check saw it."""
+    if job.rendered_at is not None:
+        return min(job.rendered_at, seen_at)
+    if job.render_checks > 0 and job.updated_at and job.updated_at < seen_at:
+        return job.updated_at + (seen_at - job.updated_at) / 2
+    expected, sent = job.expected_render_seconds, job.submission_sent_at
+    if expected is None or sent is None or seen_at < sent + timedelta(seconds=expected):
+        return seen_at
+    return min(seen_at, sent + timedelta(seconds=max(0.0, expected - EXPECTED_MARGIN_SECONDS)))
 
 
 def _later(job: VideoJob, now, note: str) -> dict:
@@ -379,10 +430,12 @@ class _CopyProgress:
 
     def __call__(self, stage: str, details: dict) -> None:
         if stage == "downloading":
-            leases.renew(self.job.pk, token=self.token, bytes_copied=0, state=State.DOWNLOADING)
+            # A claim for the copy (or the check that holds it) already says so: no write.
+            if self.job.state != State.DOWNLOADING or self.job.bytes_copied:
+                leases.renew(self.job.pk, token=self.token, bytes_copied=0,
+                             state=State.DOWNLOADING)  # fmt: skip
         elif stage == "uploading":
             leases.renew(self.job.pk, token=self.token, state=State.UPLOADING,
-                         state_changed_at=leases.db_now(),
                          bytes_total=details.get("bytes_total"))  # fmt: skip
         elif stage == "finishing":  # the poster and captions, after the video's bytes
             self.last = time.monotonic()
@@ -396,16 +449,31 @@ def _close(job: VideoJob, token: str, state: str, **changes):
     """Inside the item's save transaction: end the job, only if it is still ours."""
 
     def close() -> None:
-        leases.transition(job.pk, token=token, state=state, next_attempt_at=None, **changes)
+        leases.finish(job.pk, token=token, state=state, **changes)
 
     return close
 
 
-def copy(job: VideoJob, token: str, provider=None, video_storage=None) -> str:
-    """Stream the rendered video into storage and save the item, or fall back / retry."""
+#: A check's signed download URL is used by the copy right after it only while it is valid
+#: this much longer (HeyGen signs them for 7 days); otherwise the copy asks for a fresh one.
+URL_VALID_FOR_SECONDS = 300
+
+
+def _url_still_valid(status: RenderStatus | None) -> bool:
+    if status is None or not status.is_completed:
+        return False
+    expires = status.url_expires_at
+    return expires is None or expires.timestamp() - time.time() > URL_VALID_FOR_SECONDS
+
+
+def copy(job: VideoJob, token: str, provider=None, video_storage=None,
+         status: RenderStatus | None = None) -> str:  # fmt: skip
+    """Stream the rendered video into storage and save the item, or fall back / retry.
+    `status`: the check's answer just before (its signed URL is used while still valid)."""
     provider = provider or get_provider()
     try:
-        status = provider.get_status(job.provider_video_id)  # a fresh, signed download URL
+        if not _url_still_valid(status):
+            status = provider.get_status(job.provider_video_id)  # a fresh, signed URL
         if not status.is_completed:
             raise RenderFailed("The provider no longer has the rendered video; regenerate it.")
         return _store(job, token, status, provider, video_storage or VideoStorage())

@@ -95,7 +95,8 @@ def heygen_webhook(request: HttpRequest) -> HttpResponse:
             )
     except IntegrityError:
         return JsonResponse({"status": "duplicate"})
-    outcome = handle_render_event(callback_id=callback_id, provider_video_id=video_id)
+    outcome = handle_render_event(callback_id=callback_id, provider_video_id=video_id,
+                                  succeeded=event_type == "avatar_video.success")  # fmt: skip
     logger.info(
         "heygen webhook %s for video %s (callback_id %s): %s",
         event_type,

@@ -146,18 +146,18 @@ def _task_ended(sender, **kwargs) -> None:
     FIGURES.task = None
 
 
-def _timed(copy_video_job):
-    def timed_copy(job_id: int) -> str:
+def _timed(copy):
+    def timed_copy(job, *args, **kwargs) -> str:
         outer, started, outcome = FIGURES.local.__dict__.get("step"), time.time(), "crashed"
         FIGURES.local.step = "copy"
         try:
-            outcome = copy_video_job(job_id)
+            outcome = copy(job, *args, **kwargs)
             return outcome
         finally:
-            FIGURES.record_copy(job_id, started, time.time(), outcome)
+            FIGURES.record_copy(job.pk, started, time.time(), outcome)
             FIGURES.local.step = outer
 
-    timed_copy.__name__ = copy_video_job.__name__
+    timed_copy.__name__ = copy.__name__
     return timed_copy
 
 
@@ -175,7 +175,7 @@ def main() -> None:
     from django.db.backends.signals import connection_created
     from django_q.signals import post_execute_in_worker, pre_execute
 
-    import avatars.jobs
+    import avatars.steps
 
     def install(sender, connection, **kwargs) -> None:
         FIGURES.count_connection()
@@ -183,8 +183,9 @@ def main() -> None:
             connection.execute_wrappers.append(FIGURES.count_statement)
 
     connection_created.connect(install, dispatch_uid="course-bench-statements", weak=False)
-    # The check task calls the module's `copy_video_job` by name, as do the engine's threads.
-    avatars.jobs.copy_video_job = _timed(avatars.jobs.copy_video_job)
+    # Every copy (in a check task, a copy task or the engine's threads) calls the module's
+    # `steps.copy` by name: timed from the status call it may need to the item's save.
+    avatars.steps.copy = _timed(avatars.steps.copy)
     pre_execute.connect(_stamp_execution_start, dispatch_uid="course-bench-started")
     post_execute_in_worker.connect(_task_ended, dispatch_uid="course-bench-ended")
     atexit.register(FIGURES.flush)

@@ -147,7 +147,7 @@ def _request(ctx: dict, name: str, count: int, spacing: float) -> tuple[float, l
     returns the request time, the job ids and the statements the requests sent."""
     from django.db import connection
 
-    from avatars.services import request_avatar_video, request_avatar_video_batch
+    from avatars.services import avatar_video_request, avatar_video_request_batch
     from topics.models import Topic
 
     statements = [0]
@@ -161,12 +161,12 @@ def _request(ctx: dict, name: str, count: int, spacing: float) -> tuple[float, l
     requested = time.time()
     with connection.execute_wrapper(counted):
         if not spacing:
-            jobs = request_avatar_video_batch(topic=topic, scripts=scripts)
+            jobs = avatar_video_request_batch(topic=topic, scripts=scripts)
             return requested, [job.pk for job in jobs], statements[0]
         ids = []
         for n, script in enumerate(scripts):
             time.sleep(max(0.0, requested + n * spacing - time.time()))
-            ids.append(request_avatar_video(topic=topic, script=script).pk)
+            ids.append(avatar_video_request(topic=topic, script=script).pk)
     return requested, ids, statements[0]
 
 

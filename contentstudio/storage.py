@@ -156,6 +156,12 @@ class SupabaseStorage(S3Storage):
                              key=key, body=content, length=length, params=params)  # fmt: skip
         return cleaned_name
 
+    def warm_up(self) -> None:
+        """Make this thread's clients now (a session and a client cost a few hundred ms of
+        CPU, seconds on a busy host), so a long-lived thread's first upload does not pay it."""
+        self.connection  # noqa: B018 (the property makes this thread's session and resource)
+        self._client(read_timeout=self.client_config.read_timeout, payload_signing_enabled=False)
+
     def _client(self, *, read_timeout: float, payload_signing_enabled: bool):
         """A client of this backend's kind with another read timeout and payload signing,
         kept per thread (a new session and client cost a few hundred ms of CPU)."""

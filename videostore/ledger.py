@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
-from videostore.clock import db_now
+from videostore.clock import db_now, db_now_plus
 from videostore.errors import StorageUnavailable, VideoStoreError
 from videostore.models import UploadLedgerEntry
 from videostore.storage import VideoStorage
@@ -78,7 +78,7 @@ def renew_upload_leases(storage_paths: list[str], *, owner: str, lease_seconds: 
     in one statement; returns how many are still its own."""
     return UploadLedgerEntry.objects.filter(
         storage_path__in=storage_paths, intent=Intent.UPLOAD, owner=owner
-    ).update(lease_expires_at=db_now() + timedelta(seconds=lease_seconds))
+    ).update(lease_expires_at=db_now_plus(lease_seconds))
 
 
 def register_pending_copy(
@@ -132,21 +132,18 @@ def mark_referenced(storage_paths: list[str], *, owner: str | None = None) -> No
         return
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("mark_referenced must run inside the save's transaction.")
-    entries = {
-        entry.storage_path: entry
-        for entry in UploadLedgerEntry.objects.select_for_update().filter(
-            storage_path__in=storage_paths
+    # One statement: the DELETE locks each entry it matches and matches only pending uploads
+    # (of `owner`); an entry a sweeper turned into a delete first is not matched (PostgreSQL
+    # re-reads a row it waited for). Fewer rows than paths: the save rolls back.
+    pending = UploadLedgerEntry.objects.filter(storage_path__in=storage_paths, intent=Intent.UPLOAD)
+    if owner is not None:
+        pending = pending.filter(owner=owner)
+    deleted, _ = pending.delete()
+    if deleted != len(set(storage_paths)):
+        raise UploadLost(
+            f"The upload of {', '.join(storage_paths)} was given up before the save or belongs "
+            "to another worker; copying again."
         )
-    }
-    for storage_path in storage_paths:
-        entry = entries.get(storage_path)
-        if entry is None or entry.intent != Intent.UPLOAD:
-            raise UploadLost(
-                f"The upload of {storage_path} was given up before the save; copying again."
-            )
-        if owner is not None and entry.owner != owner:
-            raise UploadLost(f"The upload of {storage_path} belongs to another worker.")
-    UploadLedgerEntry.objects.filter(storage_path__in=storage_paths).delete()
 
 
 def schedule_delete(storage_path: str, *, reason: str, bucket: str = "") -> None:

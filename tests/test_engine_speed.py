@@ -1,0 +1,211 @@
+"""How fast the engine moves a render on, counted rather than timed: status calls per
+render at the fake HeyGen, SQL statements per job, and render times learned without the
+polling delay."""
+
+import time
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from avatars import jobs, leases, steps
+from avatars.models import VideoJob
+from avatars.services import avatar_video_request
+from tests.builders import make_topic
+from topics.models import ContentItem
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.jobs]
+State = VideoJob.State
+
+
+def queue(n: int = 1) -> list[VideoJob]:
+    topic = make_topic()
+    return [
+        avatar_video_request(topic=topic, script=f"Lesson {i}: leaves.", enqueue_submit=False)
+        for i in range(n)
+    ]
+
+
+def rendered(fake_heygen, n: int) -> list[VideoJob]:
+    """n jobs submitted, their renders done at the fake (not yet checked)."""
+    fake_heygen.render_seconds = 0.01
+    queued = queue(n)
+    assert jobs.submit_queued_jobs() == n
+    time.sleep(0.05)
+    return queued
+
+
+def kinds(queries) -> Counter:
+    """Statements by their first words (for a failing assertion's message)."""
+    return Counter(" ".join(q["sql"].split()[:3])[:60] for q in queries)
+
+
+def test_the_webhooks_check_copies_with_its_own_status_call(fake_heygen, bucket_keys):
+    """One status call per render with the webhook: the copy in the check's task uses the
+    check's fresh signed URL instead of asking again."""
+    (job,) = rendered(fake_heygen, 1)
+    calls_before = fake_heygen.stats["status_calls"]
+    assert jobs.check_render_job(job.pk) == {"rendered": 1}
+    job.refresh_from_db()
+    assert job.state == State.STORED
+    assert fake_heygen.stats["status_calls"] - calls_before == 1
+    item = ContentItem.objects.get(pk=job.content_item_id)
+    assert bucket_keys() == [item.storage_path]
+
+
+#: Statements one job's check and copy may take (webhook path, one task): claim and record
+#: of the check (2 + 2), the ledger entry and its removal (2), the upload's progress (1), the
+#: item's save (3) and the job's end (1); 29 before the check held its job for the copy and
+#: writes read the database's clock themselves.
+CHECK_AND_COPY_STATEMENTS = 12
+
+
+def engine_statements(queries) -> list[dict]:
+    """What the engine sends, as the course benchmark counts it: not the driver's
+    transaction control, not the broker's own table (a wake-up)."""
+    return [q for q in queries if q["sql"].split()[0] not in ("BEGIN", "COMMIT")
+            and "django_q_" not in q["sql"]]  # fmt: skip
+
+
+def test_a_check_and_its_copy_take_few_statements_per_job(monkeypatch, fake_heygen, bucket_keys):
+    """Check and copy in one task: the check's claim holds the job through the copy (no
+    second claim), and the database's clock is read inside the writes (no `SELECT
+    clock_timestamp()` of their own)."""
+    from avatars import pipeline
+
+    monkeypatch.setattr(pipeline, "RENEW_EVERY_SECONDS", 3600)  # a copy's progress is apart
+    monkeypatch.setattr(steps, "RENEW_EVERY_SECONDS", 3600)
+    queued = rendered(fake_heygen, 3)
+    with CaptureQueriesContext(connection) as captured:
+        for job in queued:
+            assert jobs.check_render_job(job.pk) == {"rendered": 1}
+    assert VideoJob.objects.filter(state=State.STORED).count() == 3
+    sent = engine_statements(captured.captured_queries)
+    assert not [q for q in sent if q["sql"].startswith("SELECT clock_timestamp()")]
+    assert len(sent) / 3 <= CHECK_AND_COPY_STATEMENTS, kinds(sent)
+
+
+def test_the_sweeps_check_copies_on_the_engines_threads_without_a_wake_up(
+    monkeypatch, fake_heygen, bucket_keys
+):
+    """Without a webhook: a render the engine's sweep finds done is copied at once on the
+    engine's free copy threads, with the check's URL (one status call), not woken through
+    the broker for a worker to claim later."""
+    sent: list[str] = []
+    monkeypatch.setattr(jobs, "_send", lambda func, *args, name: sent.append(name))
+    (job,) = rendered(fake_heygen, 1)
+    VideoJob.objects.filter(pk=job.pk).update(next_check_at=timezone.now())
+    calls_before = fake_heygen.stats["status_calls"]
+    threads = jobs._CopyThreads(2)
+    report = jobs.dispatch_due_work(run_copy=threads)
+    threads.pool.shutdown(wait=True)
+    assert report["checked"] == {"copying": 1}
+    assert VideoJob.objects.get(pk=job.pk).state == State.STORED
+    assert not [name for name in sent if name.startswith("video-copy")]
+    assert fake_heygen.stats["status_calls"] - calls_before == 1
+
+
+def test_the_sweep_wakes_a_worker_when_its_copy_threads_are_busy(monkeypatch, fake_heygen):
+    sent: list[str] = []
+    monkeypatch.setattr(jobs, "_send", lambda func, *args, name: sent.append(name))
+    (job,) = rendered(fake_heygen, 1)
+    VideoJob.objects.filter(pk=job.pk).update(next_check_at=timezone.now())
+    threads = jobs._CopyThreads(1)
+    threads.running.add(-1)  # its one thread is copying something else
+    assert jobs.check_due_renders(run_copy=threads) == {"rendered": 1}
+    assert f"video-copy-{job.pk}" in sent
+    assert VideoJob.objects.get(pk=job.pk).claimed_by == ""  # free for the woken worker
+
+
+def test_a_render_end_is_learned_from_the_webhook_not_from_when_its_check_ran(fake_heygen):
+    """The render time learned for the next renders' first checks is the provider's word
+    (the webhook's arrival), not the moment a busy worker got to the check."""
+    (job,) = rendered(fake_heygen, 1)
+    job.refresh_from_db()
+    assert jobs.handle_render_event(callback_id=str(job.callback_id),
+                                    provider_video_id=job.provider_video_id,
+                                    succeeded=True) == "checking"  # fmt: skip
+    told = VideoJob.objects.get(pk=job.pk).rendered_at
+    time.sleep(0.3)  # the workers are busy
+    jobs.check_render_job(job.pk)
+    job.refresh_from_db()
+    assert job.state == State.STORED
+    assert job.rendered_at == told
+    assert (job.finished_at - job.rendered_at).total_seconds() >= 0.3
+
+
+def test_a_polled_render_end_is_learned_between_the_last_two_checks(settings, fake_heygen):
+    """Polled: the render ended after the check that saw it running and by the one that saw
+    it done; the midpoint is learned, not the later check (the polling delay)."""
+    fake_heygen.render_seconds = 3.0  # the first check comes well before, even on a busy host
+    (job,) = queue(1)
+    jobs.submit_queued_jobs()
+    VideoJob.objects.filter(pk=job.pk).update(next_check_at=timezone.now())
+    assert jobs.check_due_renders() == {"rendering": 1}
+    running_at = VideoJob.objects.get(pk=job.pk).updated_at
+    time.sleep(3.2)
+    VideoJob.objects.filter(pk=job.pk).update(next_check_at=timezone.now())
+    before = leases.db_now()
+    assert jobs.check_due_renders() == {"rendered": 1}
+    after = leases.db_now()
+    job.refresh_from_db()
+    assert running_at + (before - running_at) / 2 <= job.rendered_at
+    assert job.rendered_at <= running_at + (after - running_at) / 2
+
+
+def test_a_render_done_at_its_timed_first_check_is_learned_a_little_before_it(fake_heygen):
+    """Found done by the first check, timed from the expected end: only "by then" is known.
+    Learning the check's time would make each batch's checks later than the last's; a
+    little before the expectation lets them come earlier when renders got faster."""
+    (job,) = rendered(fake_heygen, 1)
+    expected = 5.0
+    sent = leases.db_now() - timedelta(seconds=expected + 1)
+    VideoJob.objects.filter(pk=job.pk).update(expected_render_seconds=expected,
+                                              submission_sent_at=sent,
+                                              next_check_at=timezone.now())  # fmt: skip
+    assert jobs.check_due_renders() == {"rendered": 1}
+    job.refresh_from_db()
+    learned = (job.rendered_at - job.submission_sent_at).total_seconds()
+    assert learned == pytest.approx(expected - steps.EXPECTED_MARGIN_SECONDS, abs=0.01)
+
+
+def test_checks_after_the_expected_end_grow_gently_not_to_the_long_interval(settings):
+    """A render a little late is checked at short intervals, then intervals growing by
+    half from there: not a jump to the no-history schedule's 50 s after three checks."""
+    settings.VIDEO_POLL_INTERVAL_SECONDS, settings.VIDEO_POLL_MAX_INTERVAL_SECONDS = 10, 60
+    job = VideoJob(expected_render_seconds=20)
+    delays = []
+    for checks in range(7):
+        job.render_checks = checks
+        delays.append(steps._next_check_in(job))
+    assert delays == pytest.approx([2, 2, 2, 3, 4.5, 6.75, 10.125])
+
+
+def test_the_sweep_sleeps_only_until_the_next_check_is_due(settings, fake_heygen):
+    """A render's check is due before the next tick: the sweep wakes for it (a hint; the
+    claim decides), instead of up to a tick late."""
+    (job,) = rendered(fake_heygen, 1)
+    soon = leases.db_now() + timedelta(seconds=0.5)
+    VideoJob.objects.filter(pk=job.pk).update(next_check_at=soon + timedelta(seconds=60))
+    assert jobs._until_next_tick(2.0) == pytest.approx(2.0, abs=0.01)  # not due for long
+    VideoJob.objects.filter(pk=job.pk).update(next_check_at=soon)
+    assert 0.3 < jobs._until_next_tick(2.0) <= 0.5
+    VideoJob.objects.filter(pk=job.pk).update(next_check_at=soon - timedelta(seconds=5))
+    assert jobs._until_next_tick(2.0) == jobs.MIN_SLEEP_SECONDS
+
+
+def test_the_engines_copy_threads_make_their_storage_clients_when_they_start(monkeypatch):
+    """A session and a client cost seconds of CPU on a busy host: each engine copy thread
+    makes its own when the engine starts, not on the first finished render's copy."""
+    import threading
+    from types import SimpleNamespace
+
+    warmed: list[str] = []
+    storage = SimpleNamespace(warm_up=lambda: warmed.append(threading.current_thread().name))
+    monkeypatch.setattr(jobs, "VideoStorage", lambda: SimpleNamespace(storage=storage))
+    threads = jobs._CopyThreads(2)
+    threads.pool.shutdown(wait=True)
+    assert len(set(warmed)) == 2
