@@ -111,7 +111,7 @@ def store_rendered_video(
                               _renewing(on_progress, renew))  # fmt: skip
 
         def keep_alive() -> None:  # the poster may take ffmpeg a few seconds
-            renew(force=True)
+            renew()  # at most once a second, as while the bytes flow
             on_progress("finishing", {"storage_path": storage_path})
 
         companions = _store_poster_and_captions(

@@ -437,12 +437,12 @@ class _CopyProgress:
         elif stage == "uploading":
             leases.renew(self.job.pk, token=self.token, state=State.UPLOADING,
                          bytes_total=details.get("bytes_total"))  # fmt: skip
-        elif stage == "finishing":  # the poster and captions, after the video's bytes
+        elif stage in ("copying", "finishing") and (
+            time.monotonic() - self.last >= RENEW_EVERY_SECONDS
+        ):  # the video's bytes flowing, then its poster and captions being made
             self.last = time.monotonic()
-            leases.renew(self.job.pk, token=self.token)
-        elif stage == "copying" and time.monotonic() - self.last >= RENEW_EVERY_SECONDS:
-            self.last = time.monotonic()
-            leases.renew(self.job.pk, token=self.token, bytes_copied=details["bytes_copied"])
+            progress = {"bytes_copied": details["bytes_copied"]} if stage == "copying" else {}
+            leases.renew(self.job.pk, token=self.token, **progress)
 
 
 def _close(job: VideoJob, token: str, state: str, **changes):

@@ -14,7 +14,7 @@ from django.utils import timezone
 from avatars import jobs, leases, steps
 from avatars.models import VideoJob
 from avatars.services import avatar_video_request
-from tests.builders import make_topic
+from tests.builders import make_topic, stored_keys
 from topics.models import ContentItem
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.jobs]
@@ -53,14 +53,15 @@ def test_the_webhooks_check_copies_with_its_own_status_call(fake_heygen, bucket_
     assert job.state == State.STORED
     assert fake_heygen.stats["status_calls"] - calls_before == 1
     item = ContentItem.objects.get(pk=job.content_item_id)
-    assert bucket_keys() == [item.storage_path]
+    assert bucket_keys() == stored_keys(item)  # the video, its poster and captions
 
 
 #: Statements one job's check and copy may take (webhook path, one task): claim and record
 #: of the check (2 + 2), the ledger entry and its removal (2), the upload's progress (1), the
 #: item's save (3) and the job's end (1); 29 before the check held its job for the copy and
-#: writes read the database's clock themselves.
-CHECK_AND_COPY_STATEMENTS = 12
+#: writes read the database's clock themselves. Plus one for the poster and captions stored
+#: with the video (their ledger entries are written with the video's, in one statement).
+CHECK_AND_COPY_STATEMENTS = 13
 
 
 def engine_statements(queries) -> list[dict]:
