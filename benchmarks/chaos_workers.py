@@ -5,6 +5,7 @@ are requested and generated, and a storm of SIGKILLs to random `qcluster` proces
 import random
 import socket
 import time
+from html.parser import HTMLParser
 from unittest import mock
 
 from django.db import connection
@@ -27,6 +28,31 @@ def _redis_answers() -> bool:
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
         return False
+
+
+class _ConfirmForm(HTMLParser):
+    """The preview page's Confirm form: its inputs' names and values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside, self.fields = False, {}
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        attributes = dict(attrs)
+        if tag == "form":
+            self.inside = (attributes.get("action") or "").endswith("/videos/confirm/")
+        elif tag == "input" and self.inside and attributes.get("name"):
+            self.fields[attributes["name"]] = attributes.get("value") or ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.inside = False
+
+
+def _confirm_fields(page: str) -> dict:
+    form = _ConfirmForm()
+    form.feed(page)
+    return form.fields
 
 
 class RedisDown:
@@ -70,10 +96,15 @@ class RedisDown:
             try:
                 client = Client(raise_request_exception=False)
                 client.force_login(world.user)
-                # The POST itself (302 to the topic page when queued), not the page after it.
-                return client.post(f"/topics/{topic.pk}/videos/",
-                                   data={"script": "One: roots.\n\nTwo: leaves.",
-                                         "language": "en"})  # fmt: skip
+                # The preview (nothing is queued yet), then its Confirm: that POST itself (302
+                # to the topic page when queued), not the page after it.
+                preview = client.post(f"/topics/{topic.pk}/videos/",
+                                      data={"script": "One: roots.\n\nTwo: leaves.",
+                                            "language": "en"})  # fmt: skip
+                if preview.status_code != 200:
+                    return preview
+                fields = _confirm_fields(preview.content.decode())
+                return client.post(f"/topics/{topic.pk}/videos/confirm/", fields)
             finally:
                 connection.close()
 

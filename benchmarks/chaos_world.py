@@ -93,6 +93,7 @@ def _environment(s3_endpoint: str, heygen_port: int, database_url: str) -> dict:
         "DATABASE_URL": database_url,
         "DATABASE_CONN_MAX_AGE": "0",
         "LOG_LEVEL": os.environ.get("CHAOS_LOG_LEVEL", "CRITICAL"),
+        "DJANGO_STATIC_MANIFEST": "0",  # pages rendered here need no collectstatic
         "SUPABASE_URL": "https://chaos.supabase.co",
         "SUPABASE_S3_ENDPOINT": s3_endpoint,
         "SUPABASE_S3_ACCESS_KEY_ID": "chaos-key",
