@@ -55,11 +55,12 @@ def register_pending_uploads(
 ) -> None:  # fmt: skip
     """`register_pending_upload` for the objects of one unit (a video, its poster and its
     captions; `reasons` by storage path): committed together, under one lease that ends
-    at one moment for all of them."""
+    read from the database's clock in the one statement that writes them."""
     if transaction.get_connection().in_atomic_block:
         # Inside a transaction the record would vanish with a rollback: refuse loudly.
         raise RuntimeError("register_pending_upload must run outside a database transaction.")
-    lease = db_now() + timedelta(seconds=lease_seconds) if lease_seconds else None
+    # The lease's end on the database's clock, computed inside the INSERT.
+    lease = db_now_plus(lease_seconds) if lease_seconds else None
     bucket = VideoStorage().bucket if bucket is None else bucket
     UploadLedgerEntry.objects.bulk_create(
         UploadLedgerEntry(storage_path=storage_path, bucket=bucket, intent=Intent.UPLOAD,
