@@ -243,6 +243,8 @@ def build_result(
     }
     for key in STORAGE_METADATA_FIELDS:
         result[key] = storage_metadata[key] if storage_metadata else None
+    if storage_metadata:  # where the object is: the row records it (its column too)
+        result["storageBucket"] = storage_metadata["storageBucket"]
     for key in MEASURED_FIELDS:  # duration_seconds is set above (the provider's as a fallback)
         result.setdefault(key, storage_metadata.get(key) if storage_metadata else None)
     if stored is not None:
@@ -254,6 +256,8 @@ def content_data_from_result(result: dict, *, script: str) -> dict:
     """The fields of a result that a ContentItem keeps (cleaned again on save)."""
     data = {key: result.get(key) for key in ("videoUrl", "videoId", *STORAGE_METADATA_FIELDS,
                                              *MEASURED_FIELDS)}  # fmt: skip
+    if result.get("storageBucket"):
+        data["storageBucket"] = result["storageBucket"]
     data.update({key: value for key, value in result.items()
                  if key in POSTER_FIELDS or key in CAPTIONS_FIELDS})  # fmt: skip
     data["script"] = script

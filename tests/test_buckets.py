@@ -114,3 +114,24 @@ def test_a_pending_upload_is_cleaned_up_in_its_own_bucket(
     assert ledger.expire_stale_uploads(grace_seconds=0) == 1
     assert ledger.retry_pending_deletes() == {"deleted": 1, "failed": 0}
     assert bucket_keys() == [] and not UploadLedgerEntry.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_generated_video_records_its_bucket_and_a_bucket_switch_keeps_it(
+    settings, s3_server, other_bucket
+):
+    """The engine's own save (not a hand-made row): the row names its bucket, so after the
+    setting changes reconcile checks it against its own bucket and finds nothing missing."""
+    from avatars.inline import run_job_inline
+    from avatars.services import avatar_video_request
+
+    job = avatar_video_request(topic=make_topic(), script="Leaves make sugar from light.",
+                               enqueue_submit=False)  # fmt: skip
+    assert run_job_inline(job.pk, poll_interval=0.01).state == "stored"
+    item = ContentItem.objects.get(pk=job.content_item_id)
+    assert item.storage_bucket == BUCKET and item.content_data["storageBucket"] == BUCKET
+    use_bucket(settings, s3_server, other_bucket)
+    code, report = reconcile("--fix")
+    assert report["dangling_missing"] == 0 and report["marked_for_regeneration"] == 0, report
+    item.refresh_from_db()
+    assert (item.status, item.storage_bucket) == ("ready", BUCKET)
