@@ -12,6 +12,7 @@ overtaken) and only when the owner's lease has expired. A save that finds its en
 turned into a delete fails cleanly (`UploadLost`) and the object is copied again.
 """
 
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -90,12 +91,10 @@ def register_pending_copy(
     killed copy) is taken over: its object is overwritten. Any other entry on the key (a live
     upload, a delete still to do) makes this return False: the key is busy until its owner
     or the sweep finishes it, and nothing here deletes what another process may reuse."""
-    try:
+    with contextlib.suppress(IntegrityError):  # an entry on the key: maybe a killed copy's
         register_pending_upload(storage_path, reason=reason, owner=owner,
                                 lease_seconds=lease_seconds, bucket=bucket)  # fmt: skip
         return True
-    except IntegrityError:
-        pass
     now = db_now()
     # One UPDATE: it waits for a sweeper holding the entry, then sees what the sweeper left.
     return bool(

@@ -24,43 +24,17 @@ def _chunks_of(stream: Iterable[bytes] | BinaryIO | bytes) -> Iterator[bytes]:
         yield from stream
 
 
-class VerifyingReader(io.RawIOBase):
-    """A read-only, non-seekable stream over the video that checks it while it is read.
+class _StreamReader(io.RawIOBase):
+    """A read-only, non-seekable stream over chunks that subclasses check as they arrive
+    (`_next_chunk`, b"" at the end); storage backends read it like a file (`read(n)`, or
+    `chunks()` for local files). `failure` keeps what a read raised: a client sending the
+    body may wrap it in its own error."""
 
-    Storage backends read it like a file (`read(n)`, or `chunks()` for local files). It
-    counts, hashes and inspects every byte and raises InvalidVideo as soon as a check fails,
-    so the backend's upload fails with it. `failure` keeps what it raised.
-    """
-
-    def __init__(
-        self,
-        stream,
-        *,
-        name: str,
-        max_bytes: int,
-        expected_size: int | None,
-        on_bytes: Callable[[int], None] | None = None,
-    ):
+    def __init__(self):
         super().__init__()
-        self.name = name
-        self.on_bytes = on_bytes
-        self.content_type = MP4_TYPE  # read by django-storages for the object's ContentType
-        self.max_bytes = max_bytes
-        self.expected_size = expected_size
-        self.bytes_read = 0
-        self.sha256 = hashlib.sha256()
-        self.info: Mp4Info | None = None
         self.failure: BaseException | None = None
-        self._source = _chunks_of(stream)
-        self._inspector = Mp4Inspector()
         self._pending = b""
         self._offset = 0  # into _pending: small reads copy only what they return
-        self._eof = False
-
-    @property
-    def size(self) -> int | None:
-        """The announced length (None when unknown): backends pick how to upload by it."""
-        return self.expected_size
 
     def readable(self) -> bool:
         return True
@@ -104,6 +78,45 @@ class VerifyingReader(io.RawIOBase):
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def _next_chunk(self) -> bytes:
+        raise NotImplementedError
+
+
+class VerifyingReader(_StreamReader):
+    """A read-only, non-seekable stream over the video that checks it while it is read.
+
+    Storage backends read it like a file (`read(n)`, or `chunks()` for local files). It
+    counts, hashes and inspects every byte and raises InvalidVideo as soon as a check fails,
+    so the backend's upload fails with it. `failure` keeps what it raised.
+    """
+
+    def __init__(
+        self,
+        stream,
+        *,
+        name: str,
+        max_bytes: int,
+        expected_size: int | None,
+        on_bytes: Callable[[int], None] | None = None,
+    ):
+        super().__init__()
+        self.name = name
+        self.on_bytes = on_bytes
+        self.content_type = MP4_TYPE  # read by django-storages for the object's ContentType
+        self.max_bytes = max_bytes
+        self.expected_size = expected_size
+        self.bytes_read = 0
+        self.sha256 = hashlib.sha256()
+        self.info: Mp4Info | None = None
+        self._source = _chunks_of(stream)
+        self._inspector = Mp4Inspector()
+        self._eof = False
+
+    @property
+    def size(self) -> int | None:
+        """The announced length (None when unknown): backends pick how to upload by it."""
+        return self.expected_size
+
+    def _next_chunk(self) -> bytes:
         if self._eof:
             return b""
         for chunk in self._source:
@@ -138,7 +151,7 @@ class VerifyingReader(io.RawIOBase):
         self.info = self._inspector.finish()
 
 
-class CopyReader(io.RawIOBase):
+class CopyReader(_StreamReader):
     """A read-only stream over an object being copied between storages: it counts and hashes
     every byte and raises CopyMismatch as soon as more bytes arrive than announced, or at the
     end when fewer did. Storage backends read it as they read VerifyingReader (`size` picks
@@ -154,48 +167,7 @@ class CopyReader(io.RawIOBase):
         self.bytes_read = 0
         self.sha256 = hashlib.sha256()
         self.complete = False
-        self.failure: BaseException | None = None
         self._source = iter(chunks)
-        self._pending = b""
-        self._offset = 0  # into _pending: small reads copy only what they return
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self.failure is not None:
-            raise self.failure
-        try:
-            return self._read(size)
-        except BaseException as error:
-            self.failure = error  # a client sending the body may wrap it in its own error
-            raise
-
-    def _read(self, size: int | None) -> bytes:
-        wanted = float("inf") if size is None or size < 0 else size
-        pieces, have = [], 0
-        while have < wanted:
-            if self._offset == len(self._pending):
-                self._pending, self._offset = self._next_chunk(), 0
-                if not self._pending:
-                    break
-            take = int(min(wanted - have, len(self._pending) - self._offset))
-            pieces.append(self._pending[self._offset : self._offset + take])
-            self._offset += take
-            have += take
-        return b"".join(pieces)
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def chunks(self, chunk_size: int = READ_SIZE) -> Iterator[bytes]:
-        while data := self.read(chunk_size):
-            yield data
 
     def _next_chunk(self) -> bytes:
         for chunk in self._source:
