@@ -317,11 +317,33 @@ def run_engine(*, tick_seconds: float, stop_after: float | None = None) -> None:
                 check_due_renders(run_copy=copies)
         except Exception as error:  # a database blip: log it and keep ticking
             logger.exception("video engine tick failed: %s", error)
-        time.sleep(_until_next_tick(next_tick - time.monotonic()))
+        next_tick = min(next_tick, _at_next_lease_end())
+        sleep = _until_next_tick(next_tick - time.monotonic())
+        if stop_after is not None:
+            sleep = min(sleep, max(0.0, started + stop_after - time.monotonic()))
+        time.sleep(sleep)
+    copies.pool.shutdown(wait=True)  # a stop lets the copies it took over finish
 
 
 #: The shortest sleep of the sweep when a render's check is due before its next tick.
 MIN_SLEEP_SECONDS = 0.1
+#: How long after a lease ends the sweep looks (the lease must have ended on the database's
+#: clock when the claim reads it).
+LEASE_END_SLACK_SECONDS = 0.02
+
+
+def _at_next_lease_end() -> float:
+    """When (on this process's monotonic clock) the earliest held lease ends: the sweep runs
+    then, so a dead holder's job waits for its lease and not for the tick after it. A live
+    holder renews first and the sweep finds nothing; never sooner than MIN_SLEEP_SECONDS."""
+    try:
+        ends_in = leases.next_lease_end_in_seconds()
+    except Exception as error:  # a database blip: the tick stands
+        logger.warning("next lease end not read: %s", error)
+        ends_in = None
+    if ends_in is None:
+        return float("inf")
+    return time.monotonic() + max(ends_in + LEASE_END_SLACK_SECONDS, MIN_SLEEP_SECONDS)
 
 
 def _until_next_tick(rest_of_tick: float) -> float:

@@ -210,3 +210,33 @@ def test_the_engines_copy_threads_make_their_storage_clients_when_they_start(mon
     threads = jobs._CopyThreads(2)
     threads.pool.shutdown(wait=True)
     assert len(set(warmed)) == 2
+
+
+def test_the_sweep_wakes_as_the_earliest_held_lease_ends(fake_heygen):
+    """Held leases: the sweep runs just after the earliest one ends (a dead holder's job is
+    taken over then, not up to a tick later); ended leases and released jobs don't count."""
+    assert jobs._at_next_lease_end() == float("inf")  # nothing held
+    (job,) = rendered(fake_heygen, 1)
+    ends = leases.db_now() + timedelta(seconds=0.5)
+    VideoJob.objects.filter(pk=job.pk).update(claimed_by="elsewhere:1:dead", lease_expires_at=ends)
+    wake_in = jobs._at_next_lease_end() - time.monotonic()
+    assert 0.3 < wake_in <= 0.5 + jobs.LEASE_END_SLACK_SECONDS
+    VideoJob.objects.filter(pk=job.pk).update(lease_expires_at=ends - timedelta(seconds=5))
+    assert jobs._at_next_lease_end() == float("inf")  # ended: the next tick takes it
+
+
+def test_a_dead_holders_copy_is_taken_over_as_its_lease_ends_not_at_the_next_tick(
+    fake_heygen, settings
+):
+    """A copy whose holder died with 0.5 s of lease left: with a 60 s tick, only the wake at
+    the lease's end can have the engine take it over and store it within 3 s."""
+    settings.VIDEO_ENGINE_COPY_THREADS = 1  # each makes its storage clients at the start
+    (job,) = rendered(fake_heygen, 1)
+    ends = leases.db_now() + timedelta(seconds=0.5)
+    VideoJob.objects.filter(pk=job.pk).update(
+        state=State.DOWNLOADING, claimed_by="elsewhere:1:dead", lease_expires_at=ends
+    )
+    started = time.monotonic()
+    jobs.run_engine(tick_seconds=60, stop_after=3)
+    job.refresh_from_db()
+    assert job.state == State.STORED, (job.state, time.monotonic() - started)

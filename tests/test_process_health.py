@@ -65,7 +65,8 @@ def test_a_second_heartbeat_of_one_process_refreshes_its_row():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_engine_records_a_heartbeat_when_it_sweeps():
+def test_the_engine_records_a_heartbeat_when_it_sweeps(settings):
+    settings.VIDEO_ENGINE_COPY_THREADS = 1  # each makes its storage clients at the start
     run_engine(tick_seconds=0.05, stop_after=0.2)
     assert list(ProcessHeartbeat.objects.values_list("kind", flat=True)) == ["engine"]
 
