@@ -68,11 +68,15 @@ class GeneratedContent:
 
 def referenced_paths(paths: Sequence[str]) -> set[str]:
     """The paths among `paths` that a row points at (as its video, poster or captions)."""
-    found: set[str] = set()
-    for column in PATH_COLUMNS.values():
-        found.update(ContentItem.objects.filter(**{f"{column}__in": paths})
-                     .values_list(column, flat=True))  # fmt: skip
-    return found
+    if not paths:
+        return set()
+    columns = tuple(PATH_COLUMNS.values())
+    matches = Q()
+    for column in columns:
+        matches |= Q(**{f"{column}__in": paths})
+    wanted = set(paths)
+    return {path for row in ContentItem.objects.filter(matches).values_list(*columns)
+            for path in row if path in wanted}  # fmt: skip
 
 
 def _lock_topic_lessons(topic_id: int) -> int:
