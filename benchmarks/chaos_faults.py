@@ -245,16 +245,19 @@ def sweep_during_save(world: World, rng: random.Random) -> list[int]:
 
 
 class KillNine:
-    """Two qcluster process groups and the engine; in each run the group holding the job's
-    copy is SIGKILLed while the job is `uploading` and a fresh group starts."""
+    """Two qcluster process groups and two engines; in each run the process holding the
+    job's copy (a worker, or an engine whose check found the render done and copies it on its
+    own threads) is SIGKILLed while the job is `uploading`, and a fresh one starts. The other
+    engine's sweep takes the copy over when the dead holder's lease ends."""
 
     def setup(self, world: World) -> None:
         world.fake.reset()
-        self.engine = world.start("run_video_engine", "--tick", str(ENGINE_TICK))
+        self.engines = [world.start("run_video_engine", "--tick", str(ENGINE_TICK))
+                        for _ in range(2)]  # fmt: skip
         self.workers = [world.start("qcluster") for _ in range(2)]
 
     def teardown(self, world: World) -> None:
-        for process in [self.engine, *self.workers]:
+        for process in [*self.engines, *self.workers]:
             process.stop()
 
     def __call__(self, world: World, rng: random.Random) -> list[int]:
@@ -269,14 +272,19 @@ class KillNine:
         time.sleep(rng.uniform(0.1, 2.2))  # sometimes after the bytes, during the save
         token = VideoJob.objects.filter(pk=job.pk).values_list("claimed_by", flat=True).first()
         holder_pid = int(token.split(":")[1]) if token else 0
-        holders = [w for w in self.workers if holder_pid in w.group_pids()]
+        holders = [p for p in [*self.engines, *self.workers] if holder_pid in p.group_pids()]
         victim = holders[0] if holders else rng.choice(self.workers)
         state = job_state(job.pk)
         world.kill(victim)
         world.fake.faults.pop("slow_download", None)  # the copy taken over runs at full speed
-        world.notes.append(f"killed {'holder' if holders else 'a worker'} in {state}")
-        self.workers.remove(victim)
-        self.workers.append(world.start("qcluster"))
+        kind = "engine" if victim in self.engines else "worker"
+        world.notes.append(f"killed {'the holder' if holders else 'a'} {kind} in {state}")
+        if victim in self.engines:
+            self.engines.remove(victim)
+            self.engines.append(world.start("run_video_engine", "--tick", str(ENGINE_TICK)))
+        else:
+            self.workers.remove(victim)
+            self.workers.append(world.start("qcluster"))
         return [job.pk]
 
 
