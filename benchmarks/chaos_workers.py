@@ -13,7 +13,7 @@ from django.test import Client
 from django_q.conf import Conf
 
 from avatars.models import VideoJob
-from benchmarks.chaos_faults import Fault, new_job, wait_for
+from benchmarks.chaos_faults import Fault, _post, _signed_event, new_job, wait_for
 from benchmarks.chaos_world import ENGINE_TICK, Process, World
 from topics.models import Topic
 
@@ -189,7 +189,9 @@ class WorkerStorm:
         now = time.monotonic()
         end = now + (QUICK_STORM_SECONDS if world.quick else STORM_SECONDS)
         next_request, next_kill = now, now + rng.uniform(1.0, 3.0)
-        counts, ids = {"processes": 0, "clusters": 0, "exited": 0, "held": 0, "skipped": 0}, []
+        counts, ids = {"processes": 0, "clusters": 0, "exited": 0, "held": 0, "skipped": 0,
+                       "webhooks": 0}, []  # fmt: skip
+        relayed: set[int] = set()
         while (now := time.monotonic()) < end:
             if now >= next_request:
                 ids.append(new_job(world, enqueue=True).pk)
@@ -197,15 +199,34 @@ class WorkerStorm:
             if now >= next_kill:
                 self._kill_one(world, rng, counts)
                 next_kill = now + rng.uniform(1.0, 3.0)
+            counts["webhooks"] += self._relay_webhooks(world, relayed)
             time.sleep(0.05)
         self._restart_exited(world, counts)  # the settling is timed with supervised clusters
         world.notes.append(
             f"{len(ids)} videos; killed {counts['processes']} processes and "
             f"{counts['clusters']} clusters, holding {counts['held']} jobs; restarted "
             f"{counts['exited']} clusters whose sentinel died (no cluster started: "
-            f"{counts['skipped']} times)"
+            f"{counts['skipped']} times); {counts['webhooks']} webhooks"
         )
         return ids
+
+    @staticmethod
+    def _relay_webhooks(world: World, relayed: set[int]) -> int:
+        """HeyGen's success event for each render the fake finished, posted to the real
+        webhook view (validly signed) as the fake would: the check and its copy then run as a
+        task on a job worker, which the storm's kills hit (the engine's sweep copies on its
+        own threads the renders it finds done first)."""
+        rendering = VideoJob.objects.filter(state=VideoJob.State.RENDERING).exclude(
+            provider_video_id="").exclude(pk__in=relayed)  # fmt: skip
+        posted = 0
+        for job in rendering:
+            if world.fake.videos.get(job.provider_video_id, {}).get("status") != "completed":
+                continue
+            body, signature = _signed_event(job, world.fake.video_url(job.provider_video_id))
+            _post("/webhooks/heygen/", body=body, headers={"X-HeyGen-Signature": signature})
+            relayed.add(job.pk)
+            posted += 1
+        return posted
 
 
 FAULTS = [
