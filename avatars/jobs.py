@@ -224,11 +224,13 @@ def dispatch_due_work(run_copy=None) -> dict:
     """The engine's sweep: look up creates of unknown outcome, submit queued jobs into free
     slots, check due renders, wake copies that nobody holds (or run them, see
     `_wake_copies`), give up dead uploads. Safe to run anywhere, any number at once."""
-    report = {"resolved": resolve_unknown_submissions()}
+    # Copies first: a dead holder's copy is taken over as its lease ends (the sweep wakes
+    # then), before the provider calls of the submissions and checks.
+    copies = _wake_copies(run_copy)
+    report = {"copies_woken": copies["woken"], "copies_taken_over": copies["taken_over"]}
+    report["resolved"] = resolve_unknown_submissions()
     report["submitted"] = submit_queued_jobs()
     report["checked"] = check_due_renders(run_copy=run_copy)
-    copies = _wake_copies(run_copy)
-    report["copies_woken"], report["copies_taken_over"] = copies["woken"], copies["taken_over"]
     report["uploads_given_up"] = ledger.expire_dead_uploads()
     return report
 

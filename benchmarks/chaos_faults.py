@@ -281,11 +281,34 @@ class KillNine:
         world.notes.append(f"killed {'the holder' if holders else 'a'} {kind} in {state}")
         if victim in self.engines:
             self.engines.remove(victim)
-            self.engines.append(world.start("run_video_engine", "--tick", str(ENGINE_TICK)))
+            self.engines.append(engine := world.start("run_video_engine", "--tick",
+                                                      str(ENGINE_TICK)))  # fmt: skip
+            # As a supervisor's restart ends: the next run's holder may be the other engine,
+            # and this one must be sweeping by then (else the run measures its start-up).
+            if not wait_for(lambda: _sweeping(engine), 60):
+                world.notes.append("the restarted engine did not sweep within 60 s")
         else:
             self.workers.remove(victim)
             self.workers.append(world.start("qcluster"))
         return [job.pk]
+
+
+def _sweeping(engine) -> bool:
+    """The engine process has swept (its heartbeat) and its copy threads have had their
+    start-up (each makes its storage clients when the engine starts)."""
+    from avatars.models import ProcessHeartbeat
+
+    names = [f":{pid}" for pid in engine.group_pids() | {engine.process.pid}]
+    seen = ProcessHeartbeat.objects.filter(kind="engine").values_list("name", flat=True)
+    if not any(name.endswith(suffix) for name in seen for suffix in names):
+        return False
+    time.sleep(ENGINE_WARM_UP_SECONDS)
+    return True
+
+
+#: How long an engine's copy threads take to make their storage clients after its first
+#: sweep, on this machine (8 threads; a few seconds of CPU in all).
+ENGINE_WARM_UP_SECONDS = 3
 
 
 # --- HTTP -----------------------------------------------------------------------------------
