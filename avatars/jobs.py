@@ -221,9 +221,9 @@ def _wake_copies(run_copy=None) -> dict:
 
 
 def dispatch_due_work(run_copy=None) -> dict:
-    """The engine's sweep: look up creates of unknown outcome, submit queued jobs into free
-    slots, check due renders, wake copies that nobody holds (or run them, see
-    `_wake_copies`), give up dead uploads. Safe to run anywhere, any number at once."""
+    """The engine's sweep: wake copies that nobody holds (or run them, see `_wake_copies`),
+    look up creates of unknown outcome, submit queued jobs into free slots, check due
+    renders, give up dead uploads. Safe to run anywhere, any number at once."""
     # Copies first: a dead holder's copy is taken over as its lease ends (the sweep wakes
     # then), before the provider calls of the submissions and checks.
     copies = _wake_copies(run_copy)
