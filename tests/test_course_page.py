@@ -148,6 +148,35 @@ def test_the_batch_lands_on_its_page_with_a_summary_in_words(client, author):
     assert client.get(f"/topics/{topic.pk}/batch/?batch=x").status_code == 400
 
 
+def test_a_video_saved_while_the_summary_reads_never_ends_the_batch_early(author):
+    """A save commits between the summary's two reads (jobs, then items): the batch still
+    reads as running (the next poll sees it stored), never as done with that video
+    "interrupted" (the page would stop polling at "1 of 2 stored, 1 failed")."""
+    topic = make_topic()
+    jobs = generation.avatar_videos_generate(topic=topic, scripts=["One.", "Two."])
+    items = [job.content_item for job in jobs]
+    VideoJob.objects.filter(pk=jobs[0].pk).update(state="stored")
+    ContentItem.objects.filter(pk=items[0].pk).update(storage_path="avatar_videos/s_0.mp4",
+                                                      status="ready")  # fmt: skip
+    VideoJob.objects.filter(pk=jobs[1].pk).update(state="uploading")
+    reads = []
+
+    def save_after_the_first_read(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        reads.append(sql)
+        if len(reads) == 1:  # the other video's save commits now
+            VideoJob.objects.filter(pk=jobs[1].pk).update(state="stored")
+            ContentItem.objects.filter(pk=items[1].pk).update(
+                storage_path="avatar_videos/s_1.mp4", status="ready")  # fmt: skip
+        return result
+
+    with connection.execute_wrapper(save_after_the_first_read):
+        summary = batch_summary(topic.pk, items[0].pk, items[-1].pk)
+    assert summary["done"] is False or summary["text"] == "2 of 2 stored", summary
+    assert "failed" not in summary["text"]
+    assert batch_summary(topic.pk, items[0].pk, items[-1].pk)["text"] == "2 of 2 stored"
+
+
 def test_form_errors_are_summarised_at_the_top_of_the_form(client, author):
     topic = make_topic()
     response = client.post(f"/topics/{topic.pk}/videos/", {"script": "", "language": "e n"})
