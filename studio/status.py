@@ -174,6 +174,11 @@ def _at_rest(
         reason = job.last_error if job is not None and job.last_error else "no reason recorded"
         return VideoStatus("failed", f"Failed: {reason}",
                            next_step="Check the script, then regenerate.")  # fmt: skip
+    if item.status == Status.GENERATING and job is not None and job.state == State.STORED:
+        # A job ends stored in its item's save (one transaction): an item still generating
+        # beside it was read just before that save committed (the page's two reads). Still
+        # finishing, so the page keeps polling; never "interrupted".
+        return VideoStatus("copying", "Copying to storage (saving)", active=True)
     if item.status == Status.GENERATING:
         return VideoStatus("interrupted", "Interrupted: no job is working on this video",
                            next_step="Regenerate it.")  # fmt: skip

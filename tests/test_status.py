@@ -57,7 +57,9 @@ def test_every_item_and_job_combination_has_exactly_one_status(item_name, state)
     status = video_status(ITEMS[item_name], job(state, last_error="boom"), now=NOW)
     assert isinstance(status, VideoStatus)
     assert status.kind in KINDS and status.label
-    assert status.active == (state in VideoJob.ACTIVE_STATES)
+    # Active while a job runs, and while a stored job's save is not yet seen on its item.
+    read_before_the_save = item_name == "new" and state == State.STORED
+    assert status.active == (state in VideoJob.ACTIVE_STATES or read_before_the_save)
     # A stored video never reads as anything else once no job runs.
     if item_name == "stored" and not status.active:
         assert status.kind == "stored" and status.label == "Stored"
@@ -126,3 +128,13 @@ def test_missing_file_and_legacy_link():
 
 def test_elapsed_time_reads_like_a_person_would_say_it():
     assert [format_elapsed(s) for s in (5, 125, 3900)] == ["5 s", "2 min", "1 h 5 min"]
+
+
+def test_an_item_read_just_before_its_jobs_save_is_still_saving_not_interrupted():
+    """The job ends stored in the item's save (one transaction); a page that read the item
+    before that commit and the job after it sees a generating item beside a stored job: still
+    finishing (the page keeps polling), never "Interrupted"."""
+    status = video_status(ITEMS["new"], job(State.STORED), now=NOW)
+    assert status.kind == "copying" and status.active
+    assert video_status(ITEMS["new"], job(State.FAILED), now=NOW).kind == "failed"
+    assert video_status(ITEMS["new"], None, now=NOW).kind == "interrupted"
