@@ -56,7 +56,10 @@ def test_three_clusters_share_thirty_jobs_and_survive_a_kill_9(settings, fake_he
         topic=topic, scripts=[f"Lesson {n}: light, water and leaves." for n in range(JOBS)]
     )
     clusters = [Worker(Q_WORKERS="2") for _ in range(3)]
-    engine = Engine()
+    # One engine copy thread: the renders its checks find done go to the job workers (with
+    # eight, the engine copied nearly all of them itself and the first cluster sometimes
+    # took none); it still takes over the killed cluster's copies.
+    engine = Engine(VIDEO_ENGINE_COPY_THREADS="1")
     killed_holding: list[int] = []
     try:
         wait_until(
