@@ -388,27 +388,25 @@ def next_check_in_seconds() -> float | None:
         VideoJob.objects.filter(state=State.RENDERING, next_check_at__isnull=False)
         .filter(lease_is_free(DbNow()))
         .exclude(provider_video_id="")
-        .annotate(db_clock=DbNow())
-        .order_by("next_check_at")
-        .values_list("next_check_at", "db_clock")
-        .first()
     )
-    return None if due is None else (due[0] - due[1]).total_seconds()
+    return _seconds_until_earliest(due, "next_check_at")
 
 
 def next_lease_end_in_seconds() -> float | None:
     """Seconds (on the database's clock) until the earliest lease of an active job ends;
     None when no active job is held. A hint for the sweep's sleep: a dead holder's job is
     taken over as its lease ends, not up to a tick later."""
-    end = (
-        VideoJob.objects.filter(state__in=VideoJob.ACTIVE_STATES, lease_expires_at__gte=DbNow())
-        .exclude(claimed_by="")
-        .annotate(db_clock=DbNow())
-        .order_by("lease_expires_at")
-        .values_list("lease_expires_at", "db_clock")
-        .first()
-    )
-    return None if end is None else (end[0] - end[1]).total_seconds()
+    held = VideoJob.objects.filter(
+        state__in=VideoJob.ACTIVE_STATES, lease_expires_at__gte=DbNow()
+    ).exclude(claimed_by="")
+    return _seconds_until_earliest(held, "lease_expires_at")
+
+
+def _seconds_until_earliest(jobs, field: str) -> float | None:
+    """Seconds from the database's clock (read in the same statement) to the earliest
+    `field` among `jobs`; None when there is none."""
+    row = jobs.annotate(db_clock=DbNow()).order_by(field).values_list(field, "db_clock").first()
+    return None if row is None else (row[0] - row[1]).total_seconds()
 
 
 def stalled_figures() -> dict:

@@ -4,6 +4,7 @@ with it; memory stays bounded whatever the file size."""
 
 import hashlib
 import io
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
@@ -77,8 +78,9 @@ class _StreamReader(io.RawIOBase):
             have += take
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
+    @abstractmethod
     def _next_chunk(self) -> bytes:
-        raise NotImplementedError
+        """The next chunk of the source (each subclass's own), b"" at its end."""
 
 
 class VerifyingReader(_StreamReader):
