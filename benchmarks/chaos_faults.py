@@ -287,6 +287,7 @@ class KillNine:
             # and this one must be sweeping by then (else the run measures its start-up).
             if not wait_for(lambda: _sweeping(engine), 60):
                 world.notes.append("the restarted engine did not sweep within 60 s")
+            time.sleep(ENGINE_WARM_UP_SECONDS)  # its copy threads' start-up
         else:
             self.workers.remove(victim)
             self.workers.append(world.start("qcluster"))
@@ -294,16 +295,12 @@ class KillNine:
 
 
 def _sweeping(engine) -> bool:
-    """The engine process has swept (its heartbeat) and its copy threads have had their
-    start-up (each makes its storage clients when the engine starts)."""
+    """The engine process has swept (its heartbeat names it)."""
     from avatars.models import ProcessHeartbeat
 
     names = [f":{pid}" for pid in engine.group_pids() | {engine.process.pid}]
     seen = ProcessHeartbeat.objects.filter(kind="engine").values_list("name", flat=True)
-    if not any(name.endswith(suffix) for name in seen for suffix in names):
-        return False
-    time.sleep(ENGINE_WARM_UP_SECONDS)
-    return True
+    return any(name.endswith(suffix) for name in seen for suffix in names)
 
 
 #: How long an engine's copy threads take to make their storage clients after its first

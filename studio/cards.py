@@ -155,19 +155,14 @@ def batch_summary(topic_id: int, first_item_id: int, last_item_id: int) -> dict:
     """The batch of lessons `first_item_id`..`last_item_id` of a topic (made in one request:
     consecutive ids in the topic) in one line: "7 of 12 stored, 1 failed"; `done` once no
     job of it runs. A fixed number of queries."""
-    # The jobs are read before their items (two statements, two snapshots): a job that ends
-    # in between shows as still running, which the next poll corrects. Items read first
-    # could pair an item not yet saved with its job already ended ("interrupted"), and the
-    # batch would read as done with a video still being saved: the page stops polling.
-    in_batch = {"content_item__topic_id": topic_id, "content_item_id__gte": first_item_id,
-                "content_item_id__lte": last_item_id}  # fmt: skip
-    jobs_by_item: dict[int, list[VideoJob]] = {}
-    for job in VideoJob.objects.filter(**in_batch).order_by("-queued_at", "-id"):
-        jobs_by_item.setdefault(job.content_item_id, []).append(job)
-    items = list(ContentItem.objects.filter(topic_id=topic_id, pk__gte=first_item_id,
-                                            pk__lte=last_item_id))  # fmt: skip
-    for item in items:
-        item.jobs = jobs_by_item.get(item.pk, [])
+    # Two reads (items, then their jobs): an item read just before the save that ended its
+    # job reads as still saving (studio/status.py), so the batch never reads as done early.
+    jobs = VideoJob.objects.order_by("-queued_at", "-id")
+    items = list(
+        ContentItem.objects.filter(
+            topic_id=topic_id, pk__gte=first_item_id, pk__lte=last_item_id
+        ).prefetch_related(Prefetch("video_jobs", queryset=jobs, to_attr="jobs"))
+    )
     kinds = [status.kind for status in video_statuses(items).values()]
     running = sum(kind in ACTIVE_KINDS for kind in kinds)
     failed = sum(kind in ("failed", "interrupted") for kind in kinds)

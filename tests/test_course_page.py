@@ -149,7 +149,7 @@ def test_the_batch_lands_on_its_page_with_a_summary_in_words(client, author):
 
 
 def test_a_video_saved_while_the_summary_reads_never_ends_the_batch_early(author):
-    """A save commits between the summary's two reads (jobs, then items): the batch still
+    """A save commits between the summary's two reads (items, then jobs): the batch still
     reads as running (the next poll sees it stored), never as done with that video
     "interrupted" (the page would stop polling at "1 of 2 stored, 1 failed")."""
     topic = make_topic()
