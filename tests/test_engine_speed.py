@@ -234,8 +234,11 @@ def test_a_dead_holders_copy_is_taken_over_as_its_lease_ends_not_at_the_next_tic
     settings.VIDEO_ENGINE_COPY_THREADS = 1  # each makes its storage clients at the start
     (job,) = rendered(fake_heygen, 1)
     ends = leases.db_now() + timedelta(seconds=0.5)
-    VideoJob.objects.filter(pk=job.pk).update(
-        state=State.DOWNLOADING, claimed_by="elsewhere:1:dead", lease_expires_at=ends
+    VideoJob.objects.filter(pk=job.pk).update(  # as a holder's claim and renewals leave it
+        state=State.DOWNLOADING,
+        claimed_by="elsewhere:1:dead",
+        lease_expires_at=ends,
+        next_check_at=ends,
     )
     started = time.monotonic()
     jobs.run_engine(tick_seconds=60, stop_after=3)

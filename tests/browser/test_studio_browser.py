@@ -530,6 +530,7 @@ def test_confirm_sends_once_however_often_it_is_clicked(page, live_server):
     page.fill("#id_script", "Only one render, please.")
     page.click("text=Preview videos")
     page.wait_for_selector("[data-action=confirm]")
+    page.wait_for_load_state("domcontentloaded")  # its deferred confirm.js has run
     # After the page's own handler: record whether each submit was let through (and keep
     # this page, so a second one can be tried while the first "is on its way").
     sent = page.evaluate("""() => {
