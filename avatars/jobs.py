@@ -17,7 +17,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django_q.tasks import async_task
 
 from avatars import heartbeats, leases, steps
@@ -235,6 +235,19 @@ def dispatch_due_work(run_copy=None) -> dict:
     return report
 
 
+def take_over_dead_holders(run_copy=None) -> dict:
+    """What a holder that died leaves as its lease ends: its copy (run by `run_copy`), its
+    create's look-up, its render's check. The engine's lease watch runs this beside the
+    sweep, so a takeover never waits behind the sweep's submissions and their provider calls.
+    Safe anywhere, any number at once (claims by lease)."""
+    copies = _wake_copies(run_copy)
+    return {
+        "copies_taken_over": copies["taken_over"],
+        "resolved": resolve_unknown_submissions(),
+        "checked": check_due_renders(run_copy=run_copy),
+    }
+
+
 def _warm_storage() -> None:
     """A copy thread's first act: its storage clients (see SupabaseStorage.warm_up)."""
     warm_up = getattr(VideoStorage().storage, "warm_up", None)
@@ -246,24 +259,32 @@ def _warm_storage() -> None:
                            error.__class__.__name__, error)  # fmt: skip
 
 
+#: Engine copy threads kept beyond VIDEO_ENGINE_COPY_THREADS for copies taken over from dead
+#: holders: the copies of renders the engine's checks find done fill the others, and a
+#: takeover must not queue behind them.
+TAKEOVER_THREADS = 2
+
+
 class _CopyThreads:
     """The engine's own copy runners: a few threads, each job at most once at a time, so a
     taken-over copy never holds up the engine's tick."""
 
     def __init__(self, threads: int):
         self.threads = threads
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="engine-copy",
+        total = threads + TAKEOVER_THREADS
+        self.pool = ThreadPoolExecutor(max_workers=total, thread_name_prefix="engine-copy",
                                        initializer=_warm_storage)  # fmt: skip
         self.running: set[int] = set()
         self.lock = threading.Lock()
         # Every thread starts now (each waits for the others), making its storage clients
         # before the first render ends rather than on that copy's path.
-        started = threading.Barrier(threads)
-        for _ in range(threads):
+        started = threading.Barrier(total)
+        for _ in range(total):
             self.pool.submit(started.wait, 30)
 
     def free(self) -> int:
-        """Threads with nothing to do now (a copy handed to one starts at once)."""
+        """Threads free for the copies of renders found done (a copy handed to one starts at
+        once); TAKEOVER_THREADS more stay for copies taken over."""
         with self.lock:
             return max(0, self.threads - len(self.running))
 
@@ -303,11 +324,13 @@ class _CopyThreads:
 def run_engine(*, tick_seconds: float, stop_after: float | None = None) -> None:
     """`manage.py run_video_engine`: dispatch due work every tick (a small process of its
     own, not a worker; django-q2's scheduler only looks every 30 s or so), and between ticks
-    check renders as their checks fall due. Copies the job workers cannot take (a dead
-    holder's, an untaken wake-up's) and of renders its checks find done run on its threads."""
+    check renders as their checks fall due; its lease watch (a thread) takes over a dead
+    holder's job as its lease ends. Copies the job workers cannot take (a dead holder's, an
+    untaken wake-up's) and of renders its checks find done run on its threads."""
     started = time.monotonic()
     name = heartbeats.process_name()
     copies = _CopyThreads(settings.VIDEO_ENGINE_COPY_THREADS)
+    watch = _LeaseWatch(copies)
     next_tick = started
     while stop_after is None or time.monotonic() - started < stop_after:
         try:
@@ -319,12 +342,46 @@ def run_engine(*, tick_seconds: float, stop_after: float | None = None) -> None:
                 check_due_renders(run_copy=copies)
         except Exception as error:  # a database blip: log it and keep ticking
             logger.exception("video engine tick failed: %s", error)
-        next_tick = min(next_tick, _at_next_lease_end())
         sleep = _until_next_tick(next_tick - time.monotonic())
         if stop_after is not None:
             sleep = min(sleep, max(0.0, started + stop_after - time.monotonic()))
         time.sleep(sleep)
+    watch.stop()
     copies.pool.shutdown(wait=True)  # a stop lets the copies it took over finish
+
+
+class _LeaseWatch:
+    """The engine's second thread: it sleeps until the earliest held lease ends, then takes
+    over what a dead holder left (`take_over_dead_holders`), beside the sweep rather than
+    behind its provider calls. It looks again at least once per lease period: a lease taken
+    later cannot end sooner than that."""
+
+    def __init__(self, run_copy):
+        self.run_copy = run_copy
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="engine-lease-watch", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        look_again = float(settings.VIDEO_JOB_LEASE_SECONDS)
+        try:
+            while not self.stopped.is_set():
+                rest = _at_next_lease_end() - time.monotonic()
+                if rest > look_again:
+                    self.stopped.wait(look_again)
+                    continue
+                if self.stopped.wait(max(rest, 0.0)):
+                    break
+                try:
+                    take_over_dead_holders(self.run_copy)
+                except Exception as error:  # a database blip: log it and watch on
+                    logger.exception("video engine lease watch failed: %s", error)
+        finally:
+            connection.close()  # this thread's own
 
 
 #: The shortest sleep of the sweep when a render's check is due before its next tick.
@@ -335,9 +392,9 @@ LEASE_END_SLACK_SECONDS = 0.02
 
 
 def _at_next_lease_end() -> float:
-    """When (on this process's monotonic clock) the earliest held lease ends: the sweep runs
-    then, so a dead holder's job waits for its lease and not for the tick after it. A live
-    holder renews first and the sweep finds nothing; never sooner than MIN_SLEEP_SECONDS."""
+    """When (on this process's monotonic clock) the earliest held lease ends: the lease watch
+    looks then, so a dead holder's job waits for its lease and not for the tick after it. A
+    live holder renews first and the watch finds nothing; never sooner than MIN_SLEEP_SECONDS."""
     try:
         ends_in = leases.next_lease_end_in_seconds()
     except Exception as error:  # a database blip: the tick stands

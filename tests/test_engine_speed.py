@@ -209,7 +209,7 @@ def test_the_engines_copy_threads_make_their_storage_clients_when_they_start(mon
     monkeypatch.setattr(jobs, "VideoStorage", lambda: SimpleNamespace(storage=storage))
     threads = jobs._CopyThreads(2)
     threads.pool.shutdown(wait=True)
-    assert len(set(warmed)) == 2
+    assert len(set(warmed)) == 2 + jobs.TAKEOVER_THREADS  # and those kept for takeovers
 
 
 def test_the_sweep_wakes_as_the_earliest_held_lease_ends(fake_heygen):
@@ -245,3 +245,30 @@ def test_a_dead_holders_copy_is_taken_over_as_its_lease_ends_not_at_the_next_tic
     job.refresh_from_db()
     assert job.attempts == 1 and job.claimed_by != "elsewhere:1:dead", (job.state, job.attempts)
     assert job.state == State.STORED or job.last_error, time.monotonic() - started
+
+
+def test_a_dead_holders_copy_is_taken_over_while_the_sweep_waits_on_a_slow_create(
+    fake_heygen, settings
+):
+    """The lease watch takes over beside the sweep: with the sweep's create call held 6 s by
+    the provider, a copy whose holder died with 0.5 s of lease left is still stored long
+    before that call answers (behind the sweep, it could not start before it)."""
+    settings.VIDEO_ENGINE_COPY_THREADS = 1
+    settings.HEYGEN_REQUEST_TIMEOUT_SECONDS = 12
+    (copied,) = rendered(fake_heygen, 1)
+    (submitted,) = queue(1)
+    fake_heygen.set_fault("accept_then_sleep", 6)
+    started = leases.db_now()
+    ends = started + timedelta(seconds=0.5)
+    VideoJob.objects.filter(pk=copied.pk).update(
+        state=State.DOWNLOADING,
+        claimed_by="elsewhere:1:dead",
+        lease_expires_at=ends,
+        next_check_at=ends,
+    )
+    jobs.run_engine(tick_seconds=60, stop_after=1)
+    copied.refresh_from_db()
+    submitted.refresh_from_db()
+    assert submitted.provider_video_id  # the slow create did answer (the sweep waited on it)
+    assert copied.state == State.STORED, (copied.state, copied.last_error)
+    assert (copied.state_changed_at - started).total_seconds() < 4.5
