@@ -259,6 +259,16 @@ def _warm_storage() -> None:
                            error.__class__.__name__, error)  # fmt: skip
 
 
+def warm_up_worker(proc_name: str) -> None:
+    """A job worker just started: its storage clients now, so that its first copy (of a
+    freshly started or recycled worker) costs what the others do. Their making took a few
+    hundred ms of CPU, seconds on a busy host: the tail of render done -> playable."""
+    started = time.monotonic()
+    _warm_storage()
+    logger.info("worker %s: storage clients made in %.2f s", proc_name,
+                time.monotonic() - started)  # fmt: skip
+
+
 #: Engine copy threads kept beyond VIDEO_ENGINE_COPY_THREADS for copies taken over from dead
 #: holders: the copies of renders the engine's checks find done fill the others, and a
 #: takeover must not queue behind them.

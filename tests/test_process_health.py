@@ -106,3 +106,17 @@ def test_a_cluster_that_takes_no_wake_ups_is_named_even_with_fresh_heartbeats(cl
     assert (
         "1 jobs are past their lease" in client.get("/healthz").json()["processes"]["jobs"]["error"]
     )
+
+
+def test_a_spawned_qcluster_worker_makes_its_storage_clients_before_its_first_task(monkeypatch):
+    """Its first copy then costs what the others do (the webhook's tail was that first copy)."""
+    import threading
+    from types import SimpleNamespace
+
+    from avatars import jobs
+
+    warmed: list[str] = []
+    storage = SimpleNamespace(warm_up=lambda: warmed.append(threading.current_thread().name))
+    monkeypatch.setattr(jobs, "VideoStorage", lambda: SimpleNamespace(storage=storage))
+    post_spawn.send(sender="django_q", proc_name="Process-1:1")
+    assert warmed == [threading.current_thread().name]  # the thread that runs its tasks
