@@ -269,53 +269,72 @@ def warm_up_worker(proc_name: str) -> None:
                 time.monotonic() - started)  # fmt: skip
 
 
-#: Engine copy threads kept beyond VIDEO_ENGINE_COPY_THREADS for copies taken over from dead
-#: holders: the copies of renders the engine's checks find done fill the others, and a
-#: takeover must not queue behind them.
-TAKEOVER_THREADS = 2
+def _warm_then_wait(started: threading.Barrier) -> None:
+    _warm_storage()
+    started.wait(30)
+
+
+#: Takeover threads that make their storage clients when the engine starts; more start cold
+#: (a whole cluster's copies taken over at once), each claiming its job before its clients.
+WARM_TAKEOVER_THREADS = 2
 
 
 class _CopyThreads:
-    """The engine's own copy runners: a few threads, each job at most once at a time, so a
-    taken-over copy never holds up the engine's tick."""
+    """The engine's own copy runners, each job at most once at a time, in two pools: the
+    copies of renders its checks find done (threads that make their storage clients together
+    as the engine starts), and copies taken over from dead holders or untaken wake-ups, in a
+    pool of their own: a takeover claims its job at once, never queued behind the other
+    copies nor behind the start-up's client making."""
 
     def __init__(self, threads: int):
         self.threads = threads
-        total = threads + TAKEOVER_THREADS
-        self.pool = ThreadPoolExecutor(max_workers=total, thread_name_prefix="engine-copy",
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="engine-copy",
                                        initializer=_warm_storage)  # fmt: skip
-        self.running: set[int] = set()
+        self.takeovers = ThreadPoolExecutor(max_workers=threads + WARM_TAKEOVER_THREADS,
+                                            thread_name_prefix="engine-takeover")  # fmt: skip
+        self.running: dict[int, bool] = {}  # job id -> a copy of a render found done
         self.lock = threading.Lock()
         # Every thread starts now (each waits for the others), making its storage clients
         # before the first render ends rather than on that copy's path.
-        started = threading.Barrier(total)
-        for _ in range(total):
+        started = threading.Barrier(threads)
+        for _ in range(threads):
             self.pool.submit(started.wait, 30)
+        # The first takeover threads too, each on a thread of its own (a takeover meanwhile
+        # starts another thread: the pool has room beside them).
+        takeovers_started = threading.Barrier(WARM_TAKEOVER_THREADS)
+        for _ in range(WARM_TAKEOVER_THREADS):
+            self.takeovers.submit(_warm_then_wait, takeovers_started)
 
     def free(self) -> int:
         """Threads free for the copies of renders found done (a copy handed to one starts at
-        once); TAKEOVER_THREADS more stay for copies taken over."""
+        once); takeovers have their own."""
         with self.lock:
-            return max(0, self.threads - len(self.running))
+            return max(0, self.threads - sum(self.running.values()))
 
     def __call__(self, job_id: int) -> None:
-        if self._start(job_id):
-            self.pool.submit(self._run, job_id, copy_video_job, job_id)
+        """Take over a copy nobody holds (its holder died, or its wake-up went untaken)."""
+        if self._start(job_id, found_done=False):
+            self.takeovers.submit(self._run, job_id, copy_video_job, job_id)
 
     def run_held(self, job: VideoJob, token: str, status) -> None:
         """Copy a render the sweep's check found done and still holds (its fresh URL)."""
-        if self._start(job.pk):
+        if self._start(job.pk, found_done=True):
             self.pool.submit(self._run, job.pk, self._copy_held, job, token, status)
+
+    def shutdown(self) -> None:
+        """Let the copies under way finish."""
+        self.pool.shutdown(wait=True)
+        self.takeovers.shutdown(wait=True)
 
     @staticmethod
     def _copy_held(job: VideoJob, token: str, status) -> str:
         return wake(steps.copy(job, token, status=status), job.pk)
 
-    def _start(self, job_id: int) -> bool:
+    def _start(self, job_id: int, *, found_done: bool) -> bool:
         with self.lock:
             if job_id in self.running:
                 return False
-            self.running.add(job_id)
+            self.running[job_id] = found_done
             return True
 
     def _run(self, job_id: int, step, *args) -> None:
@@ -328,7 +347,7 @@ class _CopyThreads:
             # unless it broke or is too old.
             close_old_connections()
             with self.lock:
-                self.running.discard(job_id)
+                self.running.pop(job_id, None)
 
 
 def run_engine(*, tick_seconds: float, stop_after: float | None = None) -> None:
@@ -357,7 +376,7 @@ def run_engine(*, tick_seconds: float, stop_after: float | None = None) -> None:
             sleep = min(sleep, max(0.0, started + stop_after - time.monotonic()))
         time.sleep(sleep)
     watch.stop()
-    copies.pool.shutdown(wait=True)  # a stop lets the copies it took over finish
+    copies.shutdown()  # a stop lets the copies it took over finish
 
 
 class _LeaseWatch:

@@ -123,8 +123,8 @@ class FakeHeyGenProcess:
         raise RuntimeError("fake render never completed")
 
     def prerender(self, scripts: list[str]) -> None:
-        """Have the fake render these scripts' MP4s now (ffmpeg; it keeps them across resets),
-        so that measured renders cost wall-clock time only, as at HeyGen."""
+        """Have the fake render these scripts' MP4s and thumbnails now (ffmpeg; it keeps them
+        across resets), so that measured renders cost wall-clock time only, as at HeyGen."""
         headers = {"X-Api-Key": self.API_KEY}
         for script in scripts:
             body = {"video_inputs": [{"character": {"type": "avatar", "avatar_id": "a"},
@@ -135,10 +135,12 @@ class FakeHeyGenProcess:
             created.raise_for_status()
             video_id = created.json()["data"]["video_id"]
             for _ in range(20):
-                status = requests.get(f"{self.base_url}/v1/video_status.get",
-                                      params={"video_id": video_id}, headers=headers,
-                                      timeout=60).json()["data"]["status"]  # fmt: skip
-                if status == "completed":
+                data = requests.get(f"{self.base_url}/v1/video_status.get",
+                                    params={"video_id": video_id}, headers=headers,
+                                    timeout=60).json()["data"]  # fmt: skip
+                if data["status"] == "completed":
+                    if data.get("thumbnail_url"):  # made once, as the MP4
+                        requests.get(data["thumbnail_url"], timeout=60).raise_for_status()
                     break
             else:
                 raise RuntimeError("fake render never completed")

@@ -110,6 +110,7 @@ class FakeHeyGenServer:
         self.render_dir = Path(tempfile.mkdtemp(prefix="fake-heygen-"))
         self._renders: dict[str, Path] = {}
         self._render_locks: dict[str, threading.Lock] = {}
+        self._thumbnails: dict[Path, bytes] = {}
         handler = type("Handler", (_Handler,), {"fake": self})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
@@ -193,8 +194,16 @@ class FakeHeyGenServer:
         return path
 
     def thumbnail(self, script: str) -> bytes:
-        """A real JPEG: a frame of the script's render, as HeyGen's thumbnail_url serves."""
-        return frame_jpeg(str(self.render(script)), at_seconds=0.5)
+        """A real JPEG: a frame of the script's render, as HeyGen's thumbnail_url serves (a
+        file made once with the render, not an ffmpeg run per request on this host's CPU)."""
+        path = self.render(script)
+        with self.lock:
+            jpeg = self._thumbnails.get(path)
+        if jpeg is None:
+            jpeg = frame_jpeg(str(path), at_seconds=0.5)
+            with self.lock:
+                self._thumbnails[path] = jpeg
+        return jpeg
 
     def captions(self, script: str, *, vtt: bool) -> bytes:
         """The script's captions as HeyGen would make them: SRT (or WebVTT)."""

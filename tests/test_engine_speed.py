@@ -102,7 +102,7 @@ def test_the_sweeps_check_copies_on_the_engines_threads_without_a_wake_up(
     calls_before = fake_heygen.stats["status_calls"]
     threads = jobs._CopyThreads(2)
     report = jobs.dispatch_due_work(run_copy=threads)
-    threads.pool.shutdown(wait=True)
+    threads.shutdown()
     assert report["checked"] == {"copying": 1}
     assert VideoJob.objects.get(pk=job.pk).state == State.STORED
     assert not [name for name in sent if name.startswith("video-copy")]
@@ -115,10 +115,11 @@ def test_the_sweep_wakes_a_worker_when_its_copy_threads_are_busy(monkeypatch, fa
     (job,) = rendered(fake_heygen, 1)
     VideoJob.objects.filter(pk=job.pk).update(next_check_at=timezone.now())
     threads = jobs._CopyThreads(1)
-    threads.running.add(-1)  # its one thread is copying something else
+    threads.running[-1] = True  # its one thread is copying a render found done
     assert jobs.check_due_renders(run_copy=threads) == {"rendered": 1}
     assert f"video-copy-{job.pk}" in sent
     assert VideoJob.objects.get(pk=job.pk).claimed_by == ""  # free for the woken worker
+    threads.shutdown()
 
 
 def test_a_render_end_is_learned_from_the_webhook_not_from_when_its_check_ran(fake_heygen):
@@ -208,8 +209,8 @@ def test_the_engines_copy_threads_make_their_storage_clients_when_they_start(mon
     storage = SimpleNamespace(warm_up=lambda: warmed.append(threading.current_thread().name))
     monkeypatch.setattr(jobs, "VideoStorage", lambda: SimpleNamespace(storage=storage))
     threads = jobs._CopyThreads(2)
-    threads.pool.shutdown(wait=True)
-    assert len(set(warmed)) == 2 + jobs.TAKEOVER_THREADS  # and those kept for takeovers
+    threads.shutdown()
+    assert len(set(warmed)) == 2 + jobs.WARM_TAKEOVER_THREADS  # and the first takeovers'
 
 
 def test_the_sweep_wakes_as_the_earliest_held_lease_ends(fake_heygen):
@@ -272,3 +273,29 @@ def test_a_dead_holders_copy_is_taken_over_while_the_sweep_waits_on_a_slow_creat
     assert submitted.provider_video_id  # the slow create did answer (the sweep waited on it)
     assert copied.state == State.STORED, (copied.state, copied.last_error)
     assert (copied.state_changed_at - started).total_seconds() < 4.5
+
+
+def test_a_takeover_claims_its_job_while_the_engines_copy_threads_still_start(
+    fake_heygen, monkeypatch
+):
+    """A freshly started engine's copy threads make their storage clients together (seconds
+    on a busy host): a copy taken over meanwhile is claimed at once, on a thread of its own,
+    not queued behind that start-up (the chaos run's 2 s waits beyond a dead holder's lease)."""
+    import threading
+
+    (job,) = rendered(fake_heygen, 1)
+    VideoJob.objects.filter(pk=job.pk).update(state=State.DOWNLOADING, claimed_by="",
+                                              next_check_at=timezone.now())  # fmt: skip
+    release = threading.Event()
+    monkeypatch.setattr(jobs, "_warm_storage", lambda: release.wait(10))  # a slow start-up
+    threads = jobs._CopyThreads(2)
+    try:
+        started = time.monotonic()
+        threads(job.pk)
+        while VideoJob.objects.filter(pk=job.pk, claimed_by="").exists():
+            assert time.monotonic() - started < 5, "the takeover waited for the start-up"
+            time.sleep(0.02)
+    finally:
+        release.set()
+        threads.shutdown()
+    assert VideoJob.objects.get(pk=job.pk).state == State.STORED
