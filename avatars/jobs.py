@@ -382,8 +382,9 @@ def run_engine(*, tick_seconds: float, stop_after: float | None = None) -> None:
 class _LeaseWatch:
     """The engine's second thread: it sleeps until the earliest held lease ends, then takes
     over what a dead holder left (`take_over_dead_holders`), beside the sweep rather than
-    behind its provider calls. It looks again at least once per lease period: a lease taken
-    later cannot end sooner than that."""
+    behind its provider calls. It looks again every half lease period while the earliest end
+    is further off (a lease taken later cannot end sooner than one period), so it always reads
+    an end well before it comes, never just after (then it would miss it)."""
 
     def __init__(self, run_copy):
         self.run_copy = run_copy
@@ -396,12 +397,12 @@ class _LeaseWatch:
         self.thread.join()
 
     def _run(self) -> None:
-        look_again = float(settings.VIDEO_JOB_LEASE_SECONDS)
+        period = float(settings.VIDEO_JOB_LEASE_SECONDS)
         try:
             while not self.stopped.is_set():
                 rest = _at_next_lease_end() - time.monotonic()
-                if rest > look_again:
-                    self.stopped.wait(look_again)
+                if rest > period:
+                    self.stopped.wait(period / 2)
                     continue
                 if self.stopped.wait(max(rest, 0.0)):
                     break
