@@ -361,7 +361,9 @@ def run_engine(*, tick_seconds: float, stop_after: float | None = None) -> None:
     copies = _CopyThreads(settings.VIDEO_ENGINE_COPY_THREADS)
     watch = _LeaseWatch(copies)
     next_tick = started
-    while stop_after is None or time.monotonic() - started < stop_after:
+    swept = False  # `stop_after` always lets the first sweep run (a busy host may start late)
+    while not swept or stop_after is None or time.monotonic() - started < stop_after:
+        swept = True
         try:
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + tick_seconds

@@ -4,11 +4,16 @@ Both expose the same two URL behaviours: `url(name)` is the public URL when the 
 public, and `signed_url(name, expire)` is an expiring URL that only opens that one object.
 """
 
+import functools
 import hashlib
 import hmac
+import threading
 import time
 from urllib.parse import urlencode
 
+import boto3
+import botocore.loaders
+import botocore.session
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from django.conf import settings
@@ -106,6 +111,28 @@ def supabase_transfer_config() -> TransferConfig:
     return config
 
 
+@functools.cache
+def _shared_loader() -> botocore.loaders.Loader:
+    return botocore.loaders.create_loader()
+
+
+_SESSION_LOCK = threading.Lock()
+
+
+def new_boto3_session(**credentials) -> boto3.Session:
+    """A boto3 session whose service models come from one loader per process: each session
+    otherwise parses botocore's JSON models again (about 0.12 s of CPU for a resource and a
+    client against 0.04 s), and every storage instance and thread makes its own sessions."""
+    core = botocore.session.get_session()
+    loader = _shared_loader()
+    core.register_component("data_loader", loader)
+    with _SESSION_LOCK:
+        session = boto3.Session(botocore_session=core, **credentials)
+        # Each boto3 session appends its data directory to the loader's paths: keep it once.
+        loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
+    return session
+
+
 class SupabaseStorage(S3Storage):
     """django-storages' S3 backend pointed at Supabase Storage's S3-compatible endpoint."""
 
@@ -129,8 +156,15 @@ class SupabaseStorage(S3Storage):
         return defaults
 
     def _create_session(self):
-        # Every client this backend makes (per thread, signed or not) speaks Supabase's dialect.
-        session = super()._create_session()
+        """django-storages' session (per thread), on the process's shared model loader; every
+        client it makes (signed or not) speaks Supabase's dialect."""
+        credentials = (
+            {"profile_name": self.session_profile}
+            if self.session_profile
+            else {"aws_access_key_id": self.access_key, "aws_secret_access_key": self.secret_key,
+                  "aws_session_token": self.security_token}
+        )  # fmt: skip
+        session = new_boto3_session(**credentials)
         register_supabase_handlers(session.events)
         return session
 

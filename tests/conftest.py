@@ -140,6 +140,16 @@ def _empty_redis_queue(django_db_modify_db_settings):
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    """Users made by tests (and logged in through the forms) get a cheap hash: production's
+    PBKDF2 costs about half a second of CPU per password, which the tests do not test."""
+    override = override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"])
+    override.enable()
+    yield
+    override.disable()
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     server = S3Server().start()

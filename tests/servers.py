@@ -2,16 +2,20 @@
 
 import contextlib
 import json
+import select
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 
-import boto3
 import requests
 
-from contentstudio.storage import register_supabase_handlers, supabase_client_config
+from contentstudio.storage import (
+    new_boto3_session,
+    register_supabase_handlers,
+    supabase_client_config,
+)
 
 TEST_REGION = "us-east-1"
 TEST_ACCESS_KEY = "test-access-key-id"
@@ -47,6 +51,7 @@ class S3Server:
 
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    _client: object = field(default=None, repr=False)
 
     @property
     def endpoint(self) -> str:
@@ -73,7 +78,11 @@ class S3Server:
         self.process = None
 
     def client(self):
-        client = boto3.client(
+        """The test's own S3 client (made once: a client costs tens of ms of CPU, and every
+        test empties the bucket through it)."""
+        if self._client is not None:
+            return self._client
+        client = new_boto3_session().client(
             "s3",
             endpoint_url=self.endpoint,
             region_name=TEST_REGION,
@@ -84,6 +93,7 @@ class S3Server:
         # As the production backend does: DeleteObjects sends a Content-Type (Supabase's
         # server refuses the batch without one) and namespaced errors keep their codes.
         register_supabase_handlers(client.meta.events)
+        self._client = client
         return client
 
     def create_bucket(self, bucket: str, public: bool = True) -> None:
@@ -169,6 +179,7 @@ class TcpProxy:
         self.listener.listen(64)
         self.port = self.listener.getsockname()[1]
         self.up = True
+        self.cuts = 0  # how many times the link was cut: a connection lives within one
         #: Requests matching this (bytes regex on what the client sends) are dropped.
         self.refused = None
         self.refusals = 0
@@ -198,13 +209,24 @@ class TcpProxy:
                 client.close()
                 continue
             with self._lock:
+                if not self.up:  # cut while this one was being connected: it never opens
+                    client.close()
+                    upstream.close()
+                    continue
                 self._open.update({client, upstream})
+                cuts = self.cuts
             for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+                threading.Thread(target=self._pipe, args=(src, dst, cuts), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while chunk := src.recv(65536):
+    def _pipe(self, src: socket.socket, dst: socket.socket, cuts: int) -> None:
+        """Relay until either side closes or the link is cut (checked between reads, so no
+        connection outlives a cut, whatever the order of events)."""
+        with contextlib.suppress(OSError, ValueError):  # ValueError: closed by the other side
+            while self.cuts == cuts:
+                if not select.select([src], [], [], 0.1)[0]:
+                    continue
+                if not (chunk := src.recv(65536)):
+                    break
                 if self.refused is not None and self.refused.search(chunk):
                     self.refusals += 1
                     break  # the request never reaches storage: its connection drops
@@ -222,8 +244,9 @@ class TcpProxy:
 
     def cut(self) -> None:
         """Refuse new connections and drop the open ones."""
-        self.up = False
         with self._lock:
+            self.up = False
+            self.cuts += 1
             for sock in self._open:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
