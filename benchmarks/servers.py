@@ -169,10 +169,12 @@ class ProcessGroup:
         return self.process.poll() is None
 
     def stop(self, timeout: float = 15) -> None:
-        """SIGTERM to the group, SIGKILL to whatever is left after `timeout`."""
+        """SIGTERM to the main process (qcluster stops its own workers: a SIGTERM to the whole
+        group leaves its sentinel waiting for the dead ones; README, "Liveness"), SIGKILL to
+        whatever of the group is left after it exits or after `timeout`."""
         group = self.process.pid
-        with contextlib.suppress(ProcessLookupError):  # the group has already gone
-            os.killpg(group, signal.SIGTERM)
+        if self.process.poll() is None:
+            self.process.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):  # then SIGKILL below
             self.process.wait(timeout=timeout)
         with contextlib.suppress(ProcessLookupError):  # children that outlived their parent

@@ -150,6 +150,35 @@ def _fast_password_hashing():
     override.disable()
 
 
+#: Tables a flush leaves as they are: the post_migrate signal after it would make the same
+#: rows again (content types and permissions).
+_KEPT_BY_FLUSH = {"django_content_type", "auth_permission"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_flush():
+    """The tests whose tables are flushed afterwards (`transaction=True`, live servers) are
+    flushed with DELETEs on PostgreSQL: a TRUNCATE of every table takes about 50 ms on an idle
+    host against 2 to 5 ms for DELETEs of a test's few rows (Django's foreign keys are
+    deferred, so the order does not matter), and content types and permissions are kept."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    operations = type(connection.ops)
+    truncate = operations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        if reset_sequences or allow_cascade:
+            return truncate(self, style, tables, reset_sequences=reset_sequences,
+                            allow_cascade=allow_cascade)  # fmt: skip
+        kept = _KEPT_BY_FLUSH
+        return [f"DELETE FROM {self.quote_name(table)}" for table in tables if table not in kept]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(operations, "sql_flush", sql_flush)
+        yield
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     server = S3Server().start()

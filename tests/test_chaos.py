@@ -16,7 +16,7 @@ import pytest
 from avatars.models import VideoJob
 from avatars.services import avatar_video_request
 from tests.builders import make_topic, run_command
-from tests.workers import Engine, Worker, wait_until
+from tests.workers import Engine, Worker, stop_all, wait_until
 from topics.models import ContentItem
 from topics.objects import stored_objects
 from videostore.ledger import upload_lease_is_live
@@ -66,8 +66,7 @@ def test_random_worker_kills_leave_no_orphans_and_no_dangling_rows(
                 kills += 1
                 worker = Worker(Q_WORKERS="2")
     finally:
-        worker.stop()
-        engine.stop()
+        stop_all(worker, engine)
 
     outcomes = {state: 0 for state in VideoJob.State.values}
     for job in VideoJob.objects.filter(pk__in=[j.pk for j in jobs]):
@@ -115,8 +114,7 @@ def test_worker_killed_mid_upload_then_reconcile_is_consistent(
         engine.kill()
         worker.kill()
     finally:
-        worker.stop()
-        engine.stop()
+        stop_all(worker, engine)
     assert UploadLedgerEntry.objects.filter(intent=UploadLedgerEntry.Intent.UPLOAD).exists()
     # While the dead worker's lease runs, its upload is not touched, whatever the grace period.
     code, report = _reconcile("--fix", "--grace-seconds", "0")

@@ -11,7 +11,7 @@ import pytest
 from avatars.models import VideoJob
 from avatars.services import avatar_video_request_batch
 from tests.builders import make_topic, run_command
-from tests.workers import Engine, Worker, wait_until
+from tests.workers import Engine, Worker, stop_all, wait_until
 from topics.models import ContentItem
 from topics.objects import stored_objects
 from videostore.models import UploadLedgerEntry
@@ -80,8 +80,7 @@ def test_three_clusters_share_thirty_jobs_and_survive_a_kill_9(settings, fake_he
             )  # fmt: skip
             raise AssertionError(f"jobs did not all finish: {list(active)}") from None
     finally:
-        for process in [*clusters, engine]:
-            process.stop()
+        stop_all(*clusters, engine)
 
     finished = VideoJob.objects.filter(pk__in=[job.pk for job in jobs])
     states = {job.pk: (job.state, job.last_error) for job in finished}

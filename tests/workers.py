@@ -3,6 +3,7 @@
 Used where production ordering matters (sync mode hides it) and where a worker must be killed.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -104,13 +105,30 @@ class Worker:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
+        """SIGTERM to the main process only, as a supervisor that stops qcluster cleanly does
+        (systemd's KillMode=mixed): its sentinel stops its workers and it exits within a
+        second. A SIGTERM to the whole group kills the workers under the sentinel, which
+        then waits for them until it is killed (README, "Liveness")."""
         if self.alive:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+            self.process.terminate()
+
+    def stop(self) -> None:
+        """Stop it; whatever of its group is left after it exits (or after 15 s) is killed."""
+        self.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=15)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+
+def stop_all(*processes: Worker) -> None:
+    """Stop several at once (each stop waits for its own)."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.stop()
 
 
 class Engine(Worker):
