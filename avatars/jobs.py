@@ -423,12 +423,19 @@ MIN_SLEEP_SECONDS = 0.1
 LEASE_END_SLACK_SECONDS = 0.02
 
 
+#: A held lease that ended this recently still wakes the lease watch (at once): one whose end
+#: it read too late (a slow start on a busy host) or whose takeover read it a hair before
+#: its end on the database's clock. Older ones are left to the sweep's tick, so a lease
+#: nothing can take over yet keeps the watch looking for this long at most.
+LEASE_WATCH_LOOKBACK_SECONDS = 2.0
+
+
 def _at_next_lease_end() -> float:
     """When (on this process's monotonic clock) the earliest held lease ends: the lease watch
     looks then, so a dead holder's job waits for its lease and not for the tick after it. A
     live holder renews first and the watch finds nothing; never sooner than MIN_SLEEP_SECONDS."""
     try:
-        ends_in = leases.next_lease_end_in_seconds()
+        ends_in = leases.next_lease_end_in_seconds(ended_within=LEASE_WATCH_LOOKBACK_SECONDS)
     except Exception as error:  # a database blip: the tick stands
         logger.warning("next lease end not read: %s", error)
         ends_in = None

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, Value
 from django.db.models.functions import Length
 from django.utils import timezone
 
@@ -392,12 +392,14 @@ def next_check_in_seconds() -> float | None:
     return _seconds_until_earliest(due, "next_check_at")
 
 
-def next_lease_end_in_seconds() -> float | None:
-    """Seconds (on the database's clock) until the earliest lease of an active job ends;
-    None when no active job is held. A hint for the sweep's sleep: a dead holder's job is
-    taken over as its lease ends, not up to a tick later."""
+def next_lease_end_in_seconds(*, ended_within: float = 0.0) -> float | None:
+    """Seconds (on the database's clock) until the earliest lease of an active job ends
+    (negative: it ended that long ago, at most `ended_within` seconds); None when no active
+    job is held. A hint for the lease watch: a dead holder's job is taken over as its lease
+    ends, not up to a tick later."""
+    since = DbNow() - Value(timedelta(seconds=ended_within))
     held = VideoJob.objects.filter(
-        state__in=VideoJob.ACTIVE_STATES, lease_expires_at__gte=DbNow()
+        state__in=VideoJob.ACTIVE_STATES, lease_expires_at__gte=since
     ).exclude(claimed_by="")
     return _seconds_until_earliest(held, "lease_expires_at")
 

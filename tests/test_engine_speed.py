@@ -15,6 +15,7 @@ from avatars import jobs, leases, steps
 from avatars.models import VideoJob
 from avatars.services import avatar_video_request
 from tests.builders import make_topic, stored_keys
+from tests.workers import wait_until
 from topics.models import ContentItem
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.jobs]
@@ -223,8 +224,13 @@ def test_the_lease_watch_wakes_as_the_earliest_held_lease_ends(fake_heygen):
     VideoJob.objects.filter(pk=job.pk).update(claimed_by="elsewhere:1:dead", lease_expires_at=ends)
     wake_in = jobs._at_next_lease_end() - time.monotonic()
     assert 0.3 < wake_in <= 0.5 + jobs.LEASE_END_SLACK_SECONDS
-    VideoJob.objects.filter(pk=job.pk).update(lease_expires_at=ends - timedelta(seconds=5))
-    assert jobs._at_next_lease_end() == float("inf")  # ended: the next tick takes it
+    # Ended a moment ago (read late, or a takeover that came a hair early): look again now.
+    VideoJob.objects.filter(pk=job.pk).update(lease_expires_at=ends - timedelta(seconds=1))
+    wake_in = jobs._at_next_lease_end() - time.monotonic()
+    assert 0 < wake_in <= jobs.MIN_SLEEP_SECONDS
+    lookback = timedelta(seconds=jobs.LEASE_WATCH_LOOKBACK_SECONDS + 1)
+    VideoJob.objects.filter(pk=job.pk).update(lease_expires_at=ends - lookback)
+    assert jobs._at_next_lease_end() == float("inf")  # ended long ago: the next tick takes it
 
 
 def test_a_dead_holders_copy_is_taken_over_as_its_lease_ends_not_at_the_next_tick(
@@ -247,6 +253,32 @@ def test_a_dead_holders_copy_is_taken_over_as_its_lease_ends_not_at_the_next_tic
     job.refresh_from_db()
     assert job.attempts == 1 and job.claimed_by != "elsewhere:1:dead", (job.state, job.attempts)
     assert job.state == State.STORED or job.last_error, time.monotonic() - started
+
+
+def test_the_lease_watch_takes_over_a_lease_that_ended_just_before_it_looked(fake_heygen, settings):
+    """A watch that reads the lease's end only after it passed (its thread started late on a
+    busy host; the engine's first sweep ran before the end) still takes the job over at once,
+    not at the next tick (it used to look only at ends still to come, then slept half a
+    lease period)."""
+    settings.VIDEO_ENGINE_COPY_THREADS = 1
+    (job,) = rendered(fake_heygen, 1)
+    ended = leases.db_now() - timedelta(seconds=0.5)
+    VideoJob.objects.filter(pk=job.pk).update(
+        state=State.DOWNLOADING, claimed_by="elsewhere:1:dead", lease_expires_at=ended,
+        next_check_at=ended,
+    )  # fmt: skip
+    copies = jobs._CopyThreads(1)
+    watch = jobs._LeaseWatch(copies)
+    taken = VideoJob.objects.filter(pk=job.pk).exclude(claimed_by="elsewhere:1:dead")
+    try:
+        wait_until(taken.exists, timeout=5, interval=0.05,
+                   message="the lease watch never took the ended lease over")  # fmt: skip
+    finally:
+        watch.stop()
+        copies.shutdown()
+    job.refresh_from_db()
+    assert job.attempts == 1
+    assert job.state == State.STORED or job.last_error
 
 
 def test_a_dead_holders_copy_is_taken_over_while_the_sweep_waits_on_a_slow_create(
