@@ -52,19 +52,14 @@ class FaultyLink(TcpProxy):
         self.trip_on = None
         super().restore()
 
-    def _pipe(self, src, dst) -> None:
-        with contextlib.suppress(OSError):
-            while chunk := src.recv(65536):
-                trip_on = self.trip_on
-                if trip_on and chunk.startswith(trip_on):
-                    self.trip_on = None
-                    self.tripped += 1
-                    self.cut()
-                    break
-                dst.sendall(chunk)
-        for sock in (src, dst):
-            with contextlib.suppress(OSError):
-                sock.close()
+    def _drops(self, chunk: bytes) -> bool:
+        trip_on = self.trip_on
+        if trip_on and chunk.startswith(trip_on):
+            self.trip_on = None
+            self.tripped += 1
+            self.cut()
+            return True
+        return super()._drops(chunk)
 
 
 def _database_url() -> tuple[str, str]:

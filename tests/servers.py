@@ -225,15 +225,19 @@ class TcpProxy:
             while self.cuts == cuts:
                 if not select.select([src], [], [], 0.1)[0]:
                     continue
-                if not (chunk := src.recv(65536)):
+                if not (chunk := src.recv(65536)) or self._drops(chunk):
                     break
-                if self.refused is not None and self.refused.search(chunk):
-                    self.refusals += 1
-                    break  # the request never reaches storage: its connection drops
                 dst.sendall(chunk)
         for sock in (src, dst):
             with contextlib.suppress(OSError):
                 sock.close()
+
+    def _drops(self, chunk: bytes) -> bool:
+        """Whether these bytes end their connection instead of being relayed."""
+        if self.refused is not None and self.refused.search(chunk):
+            self.refusals += 1
+            return True  # the request never reaches storage: its connection drops
+        return False
 
     def refuse(self, pattern: bytes | None) -> None:
         """Drop every request whose bytes match `pattern` (e.g. rb"PUT /[^ ]*\\.jpg"): that
