@@ -16,12 +16,13 @@ import requests
 from tests.builders import make_stored_item, make_topic, run_command, stored_video_data
 from tests.conftest import BUCKET
 from tests.test_multipart import abort_all
-from tests.workers import ROOT, worker_env
+from tests.workers import ROOT, wait_until, worker_env
 from topics import migration, services
 from topics.models import ContentItem
 from topics.objects import stored_objects
 from topics.selectors import video_view
 from videostore import ledger
+from videostore.clock import DbNow
 from videostore.copies import copy_object
 from videostore.locations import LOCAL
 from videostore.models import UploadLedgerEntry
@@ -405,7 +406,9 @@ def _rerun_and_check(target: str, items: list[ContentItem], *, sweep_first: bool
     (or the rerun itself) removes its unswitched copy, and the rerun moves the rest."""
     pks = [item.pk for item in items]
     assert all(served(pk) for pk in pks)
-    time.sleep(2.5)  # the killed run's leases end (2 s, on the database's clock)
+    # The killed run's leases end (2 s at most, on the database's clock).
+    live = UploadLedgerEntry.objects.filter(intent="upload", lease_expires_at__gte=DbNow())
+    wait_until(lambda: not live.exists(), timeout=10, interval=0.05)
     if sweep_first:
         unswitched = set(UploadLedgerEntry.objects.filter(intent="upload").values_list(
             "storage_path", flat=True))  # fmt: skip
