@@ -1,8 +1,6 @@
 """Loopback servers and a big MP4 for the benchmarks."""
 
-import contextlib
 import os
-import signal
 import struct
 import subprocess
 import sys
@@ -11,7 +9,7 @@ from pathlib import Path
 
 import requests
 
-from tests.servers import S3Server, free_port, wait_for_port
+from tests.servers import S3Server, free_port, stop_process_group, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "media"
@@ -169,17 +167,7 @@ class ProcessGroup:
         return self.process.poll() is None
 
     def stop(self, timeout: float = 15) -> None:
-        """SIGTERM to the main process (qcluster stops its own workers: a SIGTERM to the whole
-        group leaves its sentinel waiting for the dead ones; README, "Liveness"), SIGKILL to
-        whatever of the group is left after it exits or after `timeout`."""
-        group = self.process.pid
-        if self.process.poll() is None:
-            self.process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):  # then SIGKILL below
-            self.process.wait(timeout=timeout)
-        with contextlib.suppress(ProcessLookupError):  # children that outlived their parent
-            os.killpg(group, signal.SIGKILL)
-        self.process.wait(timeout=10)
+        stop_process_group(self.process, timeout)
 
 
 class RedisServer:

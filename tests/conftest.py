@@ -171,8 +171,8 @@ def _quick_flush():
         if reset_sequences or allow_cascade:
             return truncate(self, style, tables, reset_sequences=reset_sequences,
                             allow_cascade=allow_cascade)  # fmt: skip
-        kept = _KEPT_BY_FLUSH
-        return [f"DELETE FROM {self.quote_name(table)}" for table in tables if table not in kept]
+        return [f"DELETE FROM {self.quote_name(table)}" for table in tables
+                if table not in _KEPT_BY_FLUSH]  # fmt: skip
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(operations, "sql_flush", sql_flush)

@@ -2,7 +2,9 @@
 
 import contextlib
 import json
+import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -43,6 +45,22 @@ def wait_for_port(
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 15) -> None:
+    """Stop a process started in a group of its own (`start_new_session`): SIGTERM to its main
+    process only, as a supervisor that stops qcluster cleanly does (systemd's KillMode=mixed;
+    its sentinel stops its workers and it exits within a second), then SIGKILL to whatever of
+    the group is left once it exits or after `timeout`. A SIGTERM to the whole group kills
+    qcluster's workers under its sentinel, which then waits for them until it is killed
+    (README, "Liveness")."""
+    if process.poll() is None:
+        process.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):  # then SIGKILL below
+        process.wait(timeout=timeout)
+    with contextlib.suppress(ProcessLookupError):  # children that outlived their parent
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
 
 
 @dataclass

@@ -3,7 +3,6 @@
 Used where production ordering matters (sync mode hides it) and where a worker must be killed.
 """
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -14,6 +13,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 from django_q.conf import Conf
+
+from tests.servers import stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,21 +107,12 @@ class Worker:
             self.process.wait(timeout=10)
 
     def terminate(self) -> None:
-        """SIGTERM to the main process only, as a supervisor that stops qcluster cleanly does
-        (systemd's KillMode=mixed): its sentinel stops its workers and it exits within a
-        second. A SIGTERM to the whole group kills the workers under the sentinel, which
-        then waits for them until it is killed (README, "Liveness")."""
+        """SIGTERM to the main process only (see `stop_process_group`)."""
         if self.alive:
             self.process.terminate()
 
     def stop(self) -> None:
-        """Stop it; whatever of its group is left after it exits (or after 15 s) is killed."""
-        self.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=15)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
+        stop_process_group(self.process)
 
 
 def stop_all(*processes: Worker) -> None:
