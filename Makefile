@@ -6,11 +6,13 @@ RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# Two workers per run (each clones its test database and starts its servers); the longest
-# tests go first, handed out one at a time (tests/conftest.py), so none is left running alone
-# at the end. The Redis run (beside the main one) is parallel too: each worker has its own
-# queue.
-PYTEST_ARGS ?= -n 2 --maxschedchunk 1
+# Four workers in the main run on two cores (each clones its test database and starts its
+# servers): its tests spend much of their time waiting on servers, workers and leases, and
+# with two workers the cores were idle half of the run (170 s; four: 127 s; six: 132 s, the
+# cores busy throughout). The longest tests go first, handed out one at a time
+# (tests/conftest.py), so none is left running alone at the end. The Redis run (beside the
+# main one) is parallel too: each worker has its own queue.
+PYTEST_ARGS ?= -n 4 --maxschedchunk 1
 REDIS_PYTEST_ARGS ?= -n 2 --maxschedchunk 1
 # `make test` runs the job tests a second time on django-q2's Redis broker when Redis answers.
 REDIS_URL ?= redis://127.0.0.1:6379/0

@@ -92,18 +92,24 @@ def make_captions(
 
 def upload_poster_and_captions(
     poster: Poster | None, captions: Captions | None, *, poster_path: str, captions_path: str,
-    video_storage: VideoStorage,
+    video_storage: VideoStorage, checked_by_caller: bool = False,
 ) -> dict:  # fmt: skip
     """Upload them at their registered keys; their content_data fields. StorageUnavailable
-    when either upload fails (the caller discards every key it registered)."""
+    when either upload fails (the caller discards every key it registered).
+
+    `checked_by_caller`: the caller found both keys unused before and checks what storage
+    holds after (one listing each for the whole unit, `VideoStorage.stored_sizes`) instead
+    of a look-up per file before and after."""
     data = {}
+    checks = {"key_checked": checked_by_caller, "size_checked_by_caller": checked_by_caller}
     if poster is not None:
         stored = video_storage.upload_bytes(poster.jpeg, storage_path=poster_path,
-                                            content_type=JPEG_TYPE)  # fmt: skip
+                                            content_type=JPEG_TYPE, **checks)  # fmt: skip
         data.update(poster_data(stored, source=poster.source))
     if captions is not None:
         stored = video_storage.upload_bytes(captions.vtt.encode("utf-8"),
                                             storage_path=captions_path,
-                                            content_type=f"{VTT_TYPE}; charset=utf-8")  # fmt: skip
+                                            content_type=f"{VTT_TYPE}; charset=utf-8",
+                                            **checks)  # fmt: skip
         data.update(captions_data(stored, source=captions.source, language=captions.language))
     return data

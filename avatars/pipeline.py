@@ -18,6 +18,7 @@ from avatars.providers.base import RenderRequest, RenderStatus, VideoProvider
 from avatars.providers.local import LocalVideoProvider
 from topics.objects import CAPTIONS_FIELDS, POSTER_FIELDS
 from videostore import ledger
+from videostore.errors import InvalidStoragePath, StorageUnavailable
 from videostore.storage import (
     MEASURED_FIELDS,
     STORAGE_METADATA_FIELDS,
@@ -105,6 +106,11 @@ def store_rendered_video(
         path: f"{what} of video {status.provider_video_id}"
         for path, what in zip(paths, ("video", "poster", "captions"), strict=True)
     }
+    # Keys are never reused: one listing of the unit's keys (not a look-up each), before any
+    # is registered, so a taken key's object is never among what a failure discards.
+    taken = video_storage.stored_sizes(paths)
+    if taken:
+        raise InvalidStoragePath(f"{sorted(taken)} are taken; storage keys are never reused.")
     ledger.register_pending_uploads(reasons, owner=upload_owner, lease_seconds=lease_seconds)
     try:
         video = _upload_video(status, storage_path, provider, video_storage,
@@ -142,6 +148,7 @@ def _upload_video(status, storage_path, provider, video_storage, on_progress) ->
             on_bytes=lambda count: on_progress(
                 "copying", {"storage_path": storage_path, "bytes_copied": count}
             ),
+            key_checked=True,
         )
     finally:
         download.close()
@@ -162,9 +169,22 @@ def _store_poster_and_captions(
                              language=language, duration_seconds=duration,
                              label=video.storage_path)  # fmt: skip
     keep_alive()
-    return upload_poster_and_captions(poster, captions, poster_path=poster_path,
-                                      captions_path=captions_path,
-                                      video_storage=video_storage)  # fmt: skip
+    data = upload_poster_and_captions(poster, captions, poster_path=poster_path,
+                                      captions_path=captions_path, video_storage=video_storage,
+                                      checked_by_caller=True)  # fmt: skip
+    _check_stored(video_storage, {poster_path: data["posterSize"],
+                                  captions_path: data["captionsSize"]})  # fmt: skip
+    return data
+
+
+def _check_stored(video_storage: VideoStorage, sizes: dict[str, int]) -> None:
+    """What storage holds at the companions' keys, in one listing: each exactly as sent."""
+    held = video_storage.stored_sizes(list(sizes))
+    wrong = {path: held.get(path) for path, size in sizes.items() if held.get(path) != size}
+    if wrong:
+        raise StorageUnavailable(
+            f"Storage does not hold what was sent: {wrong} (bytes held; expected {sizes})."
+        )
 
 
 def _discard(paths: list[str], error: BaseException) -> None:

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -184,6 +185,9 @@ def supabase_storage_settings(server: S3Server, bucket: str, public: bool = True
     }
 
 
+_REQUEST_LINE = re.compile(rb"(GET|HEAD|PUT|POST|DELETE) (\S+) HTTP/1\.[01]\r\n")
+
+
 class TcpProxy:
     """A loopback TCP relay whose link can be cut: storage "goes down" but keeps its objects."""
 
@@ -201,6 +205,8 @@ class TcpProxy:
         #: Requests matching this (bytes regex on what the client sends) are dropped.
         self.refused = None
         self.refusals = 0
+        #: Each request's method and target, in the order the relay saw them.
+        self.requests: list[tuple[str, str]] = []
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -245,6 +251,8 @@ class TcpProxy:
                     continue
                 if not (chunk := src.recv(65536)) or self._drops(chunk):
                     break
+                if request := _REQUEST_LINE.match(chunk):
+                    self.requests.append((request[1].decode(), request[2].decode()))
                 dst.sendall(chunk)
         for sock in (src, dst):
             with contextlib.suppress(OSError):

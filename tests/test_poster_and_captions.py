@@ -4,6 +4,7 @@ asserted afterwards."""
 
 import json
 from io import StringIO
+from urllib.parse import parse_qs, unquote
 
 import pytest
 
@@ -181,6 +182,53 @@ def test_a_copy_interrupted_after_the_poster_discards_the_video_and_poster(
     with pytest.raises(SystemExit):
         generate()
     assert bucket_keys() == [] and not UploadLedgerEntry.objects.exists()
+
+
+def storage_requests(storage_link) -> list[tuple[str, str]]:
+    """What the client asked of storage: ("LIST", prefix) or (method, key)."""
+    described = []
+    for method, target in storage_link.requests:
+        path, _, query = target.partition("?")
+        if "list-type=2" in query:
+            described.append(("LIST", parse_qs(query)["prefix"][0]))
+        else:
+            described.append((method, unquote(path).removeprefix(f"/{BUCKET}/")))
+    return described
+
+
+def test_a_unit_goes_to_storage_in_six_requests(fake_heygen, storage_link, bucket_keys):
+    """One listing finds the three keys unused, three PUTs, the video's size read back, one
+    listing checks what the poster and captions became (a look-up of each file before and
+    after its upload made it nine)."""
+    item = generate()
+    video, poster, captions = item.storage_path, item.poster_path, item.captions_path
+    sent = storage_requests(storage_link)
+    assert [what for what, _ in sent] == ["LIST", "PUT", "HEAD", "PUT", "PUT", "LIST"], sent
+    assert [key for what, key in sent if what != "LIST"] == [video, video, poster, captions]
+    first, last = sent[0][1], sent[-1][1]
+    assert all(key.startswith(first) for key in (video, poster, captions)), (first, sent)
+    assert poster.startswith(last) and captions.startswith(last), (last, sent)
+    assert bucket_keys() == stored_keys(item)
+
+
+def test_a_taken_key_is_never_overwritten_nor_deleted(
+    fake_heygen, s3_server, bucket_keys, monkeypatch
+):
+    """A unit whose poster key holds an object (keys are random: a bug, or someone else's
+    file) is refused before any byte is sent or any key registered: the object is untouched
+    and nothing is left behind."""
+    taken = "avatar_videos/someone_elses_poster.jpg"
+    s3_server.client().put_object(Bucket=BUCKET, Key=taken, Body=b"not ours")
+    monkeypatch.setattr("videostore.storage.VideoStorage.new_companion_path",
+                        lambda self, video_path, extension: taken)  # fmt: skip
+    job = avatar_video_request(topic=make_topic(), script=SCRIPT, enqueue_submit=False,
+                               max_attempts=1)  # fmt: skip
+    job = run_job_inline(job.pk, poll_interval=0.01)
+    assert job.state == "failed" and "taken" in job.last_error, job.last_error
+    assert bucket_keys() == [taken]
+    assert stored_body(s3_server, taken)[0] == b"not ours"
+    assert not UploadLedgerEntry.objects.exists()
+    assert ContentItem.objects.get(pk=job.content_item_id).storage_path == ""
 
 
 # --- delete, regenerate, reconcile ----------------------------------------------------------

@@ -229,17 +229,24 @@ class VideoStorage:
         stem = validate_storage_path(video_path).rpartition(".")[0]
         return validate_storage_path(f"{stem}_{secrets.token_hex(4)}.{extension}")
 
-    def upload_bytes(self, data: bytes, *, storage_path: str, content_type: str) -> StoredCompanion:
+    def upload_bytes(
+        self, data: bytes, *, storage_path: str, content_type: str, key_checked: bool = False,
+        size_checked_by_caller: bool = False,
+    ) -> StoredCompanion:  # fmt: skip
         """Store a small file (a poster, captions) at a fresh key and check what storage holds.
-        Raises StorageUnavailable; nothing is left stored, as far as storage allows."""
+        Raises StorageUnavailable; nothing is left stored, as far as storage allows.
+
+        `key_checked`: the caller found the key unused (`stored_sizes`, one listing for a
+        unit's keys) and skips the look-up here; `size_checked_by_caller`: the caller checks
+        the stored size (`stored_sizes` after the unit's uploads) instead of a look-up here."""
         validate_storage_path(storage_path)
-        if self.exists(storage_path):
+        if not key_checked and self.exists(storage_path):
             raise InvalidStoragePath(f"{storage_path!r} is taken; storage keys are never reused.")
         content = ContentFile(data, name=storage_path.rsplit("/", 1)[-1])
         content.content_type = content_type
         try:
             stored_name = self.storage.save(storage_path, content)
-            stored_size = self.storage.size(storage_path)
+            stored_size = len(data) if size_checked_by_caller else self.storage.size(storage_path)
         except STORAGE_ERRORS as error:
             reason = _describe(error)
             logger.warning("upload of %s failed: %s", storage_path, reason,
@@ -295,11 +302,13 @@ class VideoStorage:
         expected_size: int | None = None,
         max_bytes: int | None = None,
         on_bytes: Callable[[int], None] | None = None,
+        key_checked: bool = False,
     ) -> StoredVideo:
         """Stream a video (chunks or a binary file) into storage, verifying it on the way.
 
         Raises InvalidVideo (not an MP4, too large, truncated, length mismatch) or
         StorageUnavailable; in both cases nothing is left stored, as far as storage allows.
+        `key_checked`: the caller found `storage_path` unused (`stored_sizes`).
         """
         storage_path = validate_storage_path(
             storage_path or self.new_storage_path(PurePosixPath(str(file_name)).stem)
@@ -308,7 +317,7 @@ class VideoStorage:
         limit = settings.AVATAR_VIDEO_MAX_BYTES if max_bytes is None else max_bytes
         if expected_size is not None and expected_size > limit:
             raise InvalidVideo(f"The video is {expected_size} bytes; the limit is {limit}.")
-        if self.exists(storage_path):
+        if not key_checked and self.exists(storage_path):
             raise InvalidStoragePath(f"{storage_path!r} is taken; storage keys are never reused.")
         base_name = storage_path.rsplit("/", 1)[-1]
         reader = VerifyingReader(
@@ -400,6 +409,23 @@ class VideoStorage:
             return self.storage.exists(storage_path)
         except STORAGE_ERRORS as error:
             raise _unavailable(error) from error
+
+    def stored_sizes(self, storage_paths: list[str]) -> dict[str, int]:
+        """The size of each of `storage_paths` that storage holds (absent keys are left out):
+        in a bucket one listing of the keys' common prefix (a unit's keys share their video's
+        stem), for local files one look-up each."""
+        for storage_path in storage_paths:
+            validate_storage_path(storage_path)
+        if not hasattr(self.storage, "bucket_name"):
+            sizes = {path: self.size(path) for path in storage_paths}
+            return {path: size for path, size in sizes.items() if size is not None}
+        wanted = set(storage_paths)
+        prefix = os.path.commonprefix(storage_paths)
+        return {
+            found.storage_path: found.size
+            for found in self.iter_objects(prefix)
+            if found.storage_path in wanted
+        }
 
     def size(self, storage_path: str) -> int | None:
         """The stored object's size in bytes, or None when there is no such object."""

@@ -11,6 +11,7 @@ An entry may carry a port ("127.0.0.1:8123"); it then matches only that port.
 import ipaddress
 import logging
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import urljoin, urlsplit
@@ -24,6 +25,18 @@ logger = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 3
 RETRY_STATUSES = {404, 429, 500, 502, 503, 504}  # 404: briefly, right after "completed"
+_THREAD = threading.local()
+
+
+def download_session() -> requests.Session:
+    """This thread's session for downloads, its connections kept from one file to the next:
+    a video, its thumbnail and its captions come from one CDN (one connection and TLS
+    handshake where each file made its own). A connection the server closed meanwhile is
+    noticed before reuse, and a failed request is tried again (`attempts`)."""
+    session = getattr(_THREAD, "session", None)
+    if session is None:
+        session = _THREAD.session = requests.Session()
+    return session
 
 
 def redact(url: str) -> str:
@@ -134,7 +147,7 @@ def open_video_download(
     session: requests.Session | None = None,
 ) -> HttpVideoDownload:
     """Open the video for streaming, retrying transient failures with backoff."""
-    session = session or requests.Session()
+    session = session or download_session()
     last_error = ""
     for attempt in range(attempts):
         if attempt:
