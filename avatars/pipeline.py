@@ -18,7 +18,7 @@ from avatars.providers.base import RenderRequest, RenderStatus, VideoProvider
 from avatars.providers.local import LocalVideoProvider
 from topics.objects import CAPTIONS_FIELDS, POSTER_FIELDS
 from videostore import ledger
-from videostore.errors import InvalidStoragePath, StorageUnavailable
+from videostore.errors import InvalidStoragePath, InvalidVideo, StorageUnavailable
 from videostore.storage import (
     MEASURED_FIELDS,
     STORAGE_METADATA_FIELDS,
@@ -149,6 +149,7 @@ def _upload_video(status, storage_path, provider, video_storage, on_progress) ->
                 "copying", {"storage_path": storage_path, "bytes_copied": count}
             ),
             key_checked=True,
+            size_checked_by_caller=True,  # with the poster's and captions' (_check_stored)
         )
     finally:
         download.close()
@@ -172,15 +173,20 @@ def _store_poster_and_captions(
     data = upload_poster_and_captions(poster, captions, poster_path=poster_path,
                                       captions_path=captions_path, video_storage=video_storage,
                                       checked_by_caller=True)  # fmt: skip
-    _check_stored(video_storage, {poster_path: data["posterSize"],
-                                  captions_path: data["captionsSize"]})  # fmt: skip
+    _check_stored(video_storage, video, {poster_path: data["posterSize"],
+                                         captions_path: data["captionsSize"]})  # fmt: skip
     return data
 
 
-def _check_stored(video_storage: VideoStorage, sizes: dict[str, int]) -> None:
-    """What storage holds at the companions' keys, in one listing: each exactly as sent."""
+def _check_stored(video_storage: VideoStorage, video: StoredVideo, companions: dict) -> None:
+    """What storage holds at the unit's three keys, in one listing: each exactly as sent (a
+    look-up after each upload was three requests)."""
+    sizes = {video.storage_path: video.file_size, **companions}
     held = video_storage.stored_sizes(list(sizes))
     wrong = {path: held.get(path) for path, size in sizes.items() if held.get(path) != size}
+    if video.storage_path in wrong:
+        raise InvalidVideo(f"Storage holds {wrong[video.storage_path]} bytes of the video but "
+                           f"{video.file_size} were sent to {video.storage_path}.")  # fmt: skip
     if wrong:
         raise StorageUnavailable(
             f"Storage does not hold what was sent: {wrong} (bytes held; expected {sizes})."

@@ -196,19 +196,49 @@ def storage_requests(storage_link) -> list[tuple[str, str]]:
     return described
 
 
-def test_a_unit_goes_to_storage_in_six_requests(fake_heygen, storage_link, bucket_keys):
-    """One listing finds the three keys unused, three PUTs, the video's size read back, one
-    listing checks what the poster and captions became (a look-up of each file before and
-    after its upload made it nine)."""
+def test_a_unit_goes_to_storage_in_five_requests(fake_heygen, storage_link, bucket_keys):
+    """One listing finds the three keys unused, three PUTs, one listing checks what storage
+    holds at each (a look-up of each file before and after its upload made it nine)."""
     item = generate()
     video, poster, captions = item.storage_path, item.poster_path, item.captions_path
     sent = storage_requests(storage_link)
-    assert [what for what, _ in sent] == ["LIST", "PUT", "HEAD", "PUT", "PUT", "LIST"], sent
-    assert [key for what, key in sent if what != "LIST"] == [video, video, poster, captions]
-    first, last = sent[0][1], sent[-1][1]
-    assert all(key.startswith(first) for key in (video, poster, captions)), (first, sent)
-    assert poster.startswith(last) and captions.startswith(last), (last, sent)
+    assert [what for what, _ in sent] == ["LIST", "PUT", "PUT", "PUT", "LIST"], sent
+    assert [key for what, key in sent if what == "PUT"] == [video, poster, captions]
+    for prefix in (sent[0][1], sent[-1][1]):
+        assert all(key.startswith(prefix) for key in (video, poster, captions)), sent
     assert bucket_keys() == stored_keys(item)
+
+
+@pytest.mark.parametrize("changed", ["video", "captions"])
+def test_an_object_that_changed_after_its_upload_is_caught_and_the_unit_discarded(
+    changed, fake_heygen, s3_server, bucket_keys, monkeypatch
+):
+    """Storage holding other bytes than were sent (another writer, a truncating gateway) is
+    caught by the listing after the uploads: all three objects go, nothing is left pending;
+    a changed video fails the attempt, a changed companion keeps the provider's link."""
+    from avatars import pipeline
+
+    real = pipeline.upload_poster_and_captions
+
+    def then_changed(poster, captions, **kwargs):
+        data = real(poster, captions, **kwargs)
+        key = (kwargs["captions_path"] if changed == "captions"
+               else kwargs["poster_path"].rpartition("_")[0] + ".mp4")  # fmt: skip
+        s3_server.client().put_object(Bucket=BUCKET, Key=key, Body=b"other bytes")
+        return data
+
+    monkeypatch.setattr(pipeline, "upload_poster_and_captions", then_changed)
+    job = avatar_video_request(topic=make_topic(), script=SCRIPT, enqueue_submit=False,
+                               max_attempts=1)  # fmt: skip
+    job = run_job_inline(job.pk, poll_interval=0.01)
+    item = ContentItem.objects.get(pk=job.content_item_id)
+    assert bucket_keys() == [] and not UploadLedgerEntry.objects.exists()
+    assert (item.storage_path, item.poster_path, item.captions_path) == ("", "", "")
+    if changed == "video":
+        assert job.state == "failed" and "bytes of the video" in job.last_error, job.last_error
+    else:
+        assert job.state == "fallback" and "does not hold what was sent" in job.last_error
+        assert item.status == ContentItem.Status.NEEDS_STORAGE
 
 
 def test_a_taken_key_is_never_overwritten_nor_deleted(

@@ -303,12 +303,15 @@ class VideoStorage:
         max_bytes: int | None = None,
         on_bytes: Callable[[int], None] | None = None,
         key_checked: bool = False,
+        size_checked_by_caller: bool = False,
     ) -> StoredVideo:
         """Stream a video (chunks or a binary file) into storage, verifying it on the way.
 
         Raises InvalidVideo (not an MP4, too large, truncated, length mismatch) or
         StorageUnavailable; in both cases nothing is left stored, as far as storage allows.
-        `key_checked`: the caller found `storage_path` unused (`stored_sizes`).
+        `key_checked`: the caller found `storage_path` unused (`stored_sizes`);
+        `size_checked_by_caller`: the caller checks the stored size (`stored_sizes`, with the
+        rest of its unit) instead of a look-up here.
         """
         storage_path = validate_storage_path(
             storage_path or self.new_storage_path(PurePosixPath(str(file_name)).stem)
@@ -334,7 +337,8 @@ class VideoStorage:
                 raise StorageUnavailable("Storage saved the video under another name.")
             if reader.info is None:
                 raise StorageUnavailable("Storage stopped reading the video before its end.")
-            stored_size = self.storage.size(storage_path)
+            stored_size = (reader.bytes_read if size_checked_by_caller
+                           else self.storage.size(storage_path))  # fmt: skip
         except BaseException as error:
             # A check that failed while the client was sending reaches us wrapped in the
             # client's own error (a streamed PUT): the reader's failure is the cause.
