@@ -280,13 +280,14 @@ def transition(job_id: int, *, token: str, release: bool = True, **changes) -> V
 def finish(job_id: int, *, token: str, state: str, **changes) -> None:
     """End a job we hold in `state` (terminal), in one statement: the UPDATE locks the row and
     writes only if the job is still ours and active, on the database's clock; LeaseLost
-    otherwise. Inside the item's save transaction, so both commit or neither."""
+    otherwise. Inside the item's save transaction, so both commit or neither. The render's
+    signed links go with it (`rendered_links`: needed only until the copy)."""
     now = DbNow()
     updated = VideoJob.objects.filter(
         pk=job_id, claimed_by=token, state__in=VideoJob.ACTIVE_STATES
     ).update(state=state, state_changed_at=now, finished_at=now, updated_at=now,
              claimed_by="", lease_expires_at=None, next_check_at=None, next_attempt_at=None,
-             **changes)  # fmt: skip
+             rendered_links={}, **changes)  # fmt: skip
     if not updated:
         raise LeaseLost(f"video job {job_id} is no longer held by {token}")
 

@@ -44,6 +44,9 @@ class VideoJob(models.Model):
     expected_render_seconds = models.FloatField(null=True, blank=True)
     callback_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     provider_url_expires_at = models.DateTimeField(null=True, blank=True)
+    # The finished render's signed links as its check got them (RenderStatus.links): a copy
+    # woken for a worker uses them while they stay valid instead of asking the provider again.
+    rendered_links = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=3)
     last_error = models.TextField(blank=True)

@@ -376,6 +376,7 @@ def _after_status(job: VideoJob, status, now) -> tuple[str, dict | None]:
         # The copy is woken now; the sweep looks again only if nobody has taken it by then.
         return "rendered", {"state": State.DOWNLOADING, "rendered_at": render_ended(job, now),
                             "last_error": "", "wakeup_sent_at": now, "bytes_copied": 0,
+                            "rendered_links": status.links(),
                             "next_check_in": copy_redispatch_seconds()}  # fmt: skip
     elapsed = (now - (job.started_at or job.queued_at)).total_seconds()
     if elapsed > settings.HEYGEN_RENDER_DEADLINE_SECONDS:
@@ -466,12 +467,24 @@ def _url_still_valid(status: RenderStatus | None) -> bool:
     return expires is None or expires.timestamp() - time.time() > URL_VALID_FOR_SECONDS
 
 
+def _links_of_the_check(job: VideoJob) -> RenderStatus | None:
+    """The links the check that saw the render finish recorded on the job, for its first
+    copy attempt (after a failed one, whatever failed, the copy asks the provider again),
+    and only with a known expiry."""
+    if job.last_error or job.state != State.DOWNLOADING:
+        return None
+    status = RenderStatus.completed_from_links(job.provider_video_id, job.rendered_links)
+    return status if status is not None and status.url_expires_at is not None else None
+
+
 def copy(job: VideoJob, token: str, provider=None, video_storage=None,
          status: RenderStatus | None = None) -> str:  # fmt: skip
     """Stream the rendered video into storage and save the item, or fall back / retry.
-    `status`: the check's answer just before (its signed URL is used while still valid)."""
+    `status`: the check's answer just before (its signed URL is used while still valid);
+    else the links that check recorded on the job, on the same terms."""
     provider = provider or get_provider()
     try:
+        status = status or _links_of_the_check(job)
         if not _url_still_valid(status):
             status = provider.get_status(job.provider_video_id)  # a fresh, signed URL
         if not status.is_completed:

@@ -123,6 +123,53 @@ def test_the_sweep_wakes_a_worker_when_its_copy_threads_are_busy(monkeypatch, fa
     threads.shutdown()
 
 
+def woken_copy(monkeypatch, fake_heygen) -> VideoJob:
+    """A render found done by the sweep while its copy threads were busy: woken for a worker
+    (the wake-up itself not sent), its links recorded on the job."""
+    monkeypatch.setattr(jobs, "_send", lambda func, *args, name: None)
+    (job,) = rendered(fake_heygen, 1)
+    VideoJob.objects.filter(pk=job.pk).update(next_check_at=timezone.now())
+    threads = jobs._CopyThreads(1)
+    threads.running[-1] = True
+    assert jobs.check_due_renders(run_copy=threads) == {"rendered": 1}
+    threads.shutdown()
+    return VideoJob.objects.get(pk=job.pk)
+
+
+def test_a_woken_copy_uses_the_links_its_check_recorded(monkeypatch, fake_heygen, bucket_keys):
+    """The worker's copy downloads from the signed links the check recorded (one status call
+    per render, where a woken copy asked again: 1.9 per render in the course benchmark); the
+    finished job keeps no links."""
+    job = woken_copy(monkeypatch, fake_heygen)
+    assert job.rendered_links["video_url"] and job.rendered_links["url_expires_at"]
+    calls_before = fake_heygen.stats["status_calls"]
+    jobs.copy_video_job(job.pk)
+    job.refresh_from_db()
+    assert job.state == State.STORED and job.rendered_links == {}
+    assert fake_heygen.stats["status_calls"] == calls_before
+    assert bucket_keys() == stored_keys(ContentItem.objects.get(pk=job.content_item_id))
+
+
+@pytest.mark.parametrize("why", ["expiring", "after a failed attempt"])
+def test_a_woken_copy_asks_again_when_the_links_may_not_serve(
+    why, monkeypatch, fake_heygen, bucket_keys
+):
+    """Links that expire within 5 minutes, or a copy attempt that failed before (whatever
+    failed: the links may be why): a fresh status call first."""
+    job = woken_copy(monkeypatch, fake_heygen)
+    if why == "expiring":
+        soon = (timezone.now() + timedelta(seconds=60)).isoformat()
+        VideoJob.objects.filter(pk=job.pk).update(
+            rendered_links={**job.rendered_links, "url_expires_at": soon}
+        )
+    else:
+        VideoJob.objects.filter(pk=job.pk).update(last_error="Storage is unavailable.")
+    calls_before = fake_heygen.stats["status_calls"]
+    jobs.copy_video_job(job.pk)
+    assert VideoJob.objects.get(pk=job.pk).state == State.STORED
+    assert fake_heygen.stats["status_calls"] - calls_before == 1
+
+
 def test_a_render_end_is_learned_from_the_webhook_not_from_when_its_check_ran(fake_heygen):
     """The render time learned for the next renders' first checks is the provider's word
     (the webhook's arrival), not the moment a busy worker got to the check."""

@@ -47,6 +47,27 @@ class RenderStatus:
         # HeyGen can report "completed" with a non-null error on free plans: the URL decides.
         return self.status == "completed" and bool(self.video_url)
 
+    def links(self) -> dict:
+        """A completed render's links and what comes with them, as JSON (kept on its job
+        until the copy uses them: `completed_from_links`)."""
+        expires = self.url_expires_at.isoformat() if self.url_expires_at else None
+        return {"video_url": self.video_url, "thumbnail_url": self.thumbnail_url,
+                "caption_url": self.caption_url, "duration_seconds": self.duration_seconds,
+                "url_expires_at": expires, "callback_id": self.callback_id}  # fmt: skip
+
+    @classmethod
+    def completed_from_links(cls, provider_video_id: str, links: dict) -> "RenderStatus | None":
+        """The completed status `links` were taken from; None without a video link."""
+        if not links or not links.get("video_url"):
+            return None
+        expires = links.get("url_expires_at")
+        return cls(provider_video_id=provider_video_id, status="completed",
+                   video_url=links["video_url"], thumbnail_url=links.get("thumbnail_url"),
+                   caption_url=links.get("caption_url"),
+                   duration_seconds=links.get("duration_seconds"),
+                   url_expires_at=datetime.fromisoformat(expires) if expires else None,
+                   callback_id=links.get("callback_id"))  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Avatar:
