@@ -196,9 +196,8 @@ class SupabaseStorage(S3Storage):
         return cleaned_name
 
     def _put_small(self, name, content):
-        """One PutObject of a small seekable file, signed as a whole: s3transfer would hand it
-        to a thread of its pool and wait for it (a hand-off per file, a third of a poster's
-        upload on loopback)."""
+        """One PutObject of a small seekable file, signed as a whole, on this thread (not
+        through s3transfer's transfer manager and its thread pool)."""
         cleaned_name = clean_name(name)
         key = self._normalize_name(cleaned_name)
         params = self._get_write_parameters(key, content)

@@ -10,6 +10,7 @@ An entry may carry a port ("127.0.0.1:8123"); it then matches only that port.
 
 import ipaddress
 import logging
+import os
 import socket
 import threading
 import time
@@ -32,10 +33,12 @@ def download_session() -> requests.Session:
     """This thread's session for downloads, its connections kept from one file to the next:
     a video, its thumbnail and its captions come from one CDN (one connection and TLS
     handshake where each file made its own). A connection the server closed meanwhile is
-    noticed before reuse, and a failed request is tried again (`attempts`)."""
-    session = getattr(_THREAD, "session", None)
-    if session is None:
-        session = _THREAD.session = requests.Session()
+    noticed before reuse, and a failed request is tried again (`attempts`). A forked
+    process (a django-q2 worker) makes its own: it never shares its parent's sockets."""
+    pid, session = getattr(_THREAD, "owned", (None, None))
+    if session is None or pid != os.getpid():
+        session = requests.Session()
+        _THREAD.owned = (os.getpid(), session)
     return session
 
 
