@@ -12,6 +12,7 @@ import json
 import logging
 import secrets
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -74,6 +75,14 @@ VOICES = [
 DEFAULT_REMAINING_QUOTA = 600 * 60
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that gave up before its answer (the timeout faults) is not an error here."""
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class FakeHeyGenServer:
     """Start with `.start()`; `.base_url` is what HEYGEN_API_BASE should be."""
 
@@ -112,7 +121,7 @@ class FakeHeyGenServer:
         self._render_locks: dict[str, threading.Lock] = {}
         self._thumbnails: dict[Path, bytes] = {}
         handler = type("Handler", (_Handler,), {"fake": self})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd = _QuietServer((host, port), handler)
         self.httpd.daemon_threads = True
         self.thread: threading.Thread | None = None
 
