@@ -98,8 +98,7 @@ def log_in(page, live_server, username="author", perms=AUTHOR, superuser=False) 
 
 def shot(page, name: str) -> None:
     """The docs' screenshots (docs/screenshots), taken with UPDATE_SCREENSHOTS=1. A plain test
-    run asserts the pages by their DOM and takes none: 23 full-page PNGs cost chromium about 3
-    CPU-s that the suite's other processes were waiting for."""
+    run asserts the pages by their DOM and takes none (23 full-page PNGs that nothing read)."""
     if not os.environ.get("UPDATE_SCREENSHOTS"):
         return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
