@@ -7,8 +7,11 @@ through it: the engine's (commands and tests drive it with `jobs.run_job_inline`
 """
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -159,23 +162,56 @@ def _store_poster_and_captions(
     status: RenderStatus, video: StoredVideo, *, provider, video_storage: VideoStorage,
     script: str, language: str, poster_path: str, captions_path: str, keep_alive,
 ) -> dict:  # fmt: skip
-    """Make the poster and captions, then upload them; `keep_alive` renews the leases (the
-    job's and the uploads') between the steps."""
+    """Make the poster and captions and upload them, side by side: the poster on a thread of
+    `_poster_lane`, the captions here (each is a download from the provider, or ffmpeg, then
+    one PUT). `keep_alive` renews the leases (the job's and the uploads') before. Returns
+    only when both are done, failed or not: nothing is discarded while an upload runs."""
     duration = video.duration_seconds or status.duration_seconds
     keep_alive()
-    poster = make_poster(provider=provider, thumbnail_url=status.thumbnail_url,
-                         frame_source=video_storage.frame_source(video.storage_path),
-                         duration_seconds=duration, label=video.storage_path)  # fmt: skip
-    captions = make_captions(provider=provider, caption_url=status.caption_url, script=script,
-                             language=language, duration_seconds=duration,
+    frame_source = video_storage.frame_source(video.storage_path)
+
+    def store_poster() -> dict:
+        poster = make_poster(provider=provider, thumbnail_url=status.thumbnail_url,
+                             frame_source=frame_source, duration_seconds=duration,
                              label=video.storage_path)  # fmt: skip
+        return upload_poster_and_captions(poster, None, poster_path=poster_path,
+                                          captions_path=captions_path,
+                                          video_storage=video_storage,
+                                          checked_by_caller=True)  # fmt: skip
+
+    poster_done = _poster_lane().submit(store_poster)
+    try:
+        captions = make_captions(provider=provider, caption_url=status.caption_url,
+                                 script=script, language=language, duration_seconds=duration,
+                                 label=video.storage_path)  # fmt: skip
+        data = upload_poster_and_captions(None, captions, poster_path=poster_path,
+                                          captions_path=captions_path,
+                                          video_storage=video_storage,
+                                          checked_by_caller=True)  # fmt: skip
+    finally:
+        wait([poster_done])
+    data.update(poster_done.result())
     keep_alive()
-    data = upload_poster_and_captions(poster, captions, poster_path=poster_path,
-                                      captions_path=captions_path, video_storage=video_storage,
-                                      checked_by_caller=True)  # fmt: skip
     _check_stored(video_storage, video, {poster_path: data["posterSize"],
                                          captions_path: data["captionsSize"]})  # fmt: skip
     return data
+
+
+_LANE_LOCK = threading.Lock()
+_LANE: tuple[int, ThreadPoolExecutor] | None = None
+#: Posters made at once in one process (one per copy in flight; more wait their turn).
+POSTER_LANE_THREADS = 8
+
+
+def _poster_lane() -> ThreadPoolExecutor:
+    """This process's threads for posters (kept, with their connections and storage
+    clients; a forked process makes its own)."""
+    global _LANE
+    with _LANE_LOCK:
+        if _LANE is None or _LANE[0] != os.getpid():
+            _LANE = (os.getpid(), ThreadPoolExecutor(max_workers=POSTER_LANE_THREADS,
+                                                     thread_name_prefix="poster"))  # fmt: skip
+        return _LANE[1]
 
 
 def _check_stored(video_storage: VideoStorage, video: StoredVideo, companions: dict) -> None:
