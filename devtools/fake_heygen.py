@@ -114,6 +114,9 @@ class FakeHeyGenServer:
         self.webhook: dict | None = None
         self.videos: dict[str, dict] = {}
         self.faults: dict = {}
+        # Bumped by reset(): a create still sleeping in a fault from before (a test that
+        # ended) answers nothing and neither records a render nor takes a newer fault.
+        self.generation = 0
         self.requests_seen: list[str] = []
         self.lock = threading.Lock()
         self.render_dir = Path(tempfile.mkdtemp(prefix="fake-heygen-"))
@@ -152,6 +155,7 @@ class FakeHeyGenServer:
 
     def reset(self) -> None:
         with self.lock:
+            self.generation += 1
             self.faults.clear()
             self.videos.clear()
             self.webhook = None
@@ -373,8 +377,17 @@ class _Handler(BaseHTTPRequestHandler):
             )  # fmt: skip
         return self._error(404, "not_found", "Not found")
 
+    def _stale(self, generation: int) -> bool:
+        """This request began before the fake was reset: drop it without an answer."""
+        if self.fake.generation == generation:
+            return False
+        self.close_connection = True
+        self.connection.shutdown(2)
+        return True
+
     def _generate(self):
         fake = self.fake
+        generation = fake.generation
         if fake.take_fault("generate_429"):
             return self._error(429, "rate_limited", "Too many requests", {"Retry-After": "1"})
         if fake.take_fault("generate_500"):
@@ -385,6 +398,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(400, "avatar_not_found", "Avatar not found")
         if fake.faults.get("sleep_then_accept"):  # the request is slow to arrive
             time.sleep(float(fake.faults["sleep_then_accept"]))
+            if self._stale(generation):
+                return None
         body = self._body()
         try:
             scene = body["video_inputs"][0]
@@ -394,6 +409,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(400, "invalid_parameter", "video_inputs is invalid")
         video_id = uuid.uuid4().hex
         with fake.lock:
+            if self._stale(generation):
+                return None
             if fake.max_concurrent and fake.in_progress() >= fake.max_concurrent:
                 fake.stats["concurrency_429"] += 1
                 return self._error(
@@ -422,6 +439,8 @@ class _Handler(BaseHTTPRequestHandler):
             timer.start()
         if fake.faults.get("accept_then_sleep"):
             time.sleep(float(fake.faults["accept_then_sleep"]))
+            if self._stale(generation):
+                return None
         if fake.take_fault("accept_then_drop"):
             self.close_connection = True
             self.connection.shutdown(2)  # accepted, but the caller never hears of it

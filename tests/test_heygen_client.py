@@ -196,6 +196,25 @@ def test_busy_render_slots_answer_429_once_and_are_not_waited_out(fake_heygen):
     assert "concurrent_limit" in str(raised.value) and fake_heygen.api_key not in str(raised.value)
 
 
+@pytest.mark.parametrize("fault", ["sleep_then_accept", "accept_then_sleep"])
+def test_a_create_still_sleeping_when_the_fake_is_reset_leaves_the_next_test_alone(
+    fake_heygen, fault
+):
+    """A slow create from a test that ended (its client gave up) neither records a render
+    nor takes a fault the next test set (it once took the next test's accept_then_drop)."""
+    fake_heygen.set_fault(fault, 0.6)
+    heygen = HeyGenClient(api_base=fake_heygen.base_url, timeout=0.2, deadline=0.3,
+                          backoff_factor=0)  # fmt: skip
+    with pytest.raises(ProviderError):
+        heygen.create_video(RenderRequest("slow", "en", "a", "v"))
+    fake_heygen.reset()  # the next test begins while the create still sleeps
+    fake_heygen.set_fault("accept_then_drop", 1)
+    created = fake_heygen.stats["renders_created"]
+    time.sleep(0.8)  # the old create wakes up
+    assert fake_heygen.faults == {"accept_then_drop": 1}
+    assert fake_heygen.stats["renders_created"] == created and not fake_heygen.videos
+
+
 def test_a_rate_limited_create_is_render_slots_busy_not_a_quota(fake_heygen):
     fake_heygen.set_fault("generate_429", 3)
     with pytest.raises(RenderSlotsBusy, match="rate_limited"):
