@@ -14,7 +14,10 @@ PORT ?= 8000
 # main one) is parallel too: each worker has its own queue.
 PYTEST_ARGS ?= -n 4 --maxschedchunk 1
 REDIS_PYTEST_ARGS ?= -n 2 --maxschedchunk 1
-# `make test` runs the job tests a second time on django-q2's Redis broker when Redis answers.
+# `make test` runs the tests that reach django-q2's broker (marked `broker`: they enqueue tasks
+# or run qclusters) a second time on its Redis broker when Redis answers. Job tests that never
+# reach the broker run the same on both, once (tests/conftest.py fails one that reaches it
+# without the mark).
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
 .PHONY: install lock collectstatic run test bench chaos lint browser clean
@@ -111,18 +114,18 @@ test: $(TEST_STAMP) $(BYTECODE) browser
 	@$(PY) -m compileall -q -j 0 $(SOURCES) >/dev/null || true
 	@if $(PY) -c "import redis; redis.from_url('$(REDIS_URL)').ping()" 2>/dev/null; then \
 		log=$$(mktemp); \
-		echo "==> The job tests again, on the Redis broker ($(REDIS_URL)), beside the main run"; \
-		Q_BROKER_URL=$(REDIS_URL) $(PY) -m pytest -m jobs $(REDIS_PYTEST_ARGS) -q \
+		echo "==> The broker's tests again, on the Redis broker ($(REDIS_URL)), beside the main run"; \
+		Q_BROKER_URL=$(REDIS_URL) $(PY) -m pytest -m broker $(REDIS_PYTEST_ARGS) -q \
 			-p no:cacheprovider >$$log 2>&1 & redis_run=$$!; \
 		trap 'kill $$redis_run 2>/dev/null; exit 130' INT TERM; \
 	else \
-		echo "==> Redis does not answer at $(REDIS_URL): job tests on the Redis broker skipped"; \
+		echo "==> Redis does not answer at $(REDIS_URL): the broker's tests on Redis skipped"; \
 	fi; \
 	$(PY) -m pytest $(PYTEST_ARGS); main=$$?; \
 	redis=0; \
 	if [ -n "$$redis_run" ]; then \
 		wait $$redis_run; redis=$$?; \
-		echo "==> The job tests on the Redis broker ($(REDIS_URL)):"; cat $$log; rm -f $$log; \
+		echo "==> The broker's tests on the Redis broker ($(REDIS_URL)):"; cat $$log; rm -f $$log; \
 	fi; \
 	[ $$main -eq 0 ] && [ $$redis -eq 0 ]
 

@@ -140,6 +140,39 @@ def _empty_redis_queue(django_db_modify_db_settings):
         yield
 
 
+@pytest.fixture(autouse=True)
+def _broker_use_is_marked(request, monkeypatch):
+    """`make test` runs the tests marked `broker` a second time, on the Redis broker. A job
+    test that reaches the broker (enqueues a task, or starts a qcluster) without that mark
+    would miss the second run, so it fails here, on either broker; job tests that never
+    reach it run the same on both and run once."""
+    item = request.node
+    if not item.get_closest_marker("jobs") or item.get_closest_marker("broker"):
+        yield
+        return
+    from django_q.brokers import orm, redis_broker
+
+    from tests import workers
+
+    reached: list[str] = []
+
+    def noting(what: str, original):
+        def reach(*args, **kwargs):
+            reached.append(what)
+            return original(*args, **kwargs)
+
+        return reach
+
+    for broker in (orm.ORM, redis_broker.Redis):
+        monkeypatch.setattr(broker, "enqueue", noting("a task enqueued", broker.enqueue))
+    monkeypatch.setattr(workers.Worker, "__init__",
+                        noting("a qcluster started", workers.Worker.__init__))  # fmt: skip
+    yield
+    if reached:
+        pytest.fail(f"this job test reached the broker ({', '.join(sorted(set(reached)))}) "
+                    "without @pytest.mark.broker, so the run on Redis would skip it")  # fmt: skip
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _fast_password_hashing():
     """Users made by tests (and logged in through the forms) get a cheap hash: production's
@@ -177,6 +210,31 @@ def _quick_flush():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(operations, "sql_flush", sql_flush)
         yield
+
+
+CHROMIUM = "/usr/bin/chromium"
+# One renderer process for every page of a context and the GPU thread in the browser process:
+# the suite opens one origin, so site isolation only cost process start-ups (the browser tests
+# alone: 66 renderer processes and 32 chromium CPU-s; with these, 36 and 28).
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--renderer-process-limit=1", "--process-per-site", "--disable-site-isolation-trials",
+    "--disable-features=site-per-process,IsolateOrigins,Translate", "--in-process-gpu",
+    "--disable-gpu-compositing",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium, driven by Playwright: one per xdist worker for every browser test (a
+    launch is about a CPU-second; each test gets a context of its own)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,12 @@ from topics.models import ContentItem
 from topics.objects import stored_objects
 from videostore.models import UploadLedgerEntry
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.jobs]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+    pytest.mark.jobs,
+    pytest.mark.broker,
+]
 
 JOBS = 30
 

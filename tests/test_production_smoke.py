@@ -20,14 +20,10 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from tests.conftest import CHROMIUM
 from tests.servers import S3Server, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 BUCKET = "smoke-media"
 PASSWORD = "smoke-" + secrets.token_urlsafe(12)
@@ -193,57 +189,54 @@ def wait_for_healthz(base_url: str, timeout: float = 60) -> dict:
         time.sleep(0.5)
 
 
-def test_the_procfile_recipe_serves_the_studio_and_stores_two_videos(procfile_processes):
-    from playwright.sync_api import sync_playwright
-
+def test_the_procfile_recipe_serves_the_studio_and_stores_two_videos(procfile_processes, browser):
     base_url = procfile_processes
     health = wait_for_healthz(base_url)
     assert health["status"] == "ok" and health["warnings"] == [], health
     assert set(health["processes"]) == {"engine", "workers", "jobs"}
 
     responses: list[dict] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-            page.set_default_timeout(30_000)
-            page.on("response", lambda response: responses.append({
-                "url": response.url, "status": response.status,
-                "type": response.request.resource_type, "headers": response.headers,
-            }))  # fmt: skip
-            page.goto(f"{base_url}/accounts/login/")
-            page.fill("#id_username", "smoke")
-            page.fill("#id_password", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{base_url}/")
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.on("response", lambda response: responses.append({
+            "url": response.url, "status": response.status,
+            "type": response.request.resource_type, "headers": response.headers,
+        }))  # fmt: skip
+        page.goto(f"{base_url}/accounts/login/")
+        page.fill("#id_username", "smoke")
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base_url}/")
 
-            assert page.goto(f"{base_url}/admin/").status == 200
-            page.wait_for_selector("#site-name")
-            health_page = page.goto(f"{base_url}/admin/storage-health/")
-            assert health_page.status == 200
-            assert page.locator("h1:has-text('Storage health')").count() == 1
+        assert page.goto(f"{base_url}/admin/").status == 200
+        page.wait_for_selector("#site-name")
+        health_page = page.goto(f"{base_url}/admin/storage-health/")
+        assert health_page.status == 200
+        assert page.locator("h1:has-text('Storage health')").count() == 1
 
-            page.goto(f"{base_url}/")
-            page.click("text=New topic")
-            page.fill("#id_title", "Production smoke")
-            page.fill("#id_language", "en")
-            page.click("text=Create topic")
-            page.wait_for_url(re.compile(r".*/topics/\d+/$"))
-            topic_url = page.url
-            page.fill("#id_script", "Plants turn light into sugar.\n\nLeaves hold chlorophyll.")
-            page.click("text=Preview videos")
-            page.click("[data-action=confirm]")
-            page.wait_for_url(re.compile(re.escape(topic_url) + r"\?batch=.*"))
-            assert page.locator("article.item[data-active='1']").count() == 2
-            page.evaluate("window.__sameDocument = true")  # gone if the page reloads
-            page.wait_for_function(
-                "() => document.querySelectorAll('.video-status.stored').length == 2",
-                timeout=90_000,
-            )
-            assert page.evaluate("window.__sameDocument") is True
-            assert page.locator(".video-status.stored:has-text('Stored')").count() == 2
-        finally:
-            browser.close()
+        page.goto(f"{base_url}/")
+        page.click("text=New topic")
+        page.fill("#id_title", "Production smoke")
+        page.fill("#id_language", "en")
+        page.click("text=Create topic")
+        page.wait_for_url(re.compile(r".*/topics/\d+/$"))
+        topic_url = page.url
+        page.fill("#id_script", "Plants turn light into sugar.\n\nLeaves hold chlorophyll.")
+        page.click("text=Preview videos")
+        page.click("[data-action=confirm]")
+        page.wait_for_url(re.compile(re.escape(topic_url) + r"\?batch=.*"))
+        assert page.locator("article.item[data-active='1']").count() == 2
+        page.evaluate("window.__sameDocument = true")  # gone if the page reloads
+        page.wait_for_function(
+            "() => document.querySelectorAll('.video-status.stored').length == 2",
+            timeout=90_000,
+        )
+        assert page.evaluate("window.__sameDocument") is True
+        assert page.locator(".video-status.stored:has-text('Stored')").count() == 2
+    finally:
+        context.close()
 
     assets = [seen for seen in responses if seen["type"] in ("stylesheet", "script")]
     assert {seen["url"] for seen in assets if "/static/admin/" in seen["url"]}, responses

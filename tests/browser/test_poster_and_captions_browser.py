@@ -12,8 +12,7 @@ from tests.browser.test_studio_browser import log_in, pytestmark, shot  # noqa: 
 from tests.builders import make_topic
 from topics.models import ContentItem
 
-# The studio's browser fixtures (chromium, a page, a private bucket, no inline tasks).
-browser = studio_browser.browser
+# The studio's browser fixtures (a page, a private bucket, no inline tasks).
 page = studio_browser.page
 private_bucket = studio_browser.private_bucket
 no_inline_tasks = studio_browser.no_inline_tasks

@@ -14,16 +14,11 @@ from django.db import connection
 from avatars.inline import run_job_inline
 from avatars.models import VideoJob
 from tests.builders import make_stored_item, make_topic
-from tests.conftest import BUCKET
+from tests.conftest import BUCKET, CHROMIUM
 from tests.servers import supabase_storage_settings
 from topics.models import ContentItem, Topic
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 AUTHOR = ["view_topic", "add_topic", "change_topic", "view_contentitem", "add_contentitem",
           "regenerate_contentitem", "delete_contentitem"]  # fmt: skip
 
@@ -39,16 +34,6 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync 
 def no_inline_tasks(settings):
     """Jobs stay queued unless a test runs them (InlineWorker)."""
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": False}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
