@@ -10,10 +10,12 @@ PORT ?= 8000
 # servers): its tests spend much of their time waiting on servers, workers and leases, and
 # with two workers the cores were idle half of the run (170 s; four: 127 s; six: 132 s, the
 # cores busy throughout). The longest tests go first, handed out one at a time
-# (tests/conftest.py), so none is left running alone at the end. The Redis run (beside the
-# main one) is parallel too: each worker has its own queue.
+# (tests/conftest.py), so none is left running alone at the end. The Redis run beside it (the
+# 23 broker tests) has one worker of its own, with its own queue: it still ends well before
+# the main run, and the two cores are the limit (PostgreSQL, 2026-12-06: two Redis workers
+# 139 s and 253 CPU-s for the command, one 134 s and 242 CPU-s; six main workers 160 s).
 PYTEST_ARGS ?= -n 4 --maxschedchunk 1
-REDIS_PYTEST_ARGS ?= -n 2 --maxschedchunk 1
+REDIS_PYTEST_ARGS ?= -n 1
 # `make test` runs the tests that reach django-q2's broker (marked `broker`: they enqueue tasks
 # or run qclusters) a second time on its Redis broker when Redis answers. Job tests that never
 # reach the broker run the same on both, once (tests/conftest.py fails one that reaches it
