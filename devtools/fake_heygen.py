@@ -117,6 +117,7 @@ class FakeHeyGenServer:
         # Bumped by reset(): a create still sleeping in a fault from before (a test that
         # ended) answers nothing and neither records a render nor takes a newer fault.
         self.generation = 0
+        self.stale_requests = 0  # how many were dropped so (reset() leaves it)
         self.requests_seen: list[str] = []
         self.lock = threading.Lock()
         self.render_dir = Path(tempfile.mkdtemp(prefix="fake-heygen-"))
@@ -381,6 +382,7 @@ class _Handler(BaseHTTPRequestHandler):
         """This request began before the fake was reset: drop it without an answer."""
         if self.fake.generation == generation:
             return False
+        self.fake.stale_requests += 1
         self.close_connection = True
         self.connection.shutdown(2)
         return True

@@ -203,6 +203,7 @@ def test_a_create_still_sleeping_when_the_fake_is_reset_leaves_the_next_test_alo
     """A slow create from a test that ended (its client gave up) neither records a render
     nor takes a fault the next test set (it once took the next test's accept_then_drop)."""
     fake_heygen.set_fault(fault, 0.6)
+    dropped = fake_heygen.stale_requests
     heygen = HeyGenClient(api_base=fake_heygen.base_url, timeout=0.2, deadline=0.3,
                           backoff_factor=0)  # fmt: skip
     with pytest.raises(ProviderError):
@@ -210,7 +211,10 @@ def test_a_create_still_sleeping_when_the_fake_is_reset_leaves_the_next_test_alo
     fake_heygen.reset()  # the next test begins while the create still sleeps
     fake_heygen.set_fault("accept_then_drop", 1)
     created = fake_heygen.stats["renders_created"]
-    time.sleep(0.8)  # the old create wakes up
+    deadline = time.monotonic() + 10
+    while fake_heygen.stale_requests == dropped and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the old create wakes up and is dropped
+    assert fake_heygen.stale_requests == dropped + 1
     assert fake_heygen.faults == {"accept_then_drop": 1}
     assert fake_heygen.stats["renders_created"] == created and not fake_heygen.videos
 
