@@ -10,16 +10,11 @@ PORT ?= 8000
 # servers): its tests spend much of their time waiting on servers, workers and leases, and
 # with two workers the cores were idle half of the run (170 s; four: 127 s; six: 132 s, the
 # cores busy throughout). The longest tests go first, handed out one at a time
-# (tests/conftest.py), so none is left running alone at the end. The Redis run beside it (the
-# 23 broker tests) has one worker of its own, with its own queue: it still ends well before
-# the main run, and the two cores are the limit (PostgreSQL, 2026-12-06: two Redis workers
-# 139 s and 253 CPU-s for the command, one 134 s and 242 CPU-s; six main workers 160 s).
+# (tests/conftest.py), so none is left running alone at the end. The Redis run (beside the
+# main one) is parallel too: each worker has its own queue.
 PYTEST_ARGS ?= -n 4 --maxschedchunk 1
-REDIS_PYTEST_ARGS ?= -n 1
-# `make test` runs the tests that reach django-q2's broker (marked `broker`: they enqueue tasks
-# or run qclusters) a second time on its Redis broker when Redis answers. Job tests that never
-# reach the broker run the same on both, once (tests/conftest.py fails one that reaches it
-# without the mark).
+REDIS_PYTEST_ARGS ?= -n 2 --maxschedchunk 1
+# `make test` runs the job tests a second time on django-q2's Redis broker when Redis answers.
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
 .PHONY: install lock collectstatic run test bench chaos lint browser clean
@@ -116,18 +111,18 @@ test: $(TEST_STAMP) $(BYTECODE) browser
 	@$(PY) -m compileall -q -j 0 $(SOURCES) >/dev/null || true
 	@if $(PY) -c "import redis; redis.from_url('$(REDIS_URL)').ping()" 2>/dev/null; then \
 		log=$$(mktemp); \
-		echo "==> The broker's tests again, on the Redis broker ($(REDIS_URL)), beside the main run"; \
-		Q_BROKER_URL=$(REDIS_URL) $(PY) -m pytest -m broker $(REDIS_PYTEST_ARGS) -q \
+		echo "==> The job tests again, on the Redis broker ($(REDIS_URL)), beside the main run"; \
+		Q_BROKER_URL=$(REDIS_URL) $(PY) -m pytest -m jobs $(REDIS_PYTEST_ARGS) -q \
 			-p no:cacheprovider >$$log 2>&1 & redis_run=$$!; \
 		trap 'kill $$redis_run 2>/dev/null; exit 130' INT TERM; \
 	else \
-		echo "==> Redis does not answer at $(REDIS_URL): the broker's tests on Redis skipped"; \
+		echo "==> Redis does not answer at $(REDIS_URL): job tests on the Redis broker skipped"; \
 	fi; \
 	$(PY) -m pytest $(PYTEST_ARGS); main=$$?; \
 	redis=0; \
 	if [ -n "$$redis_run" ]; then \
 		wait $$redis_run; redis=$$?; \
-		echo "==> The broker's tests on the Redis broker ($(REDIS_URL)):"; cat $$log; rm -f $$log; \
+		echo "==> The job tests on the Redis broker ($(REDIS_URL)):"; cat $$log; rm -f $$log; \
 	fi; \
 	[ $$main -eq 0 ] && [ $$redis -eq 0 ]
 

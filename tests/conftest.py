@@ -140,39 +140,6 @@ def _empty_redis_queue(django_db_modify_db_settings):
         yield
 
 
-@pytest.fixture(autouse=True)
-def _broker_use_is_marked(request, monkeypatch):
-    """`make test` runs the tests marked `broker` a second time, on the Redis broker. A job
-    test that reaches the broker (enqueues a task, or starts a qcluster) without that mark
-    would miss the second run, so it fails here, on either broker; job tests that never
-    reach it run the same on both and run once."""
-    item = request.node
-    if not item.get_closest_marker("jobs") or item.get_closest_marker("broker"):
-        yield
-        return
-    from django_q.brokers import orm, redis_broker
-
-    from tests import workers
-
-    reached: list[str] = []
-
-    def noting(what: str, original):
-        def reach(*args, **kwargs):
-            reached.append(what)
-            return original(*args, **kwargs)
-
-        return reach
-
-    for broker in (orm.ORM, redis_broker.Redis):
-        monkeypatch.setattr(broker, "enqueue", noting("a task enqueued", broker.enqueue))
-    monkeypatch.setattr(workers.Worker, "__init__",
-                        noting("a qcluster started", workers.Worker.__init__))  # fmt: skip
-    yield
-    if reached:
-        pytest.fail(f"this job test reached the broker ({', '.join(sorted(set(reached)))}) "
-                    "without @pytest.mark.broker, so the run on Redis would skip it")  # fmt: skip
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _fast_password_hashing():
     """Users made by tests (and logged in through the forms) get a cheap hash: production's

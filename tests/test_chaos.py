@@ -22,12 +22,7 @@ from topics.objects import stored_objects
 from videostore.ledger import upload_lease_is_live
 from videostore.models import UploadLedgerEntry
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.slow,
-    pytest.mark.jobs,
-    pytest.mark.broker,
-]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.jobs]
 
 RUNS = 8
 MAX_KILLS = 6

@@ -39,7 +39,6 @@ def make_due(job: VideoJob) -> None:
     VideoJob.objects.filter(pk=job.pk).update(next_check_at=timezone.now())
 
 
-@pytest.mark.broker
 def test_each_step_moves_the_job_on_and_frees_the_worker(fake_heygen, bucket_keys):
     (job,) = queue()
     assert job.state == State.QUEUED
@@ -82,7 +81,6 @@ def test_completed_without_a_video_url_is_a_clear_failure(fake_heygen, bucket_ke
     assert bucket_keys() == []
 
 
-@pytest.mark.broker
 def test_render_slots_cap_the_jobs_in_rendering_oldest_first(settings, fake_heygen):
     settings.VIDEO_MAX_CONCURRENT_RENDERS = 2
     queued = queue(5)
@@ -115,7 +113,6 @@ def test_a_concurrency_429_puts_the_job_back_without_an_attempt(settings, fake_h
     assert fake_heygen.stats["concurrency_429"] == 1
 
 
-@pytest.mark.broker
 def test_webhook_and_poller_racing_advance_a_job_once(fake_heygen):
     fake_heygen.render_seconds = 0.01
     (job,) = queue()
@@ -150,7 +147,6 @@ def test_webhook_and_poller_racing_advance_a_job_once(fake_heygen):
     assert fake_heygen.stats["renders_created"] == 1
 
 
-@pytest.mark.broker
 def test_a_dead_workers_copy_is_taken_over_once_its_lease_expires(fake_heygen, bucket_keys):
     (job,) = queue()
     jobs.submit_queued_jobs()
@@ -178,7 +174,6 @@ def test_a_dead_workers_copy_is_taken_over_once_its_lease_expires(fake_heygen, b
     assert bucket_keys() == stored_keys(ContentItem.objects.get(pk=job.content_item_id))
 
 
-@pytest.mark.broker
 def test_a_submitter_that_died_before_recording_the_id_frees_its_slot(settings, fake_heygen):
     settings.VIDEO_MAX_CONCURRENT_RENDERS = 1
     (job,) = queue()
@@ -230,7 +225,6 @@ def test_a_failing_item_update_cannot_leave_the_job_unfinished(settings, fake_he
     assert not UploadLedgerEntry.objects.filter(intent="upload").exists()
 
 
-@pytest.mark.broker
 def test_the_engine_sweep_runs_the_whole_course_without_a_worker_waiting(settings, fake_heygen):
     settings.VIDEO_MAX_CONCURRENT_RENDERS = 3
     fake_heygen.render_seconds = 0.01
@@ -250,7 +244,6 @@ def test_the_engine_sweep_runs_the_whole_course_without_a_worker_waiting(setting
     assert get_provider().name == "heygen"
 
 
-@pytest.mark.broker
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks")
 def test_a_claim_locks_only_its_job_not_the_shared_topic(fake_heygen):
     """Jobs of one course share a topic row: a claim must not lock (nor skip over) it."""
@@ -288,7 +281,6 @@ def test_a_claim_locks_only_its_job_not_the_shared_topic(fake_heygen):
         thread.join()
 
 
-@pytest.mark.broker
 def test_deleting_the_item_during_its_copy_leaves_nothing_behind(fake_heygen, bucket_keys):
     from topics.services import content_item_delete
 
@@ -305,7 +297,6 @@ def test_deleting_the_item_during_its_copy_leaves_nothing_behind(fake_heygen, bu
     assert not UploadLedgerEntry.objects.exists()
 
 
-@pytest.mark.broker
 def test_one_wake_up_per_copy_and_an_untaken_one_is_run_by_the_sweep(settings, fake_heygen):
     """Liveness whatever the job workers do: a copy gets one wake-up; if no worker takes it
     within a lease (a stalled or missing cluster), the sweep runs it; wake-ups never pile up."""

@@ -44,7 +44,6 @@ def kinds(queries) -> Counter:
     return Counter(" ".join(q["sql"].split()[:3])[:60] for q in queries)
 
 
-@pytest.mark.broker
 def test_the_webhooks_check_copies_with_its_own_status_call(fake_heygen, bucket_keys):
     """One status call per render with the webhook: the copy in the check's task uses the
     check's fresh signed URL instead of asking again."""
@@ -73,7 +72,6 @@ def engine_statements(queries) -> list[dict]:
             and "django_q_" not in q["sql"]]  # fmt: skip
 
 
-@pytest.mark.broker
 def test_a_check_and_its_copy_take_few_statements_per_job(monkeypatch, fake_heygen, bucket_keys):
     """Check and copy in one task: the check's claim holds the job through the copy (no
     second claim), and the database's clock is read inside the writes (no `SELECT
@@ -172,7 +170,6 @@ def test_a_woken_copy_asks_again_when_the_links_may_not_serve(
     assert fake_heygen.stats["status_calls"] - calls_before == 1
 
 
-@pytest.mark.broker
 def test_a_render_end_is_learned_from_the_webhook_not_from_when_its_check_ran(fake_heygen):
     """The render time learned for the next renders' first checks is the provider's word
     (the webhook's arrival), not the moment a busy worker got to the check."""
@@ -190,7 +187,6 @@ def test_a_render_end_is_learned_from_the_webhook_not_from_when_its_check_ran(fa
     assert (job.finished_at - job.rendered_at).total_seconds() >= 0.3
 
 
-@pytest.mark.broker
 def test_a_polled_render_end_is_learned_between_the_last_two_checks(settings, fake_heygen):
     """Polled: the render ended after the check that saw it running and by the one that saw
     it done; the midpoint is learned, not the later check (the polling delay)."""
@@ -210,7 +206,6 @@ def test_a_polled_render_end_is_learned_between_the_last_two_checks(settings, fa
     assert job.rendered_at <= running_at + (after - running_at) / 2
 
 
-@pytest.mark.broker
 def test_a_render_done_at_its_timed_first_check_is_learned_a_little_before_it(fake_heygen):
     """Found done by the first check, timed from the expected end: only "by then" is known.
     Learning the check's time would make each batch's checks later than the last's; a

@@ -153,7 +153,6 @@ def broken_broker(settings):
             cursor.execute("DROP TRIGGER IF EXISTS cs_no_broker")
 
 
-@pytest.mark.broker
 def test_a_broker_outage_never_turns_a_committed_request_into_a_500(client, broken_broker):
     from django_q.models import OrmQ
 

@@ -16,12 +16,7 @@ from topics.models import ContentItem
 from topics.objects import stored_objects
 from videostore.models import UploadLedgerEntry
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.slow,
-    pytest.mark.jobs,
-    pytest.mark.broker,
-]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.jobs]
 
 JOBS = 30
 

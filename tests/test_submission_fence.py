@@ -82,7 +82,6 @@ def test_a_create_accepted_but_unanswered_is_found_and_adopted(
     stored_once(fake_heygen, job, bucket_keys)
 
 
-@pytest.mark.broker
 def test_a_worker_killed_during_the_create_call_is_adopted_not_paid_twice(fake_heygen, bucket_keys):
     job = queued()
     dead = steps.claim_next_submission("dead-host:1:x")
@@ -96,7 +95,6 @@ def test_a_worker_killed_during_the_create_call_is_adopted_not_paid_twice(fake_h
     stored_once(fake_heygen, job, bucket_keys)
 
 
-@pytest.mark.broker
 def test_an_adopted_render_does_not_teach_the_render_time(fake_heygen):
     """Its end is seen only after the dead holder's submission lease: were it a sample, the
     next renders would be checked that much later (the chaos storm's 70 s first checks)."""
@@ -135,7 +133,6 @@ def test_a_live_submission_is_never_taken_by_a_host_whose_clock_runs_ahead(fake_
     assert fake_heygen.stats["renders_created"] == 0
 
 
-@pytest.mark.broker
 def test_an_unknown_outcome_holds_its_render_slot_until_resolved(settings, fake_heygen):
     settings.VIDEO_MAX_CONCURRENT_RENDERS = 1
     settings.HEYGEN_REQUEST_TIMEOUT_SECONDS = 1
@@ -151,7 +148,6 @@ def test_an_unknown_outcome_holds_its_render_slot_until_resolved(settings, fake_
     assert VideoJob.objects.get(pk=second.pk).state == State.QUEUED
 
 
-@pytest.mark.broker
 def test_a_create_that_never_arrived_is_sent_again_and_max_attempts_holds(settings, fake_heygen):
     """A lookup that proves absence allows a new create; each one counts, up to the cap."""
     job = queued(max_attempts=2)

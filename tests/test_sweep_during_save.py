@@ -94,7 +94,6 @@ def reconcile_in_another_process() -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.broker
 def test_a_sweep_during_a_held_save_never_deletes_the_object(settings, fake_heygen, bucket_keys):
     settings.VIDEO_JOB_LEASE_SECONDS = 1  # the lease runs out while the save is held
     job = rendered_job(fake_heygen)
