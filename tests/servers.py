@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import requests
 
@@ -64,6 +65,10 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 15) -> None:
     process.wait(timeout=10)
 
 
+#: `python -m moto.server` with moto's module list read once (see the script).
+MOTO_SERVER = Path(__file__).with_name("moto_server.py")
+
+
 @dataclass
 class S3Server:
     """moto's S3 server in its own process, so stopping it is a real outage."""
@@ -78,7 +83,7 @@ class S3Server:
 
     def start(self) -> "S3Server":
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
