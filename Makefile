@@ -17,7 +17,7 @@ REDIS_PYTEST_ARGS ?= -n 2 --maxschedchunk 1
 # `make test` runs the job tests a second time on django-q2's Redis broker when Redis answers.
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install lock collectstatic run test bench chaos lint browser clean
+.PHONY: install lock collectstatic run test durations bench chaos lint browser clean
 
 # uv: on PATH, else as a module of $(PYTHON) (`pip install --user uv` puts it there).
 FIND_UV = uv=$$(command -v uv || true); \
@@ -129,6 +129,11 @@ test: $(TEST_STAMP) $(BYTECODE) browser
 		echo "==> The job tests on the Redis broker ($(REDIS_URL)):"; cat $$log; rm -f $$log; \
 	fi; \
 	[ $$main -eq 0 ] && [ $$redis -eq 0 ]
+
+# tests/durations.json: each test's time in a whole main run, which `make test` hands out
+# longest first (tests/conftest.py). Refresh it (and commit it) when tests are added or change.
+durations: $(TEST_STAMP) $(BYTECODE) browser
+	RECORD_TEST_DURATIONS=1 $(PY) -m pytest $(PYTEST_ARGS) -q -p no:cacheprovider
 
 bench: $(TEST_STAMP)
 	$(PY) -m benchmarks

@@ -4,6 +4,7 @@ Each xdist worker starts its own moto S3 server on a free loopback port and poin
 production Supabase storage backend at it; every test starts with an empty bucket.
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -30,20 +31,57 @@ def _rolls_back(item) -> bool:
     return bool(marker or "db" in fixtures) and not flushed
 
 
+#: How long each test took in a recent `make test` (setup, call and teardown, seconds; only
+#: tests of 0.3 s or more). Written by a run with RECORD_TEST_DURATIONS=1 (`make durations`).
+DURATIONS = Path(__file__).with_name("durations.json")
+#: A test not in DURATIONS yet (a new one) is taken to last this long, by its markers.
+_GUESSED_SECONDS = {"slow": 10.0, "browser": 5.0, "jobs": 1.0}
+
+
+def _known_durations() -> dict[str, float]:
+    try:
+        return json.loads(DURATIONS.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def pytest_collection_modifyitems(items):
     """Django's order (tests in rolled-back transactions first: they read data migrations'
-    rows, which a flush empties), then the longest tests (worker clusters and browsers, then
-    the other job tests), so xdist hands them out one by one before the short ones and none
-    runs alone at the end (`--maxschedchunk 1`); otherwise the order is unchanged."""
+    rows, which a flush empties), then the longest first by their recorded durations, so
+    xdist hands them out one by one before the short ones and none is left running alone
+    at the end (`--maxschedchunk 1`): a test that mostly waits (a lease, a retry's back-off,
+    a stopped server) overlaps the others' work instead of ending the run. Ties keep the
+    collection order."""
+    known = _known_durations()
 
-    def weight(item) -> tuple[int, int]:
-        if _rolls_back(item):
-            return (0, 0)
-        if item.get_closest_marker("slow") or item.get_closest_marker("browser"):
-            return (1, 0)
-        return (1, 1 if item.get_closest_marker("jobs") else 2)
+    def seconds(item) -> float:
+        if item.nodeid in known:
+            return known[item.nodeid]
+        marks = [name for name in _GUESSED_SECONDS if item.get_closest_marker(name)]
+        return max((_GUESSED_SECONDS[name] for name in marks), default=0.0)
 
-    items.sort(key=weight)
+    items.sort(key=lambda item: (0 if _rolls_back(item) else 1, -seconds(item)))
+
+
+#: With RECORD_TEST_DURATIONS=1, the controller's sum of each test's phases (xdist's workers
+#: report to it).
+_recorded: dict[str, float] | None = (
+    {} if os.environ.get("RECORD_TEST_DURATIONS") == "1" else None
+)
+
+
+def pytest_runtest_logreport(report):
+    if _recorded is not None:
+        _recorded[report.nodeid] = _recorded.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Write DURATIONS from a passing run (`make durations` runs the whole suite)."""
+    if _recorded is None or hasattr(session.config, "workerinput") or exitstatus != 0:
+        return
+    recorded = _recorded
+    kept = {nodeid: round(took, 1) for nodeid, took in sorted(recorded.items()) if took >= 0.3}
+    DURATIONS.write_text(json.dumps(kept, indent=0, sort_keys=True) + "\n")
 
 
 def pytest_configure(config):
@@ -225,7 +263,7 @@ def supabase_storage(s3_server):
 def _empty_bucket(s3_server):
     yield
     if s3_server.process is not None:
-        s3_server.empty_bucket(BUCKET)
+        s3_server.empty_bucket_if_written(BUCKET)
 
 
 @pytest.fixture

@@ -76,6 +76,8 @@ class S3Server:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     _client: object = field(default=None, repr=False)
+    #: The server's write count when each bucket was last emptied (`empty_bucket_if_written`).
+    _emptied_at: dict = field(default_factory=dict, repr=False)
 
     @property
     def endpoint(self) -> str:
@@ -145,17 +147,43 @@ class S3Server:
             for obj in page.get("Contents", [])
         ]
 
-    def empty_bucket(self, bucket: str) -> None:
+    def empty_bucket(self, bucket: str) -> int:
+        """Delete every object and unfinished multipart upload; the requests it sent that
+        count as writes (tests/moto_server.py)."""
         client = self.client()
         keys = self.keys(bucket)
+        sent = 0
         for start in range(0, len(keys), 1000):
             batch = [{"Key": key} for key in keys[start : start + 1000]]
             client.delete_objects(Bucket=bucket, Delete={"Objects": batch})
+            sent += 1
         # Unfinished multipart uploads too: a test that cut a transfer leaves one behind.
         for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
             client.abort_multipart_upload(
                 Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
             )
+            sent += 1
+        return sent
+
+    def writes(self) -> tuple[int, int]:
+        """(server pid, requests that may have changed a bucket so far): a restarted server
+        is another pid."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+            sock.sendall(b"GET /__writes__ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+        pid, count = answer.rpartition(b"\r\n\r\n")[2].decode().split(":")
+        return int(pid), int(count)
+
+    def empty_bucket_if_written(self, bucket: str) -> None:
+        """`empty_bucket` unless no request that may write reached the server since this
+        bucket was last emptied. A write that lands while it empties (a straggler of the
+        test) is not counted as the emptying's own, so the next call empties again."""
+        pid, before = self.writes()
+        if self._emptied_at.get(bucket) == (pid, before):
+            return
+        self._emptied_at[bucket] = (pid, before + self.empty_bucket(bucket))
 
     def reset(self) -> None:
         requests.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
