@@ -65,9 +65,7 @@ def pytest_collection_modifyitems(items):
 
 #: With RECORD_TEST_DURATIONS=1, the controller's sum of each test's phases (xdist's workers
 #: report to it).
-_recorded: dict[str, float] | None = (
-    {} if os.environ.get("RECORD_TEST_DURATIONS") == "1" else None
-)
+_recorded: dict[str, float] | None = {} if os.environ.get("RECORD_TEST_DURATIONS") == "1" else None
 
 
 def pytest_runtest_logreport(report):
