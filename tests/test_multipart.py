@@ -160,11 +160,20 @@ def test_a_link_cut_mid_upload_leaves_a_multipart_upload_that_reconcile_aborts(
     def cut_after_the_first_part(sent: int) -> None:
         if sent < 12 * MiB or storage_link_is_cut:
             return
-        # Cut once the server holds the multipart upload (on a loaded machine the create
-        # call may still be in flight when 12 MiB have been read).
+        # Cut once the server holds a part of the multipart upload: then the create call's
+        # answer has reached the client (parts go up only after it). On a loaded machine the
+        # create call may still be in flight when 12 MiB have been read, and a cut while
+        # its answer is on the way is another fault (an answer without an UploadId).
+        client = s3_server.client()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if s3_server.client().list_multipart_uploads(Bucket=BUCKET).get("Uploads"):
+            uploads = client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
+            if any(
+                client.list_parts(
+                    Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"]
+                ).get("Parts")
+                for upload in uploads
+            ):
                 break
             time.sleep(0.05)
         storage_link.cut()
