@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.conftest import CHROMIUM
+from tests.conftest import BROWSER_POLL_MS, CHROMIUM
 from tests.servers import S3Server, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -232,6 +232,7 @@ def test_the_procfile_recipe_serves_the_studio_and_stores_two_videos(procfile_pr
         page.wait_for_function(
             "() => document.querySelectorAll('.video-status.stored').length == 2",
             timeout=90_000,
+            polling=BROWSER_POLL_MS,
         )
         assert page.evaluate("window.__sameDocument") is True
         assert page.locator(".video-status.stored:has-text('Stored')").count() == 2

@@ -10,6 +10,7 @@ from avatars.services import avatar_video_request
 from tests.browser import test_studio_browser as studio_browser
 from tests.browser.test_studio_browser import log_in, pytestmark, shot  # noqa: F401
 from tests.builders import make_topic
+from tests.conftest import BROWSER_POLL_MS
 from topics.models import ContentItem
 
 # The studio's browser fixtures (a page, a private bucket, no inline tasks).
@@ -52,7 +53,9 @@ def test_the_poster_shows_before_the_video_plays(page, live_server, fake_heygen,
     # The card shows the poster (loaded from storage) where the player will open.
     thumbnail = page.locator(f"#item-{item.pk} img[data-role=poster-image]")
     page.wait_for_function(
-        "(el) => el.complete && el.naturalWidth > 0", arg=thumbnail.element_handle()
+        "(el) => el.complete && el.naturalWidth > 0",
+        arg=thumbnail.element_handle(),
+        polling=BROWSER_POLL_MS,
     )
     poster_src = thumbnail.get_attribute("src")
     assert "X-Amz-Signature=" in poster_src and poster_src.split("?")[0].endswith(".jpg")
@@ -81,7 +84,7 @@ def test_the_captions_track_loads_with_the_script_text(
     track = page.locator("video track")
     assert track.get_attribute("kind") == "captions"
     assert track.get_attribute("srclang") == "en"
-    page.wait_for_function(CUES)
+    page.wait_for_function(CUES, polling=BROWSER_POLL_MS)
     assert page.evaluate(CUES) == ["Plants turn light into sugar.", "Leaves hold chlorophyll."]
     assert page.evaluate("document.querySelector('video').textTracks[0].mode") == "showing"
 
@@ -94,5 +97,5 @@ def test_heygen_captions_load_in_the_server_rendered_player(
     log_in(page, live_server)
     page.goto(f"{live_server.url}/topics/{item.topic_id}/?play={item.pk}")
     assert page.locator("video track").get_attribute("srclang") == "he"
-    page.wait_for_function(CUES)
+    page.wait_for_function(CUES, polling=BROWSER_POLL_MS)
     assert page.evaluate(CUES) == ["שלום לכולם.", "היום נלמד על צמחים."]

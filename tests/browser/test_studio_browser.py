@@ -14,7 +14,7 @@ from django.db import connection
 from avatars.inline import run_job_inline
 from avatars.models import VideoJob
 from tests.builders import make_stored_item, make_topic
-from tests.conftest import BUCKET, CHROMIUM
+from tests.conftest import BROWSER_POLL_MS, BUCKET, CHROMIUM
 from tests.servers import supabase_storage_settings
 from topics.models import ContentItem, Topic
 
@@ -110,7 +110,9 @@ def test_create_a_topic_generate_two_videos_and_watch_them_in_place(
     page.click("text=Preview videos")
     page.wait_for_selector("#error-script")
     assert page.url.endswith(f"/topics/{topic.pk}/videos/")
-    page.wait_for_function("() => document.activeElement.id === 'form-errors'")
+    page.wait_for_function(
+        "() => document.activeElement.id === 'form-errors'", polling=BROWSER_POLL_MS
+    )
     shot(page, "generate-form-errors")
 
     page.fill("#id_script", "Plants turn light into sugar.\n\nLeaves hold chlorophyll.")
@@ -128,11 +130,12 @@ def test_create_a_topic_generate_two_videos_and_watch_them_in_place(
     page.wait_for_selector("text=/Waiting for a render slot \\(position 1\\)/")
     page.wait_for_selector("article[data-job-state='rendering']")
     page.wait_for_function(
-        "() => /in this step/.test(document.querySelector('[data-role=step]').textContent)"
+        "() => /in this step/.test(document.querySelector('[data-role=step]').textContent)",
+        polling=BROWSER_POLL_MS,
     )
     shot(page, "topic-progress")
     page.wait_for_function("() => document.querySelectorAll('.video-status.stored').length == 2",
-                           timeout=60_000)  # fmt: skip
+                           timeout=60_000, polling=BROWSER_POLL_MS)  # fmt: skip
     worker.join(timeout=30)
     assert page.evaluate("window.__sameDocument") is True
     assert page.locator("article.item[data-active='1']").count() == 0
@@ -144,7 +147,8 @@ def test_create_a_topic_generate_two_videos_and_watch_them_in_place(
     src = video.get_attribute("src")
     assert "X-Amz-Signature=" in src and "/avatar_videos/avatar_" in src
     page.wait_for_function(
-        "() => { const v = document.querySelector('video'); return v && v.readyState >= 1 }"
+        "() => { const v = document.querySelector('video'); return v && v.readyState >= 1 }",
+        polling=BROWSER_POLL_MS,
     )
     assert page.evaluate("document.querySelector('video').duration") > 0
     assert page.locator("text=320×180").count() == 2
@@ -290,12 +294,18 @@ def test_a_batch_becomes_lessons_in_order_moved_from_the_keyboard_and_renamed(pa
     page.wait_for_url(re.compile(rf".*focus=move-down-{first.pk}.*"))
     assert lessons() == [("Lesson 1", "Then water."), ("Lesson 2", "Light comes first."),
                          ("Lesson 3", "Sugar comes last.")]  # fmt: skip
-    page.wait_for_function(f"() => document.activeElement.id === 'move-down-{first.pk}'")
+    page.wait_for_function(
+        f"() => document.activeElement.id === 'move-down-{first.pk}'", polling=BROWSER_POLL_MS
+    )
     page.keyboard.press("Enter")  # again, without touching the mouse
     page.wait_for_function(
-        "() => document.querySelectorAll('h3.lesson-title')[2].textContent === 'Light comes first.'"
+        "() => document.querySelectorAll('h3.lesson-title')[2].textContent"
+        " === 'Light comes first.'",
+        polling=BROWSER_POLL_MS,
     )
-    page.wait_for_function(f"() => document.activeElement.id === 'move-down-{first.pk}'")
+    page.wait_for_function(
+        f"() => document.activeElement.id === 'move-down-{first.pk}'", polling=BROWSER_POLL_MS
+    )
     assert [title for _, title in lessons()] == ["Then water.", "Sugar comes last.",
                                                  "Light comes first."]  # fmt: skip
     # Rename from the card.
@@ -399,7 +409,10 @@ def test_a_batch_of_twelve_stays_on_one_page_in_order_and_reaches_twelve_stored(
     assert page.evaluate("window.__sameDocument") is True
     titles = page.locator("h3.lesson-title").all_inner_texts()
     assert titles[3:] == scripts and len(titles) == 15  # one page, in the order entered
-    page.wait_for_function("() => document.querySelectorAll('.video-status.stored').length == 15")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.video-status.stored').length == 15",
+        polling=BROWSER_POLL_MS,
+    )
     shot(page, "topic-course")
     page.set_viewport_size({"width": 390, "height": 844})
     assert no_horizontal_scroll(page)
@@ -439,7 +452,9 @@ def test_form_errors_are_scrolled_into_view_with_focus_at_phone_width(page, live
     page.click("details.generate summary")
     page.fill("#id_language", "e n")
     page.click("text=Preview videos")
-    page.wait_for_function("() => document.activeElement.id === 'form-errors'")
+    page.wait_for_function(
+        "() => document.activeElement.id === 'form-errors'", polling=BROWSER_POLL_MS
+    )
     top = page.evaluate("document.getElementById('form-errors').getBoundingClientRect().top")
     assert 0 <= top < 844
     assert no_horizontal_scroll(page)
@@ -457,7 +472,8 @@ def test_the_avatar_and_voice_pickers_from_heygen(page, live_server, fake_heygen
     # The previews are images the browser really loaded from the provider's URLs.
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-role=avatar-picker] img')]"
-        ".every(img => img.complete && img.naturalWidth > 0)"
+        ".every(img => img.complete && img.naturalWidth > 0)",
+        polling=BROWSER_POLL_MS,
     )
     voices = page.inner_text("[data-role=voice-picker]")
     assert "Hila" in voices and "Rachel" not in voices
