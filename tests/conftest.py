@@ -77,8 +77,7 @@ def pytest_sessionfinish(session, exitstatus):
     """Write DURATIONS from a passing run (`make durations` runs the whole suite)."""
     if _recorded is None or hasattr(session.config, "workerinput") or exitstatus != 0:
         return
-    recorded = _recorded
-    kept = {nodeid: round(took, 1) for nodeid, took in sorted(recorded.items()) if took >= 0.3}
+    kept = {nodeid: round(took, 1) for nodeid, took in sorted(_recorded.items()) if took >= 0.3}
     DURATIONS.write_text(json.dumps(kept, indent=0, sort_keys=True) + "\n")
 
 
