@@ -4,6 +4,7 @@ Each xdist worker starts its own moto S3 server on a free loopback port and poin
 production Supabase storage backend at it; every test starts with an empty bucket.
 """
 
+import gc
 import json
 import os
 from pathlib import Path
@@ -61,6 +62,16 @@ def pytest_collection_modifyitems(items):
         return max((_GUESSED_SECONDS[name] for name in marks), default=0.0)
 
     items.sort(key=lambda item: (0 if _rolls_back(item) else 1, -seconds(item)))
+
+
+def pytest_collection_finish(session):
+    """Everything imported and collected so far lives as long as the process: out of the
+    garbage collector's sight (`gc.freeze`), full collections no longer walk Django's,
+    botocore's and pytest's objects again, and young ones run less often. In a main run each
+    xdist worker spent 1.2 to 1.5 CPU-s in the collector (0.8 to 1.2 in full collections);
+    with these, 0.4 to 0.6 (0.06)."""
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 #: With RECORD_TEST_DURATIONS=1, the controller's sum of each test's phases (xdist's workers
