@@ -58,8 +58,8 @@ def pytest_collection_modifyitems(items):
     def seconds(item) -> float:
         if item.nodeid in known:
             return known[item.nodeid]
-        marks = [name for name in _GUESSED_SECONDS if item.get_closest_marker(name)]
-        return max((_GUESSED_SECONDS[name] for name in marks), default=0.0)
+        guesses = [took for name, took in _GUESSED_SECONDS.items() if item.get_closest_marker(name)]
+        return max(guesses, default=0.0)
 
     items.sort(key=lambda item: (0 if _rolls_back(item) else 1, -seconds(item)))
 

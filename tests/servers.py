@@ -168,12 +168,9 @@ class S3Server:
     def writes(self) -> tuple[int, int]:
         """(server pid, requests that may have changed a bucket so far): a restarted server
         is another pid."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
-            sock.sendall(b"GET /__writes__ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            answer = b""
-            while chunk := sock.recv(4096):
-                answer += chunk
-        pid, count = answer.rpartition(b"\r\n\r\n")[2].decode().split(":")
+        answer = requests.get(f"{self.endpoint}/__writes__", timeout=10)
+        answer.raise_for_status()
+        pid, count = answer.text.split(":")
         return int(pid), int(count)
 
     def empty_bucket_if_written(self, bucket: str) -> None:
