@@ -37,12 +37,16 @@ def no_inline_tasks(settings):
 
 
 @pytest.fixture
-def page(browser, live_server):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
+def page(browser_tab, live_server, request):
+    """The worker's browser tab, logged out, at 1280 x 800 (tests/conftest.py `BrowserTab`)."""
+    failed_before = request.session.testsfailed
+    page = browser_tab.open()
     page.set_default_timeout(20_000)
     yield page
-    context.close()
+    if request.session.testsfailed != failed_before:
+        browser_tab.close()
+    else:
+        browser_tab.reset()
 
 
 @pytest.fixture
