@@ -267,7 +267,9 @@ class BrowserTab:
     new page starts a renderer process (about 0.8 CPU-s of chromium, against 0.1 for a
     navigation in a tab that exists). Between tests the tab goes back to about:blank (the
     studio's scripts stop), the cookies go (nobody is logged in) and the viewport is reset.
-    A test that failed, or a reset that fails, closes the context: the next test gets a new one."""
+    A test that failed, or a reset that fails, closes the context: the next test gets a new one.
+    A test that adds listeners or routes to its page (which a reset would not remove) makes a
+    context of its own from `browser`, as the production smoke test does."""
 
     VIEWPORT = {"width": 1280, "height": 800}
 
