@@ -35,10 +35,12 @@ def holders(pids: set[int], **lookups) -> list[int]:
             if int(token.split(":")[1]) in pids]  # fmt: skip
 
 
-def copying_and_not_submitting(worker: Worker) -> list[int]:
+def copying_and_not_submitting(worker: Worker, pids: set[int]) -> list[int]:
     """The cluster holds a copy, and no submission whose provider id is not yet recorded (a
-    kill inside that one HTTP call is the one moment a render can be paid twice)."""
-    pids = group_pids(worker)
+    kill inside that one HTTP call is the one moment a render can be paid twice). `pids`
+    gets the cluster's processes as they were looked at."""
+    pids.clear()
+    pids.update(group_pids(worker))
     if holders(pids, state="rendering", provider_video_id=""):
         return []
     return holders(pids, state="uploading")
@@ -63,12 +65,16 @@ def test_three_clusters_share_thirty_jobs_and_survive_a_kill_9(settings, fake_he
     engine = Engine(VIDEO_ENGINE_COPY_THREADS="1")
     killed_holding: list[int] = []
     try:
+        pids: set[int] = set()
         wait_until(
-            lambda: copying_and_not_submitting(clusters[0]), timeout=90, interval=0.05,
+            lambda: copying_and_not_submitting(clusters[0], pids), timeout=90, interval=0.05,
             message="the first cluster never took a copy",
         )  # fmt: skip
-        killed_holding = holders(group_pids(clusters[0]), state="uploading")
         clusters[0].kill()  # SIGKILL to the whole process group: no cleanup at all
+        # What it held as it died: its leases name its pids until they end (2 s) and are
+        # taken over. Looked up again before the kill (another pgrep, on a loaded host), the
+        # copy just seen had sometimes ended in between, and the test found none held.
+        killed_holding = holders(pids, state="uploading")
         try:
             # Every job ended, and the killed copies' uploads given up: the engine's sweep
             # does that within a tick of their leases' end, which may come just after their
