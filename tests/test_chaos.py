@@ -127,6 +127,6 @@ def test_worker_killed_mid_upload_then_reconcile_is_consistent(
     code, report = _reconcile("--fix", "--grace-seconds", "0")
     assert code == 0, report
     assert bucket_keys() == []
-    assert not UploadLedgerEntry.objects.exists()
+    assert not UploadLedgerEntry.objects.exists(), list(UploadLedgerEntry.objects.values())
     item = ContentItem.objects.get(pk=job.content_item_id)
     assert item.storage_path == ""
