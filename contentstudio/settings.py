@@ -336,10 +336,14 @@ Q_CLUSTER = {
     "catch_up": False,
     # The ORM broker's poll: the wait between "a copy is woken" and "a worker starts it".
     "poll": float(_env("Q_POLL_SECONDS", "0.2")),
-    "save_limit": 500,
+    # Successful results are saved unpruned; the schedule keeps the newest Q_SUCCESS_KEPT
+    # (avatars.task_results: django-q2's own pruning locks every saved success per task).
+    "save_limit": 0,
     # django-q2's own "processing ... / Processed ..." lines; our steps log their facts.
     "log_level": _env("Q_LOG_LEVEL", "WARNING"),
 }
+# Successful task results kept for the admin's "Successful tasks" (failures are all kept).
+Q_SUCCESS_KEPT = _env_int("Q_SUCCESS_KEPT", 500)
 if Q_BROKER_URL.startswith(("redis://", "rediss://")):
     Q_CLUSTER["redis"] = Q_BROKER_URL
 elif Q_BROKER_URL:
