@@ -15,10 +15,10 @@ from django_q.models import Success
 logger = logging.getLogger(__name__)
 
 
-def prune_task_results(*, keep: int | None = None) -> int:
-    """Delete the successful task results older than the newest `keep` (Q_SUCCESS_KEPT);
-    failures are kept for an operator to read. Returns how many were deleted."""
-    keep = settings.Q_SUCCESS_KEPT if keep is None else keep
+def prune_task_results() -> int:
+    """Delete the successful task results older than the newest Q_SUCCESS_KEPT; failures are
+    kept for an operator to read. Returns how many were deleted."""
+    keep = settings.Q_SUCCESS_KEPT
     newest_gone = (
         Success.objects.order_by("-stopped").values_list("stopped", flat=True)[keep : keep + 1]
     ).first()
