@@ -90,8 +90,8 @@ def wake(outcome: str, job_id: int) -> str:
 
 
 def wake_all(outcomes: dict[int, str]) -> dict[str, int]:
-    """The wake-ups of many outcomes, each sent once (one "submit next" for a batch);
-    returns the outcomes counted."""
+    """The wake-ups of many outcomes, each sent once (one "submit next" for a batch, only
+    when a queued job is due); returns the outcomes counted."""
     submit_next = False
     counts: dict[str, int] = {}
     for job_id, outcome in outcomes.items():
@@ -101,7 +101,9 @@ def wake_all(outcomes: dict[int, str]) -> dict[str, int]:
                 submit_next = True
             else:
                 enqueue(step, job_id)
-    if submit_next:
+    # A freed slot is for a queued job: without one, no task (its broker round trip and
+    # empty claim); a job queued after this look wakes its own submission.
+    if submit_next and leases.submissions_waiting():
         enqueue("submit")
     return counts
 
@@ -167,21 +169,45 @@ def check_render_job(job_id: int) -> dict:
 
 
 def check_due_renders(limit: int = 200, run_copy=None) -> dict:
-    """Check every render that is due, in one batch (one status call each). With the
-    engine's copy threads (`run_copy`), finished renders are copied at once on the threads
-    that are free, with the check's fresh URL; the others are woken in the workers."""
+    """Check every render that is due (at most `limit`), a chunk at a time: each chunk's
+    status calls overlap, then its outcomes are recorded and its finished renders handed on
+    before the next chunk is claimed, so the first copies of a course start while its later
+    renders are still being checked. With the engine's copy threads (`run_copy`), finished
+    renders are copied at once on the threads that are free, with the check's fresh URL;
+    the others are woken in the workers."""
+    counts: dict[str, int] = {}
+    checked = 0
+    while checked < limit:
+        asked = min(limit - checked, check_chunk())
+        taken, outcomes = _check_chunk(asked, run_copy)
+        for outcome, n in outcomes.items():
+            counts[outcome] = counts.get(outcome, 0) + n
+        checked += taken
+        if taken < asked:  # nothing more is due now
+            break
+    return counts
+
+
+def check_chunk() -> int:
+    """Renders claimed and checked at once by the sweep: two rounds of overlapping status
+    calls, recorded together (4 statements a chunk)."""
+    return 2 * max(1, settings.VIDEO_PROVIDER_CONCURRENCY)
+
+
+def _check_chunk(limit: int, run_copy) -> tuple[int, dict]:
+    """One chunk of `check_due_renders`: (renders claimed, their outcomes counted)."""
     token = leases.new_token()
     claimed = leases.claim_due_checks(token, limit=limit)
     free = run_copy.free() if hasattr(run_copy, "free") else 0
     if not claimed or not free:
-        return _check_claimed(claimed, token)
+        return len(claimed), _check_claimed(claimed, token)
     provider = get_provider()
     outcomes, copies = steps.check_and_hold(claimed, token, provider, hold_at_most=free)
     counts = wake_all(outcomes)
     jobs_by_id = {job.pk: job for job in claimed}
     for rendered, status in copies.items():
         run_copy.run_held(jobs_by_id[rendered], token, status)
-    return counts
+    return len(claimed), counts
 
 
 def resolve_unknown_submissions(limit: int = 100) -> dict:

@@ -197,6 +197,11 @@ def render_seconds_per_char() -> float | None:
     return rates[len(rates) // 2]
 
 
+def submissions_waiting() -> bool:
+    """A queued job is due for submission: what a freed render slot wakes a worker for."""
+    return VideoJob.objects.filter(state=State.QUEUED).exclude(next_attempt_at__gt=DbNow()).exists()
+
+
 def rendering_count() -> int:
     """Renders that count against the cap: created or possibly created, not yet ended."""
     return VideoJob.objects.filter(state=State.RENDERING).count()

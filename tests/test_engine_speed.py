@@ -388,3 +388,50 @@ def test_a_takeover_claims_its_job_while_the_engines_copy_threads_still_start(
         release.set()
         threads.shutdown()
     assert VideoJob.objects.get(pk=job.pk).state == State.STORED
+
+
+def test_a_freed_render_slot_wakes_a_submission_only_for_a_queued_job(monkeypatch, fake_heygen):
+    """A render that ends frees its slot: the next submission is woken when a queued job is
+    due, and no task (a broker round trip and an empty claim) is sent when none is."""
+    sent: list[str] = []
+    monkeypatch.setattr(jobs, "_send", lambda func, *args, name: sent.append(name) or True)
+    first, second = rendered(fake_heygen, 2)
+    assert jobs.wake_all({first.pk: "failed"}) == {"failed": 1}
+    assert sent == []  # nothing queued
+    (waiting,) = queue(1)
+    VideoJob.objects.filter(pk=waiting.pk).update(
+        next_attempt_at=timezone.now() + timedelta(minutes=5)
+    )
+    assert jobs.wake_all({second.pk: "rendered"}) == {"rendered": 1}
+    assert sent == [f"video-copy-{second.pk}"]  # its retry is not due: the sweep submits it
+    VideoJob.objects.filter(pk=waiting.pk).update(next_attempt_at=None)
+    assert jobs.wake_all({second.pk: "copying"}) == {"copying": 1}
+    assert sent == [f"video-copy-{second.pk}", "video-submit-next"]
+
+
+def test_the_sweep_checks_due_renders_a_chunk_at_a_time(monkeypatch, settings, fake_heygen):
+    """Many renders due at once: each chunk's outcomes are recorded and its copies handed on
+    before the next chunk is claimed and asked about, so the first copies of a course start
+    while its later renders are still being checked."""
+    settings.VIDEO_PROVIDER_CONCURRENCY = 2  # chunks of 4
+    settings.VIDEO_MAX_CONCURRENT_RENDERS = 10
+    events: list[tuple] = []
+    monkeypatch.setattr(
+        jobs, "_send", lambda func, *args, name: events.append(("wake", name)) or True
+    )
+    check_and_hold = steps.check_and_hold
+
+    def recorded(claimed, *args, **kwargs):
+        events.append(("check", len(claimed)))
+        return check_and_hold(claimed, *args, **kwargs)
+
+    monkeypatch.setattr(steps, "check_and_hold", recorded)
+    queued = rendered(fake_heygen, 10)
+    VideoJob.objects.filter(pk__in=[job.pk for job in queued]).update(next_check_at=timezone.now())
+    assert jobs.check_due_renders() == {"rendered": 10}
+    checks = [n for kind, n in events if kind == "check"]
+    assert checks == [4, 4, 2]
+    woken_before_last_check = events[: events.index(("check", 2))]
+    copies = [name for kind, name in woken_before_last_check if str(name).startswith("video-copy")]
+    assert len(copies) == 8  # the first two chunks' copies, before the third chunk's calls
+    assert VideoJob.objects.filter(state=State.DOWNLOADING).count() == 10
