@@ -501,7 +501,7 @@ def handle_render_event(*, callback_id: str, provider_video_id: str, succeeded: 
         return "already-finished"
     if job.state != State.RENDERING:
         return "in-progress"
-    with transaction.atomic():
-        if leases.schedule_check_now(job.pk, render_ended=succeeded):
-            enqueue("check", job.pk)
+    # A worker is woken unless a check holds the job (it sees this event when it records).
+    if leases.schedule_check_now(job.pk, render_ended=succeeded):
+        enqueue("check", job.pk)
     return "checking"

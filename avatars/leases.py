@@ -320,31 +320,46 @@ def _apply(job: VideoJob, now: datetime, changes: dict, release: bool) -> set[st
     return {*changes, "attempts", "claimed_by", "lease_expires_at", "updated_at"}
 
 
-def record_many(token: str, changes: dict[int, dict], *, hold: frozenset[int] = frozenset()
-                ) -> set[int]:  # fmt: skip
+def record_many(
+    token: str, changes: dict[int, dict], *, hold: frozenset[int] = frozenset(),
+    seen: dict[int, datetime | None] | None = None,
+) -> dict[int, bool]:  # fmt: skip
     """`transition` for many jobs in one transaction and two statements: each job still
     held by `token` gets its changes and is released, except those in `hold`, which we keep
     with a new lease (the next step runs here: no claim of its own, no wake-up); returns the
-    ids that were still ours (the others were taken over: their changes are dropped)."""
+    ids that were still ours (the others were taken over: their changes are dropped).
+
+    `seen`: each job's `next_check_at` when it was claimed for a check. A provider's event
+    that came meanwhile moved it (`schedule_check_now`) and woke nobody, since we held the
+    job: a job we found still rendering is then due at once instead of later, and its id
+    maps to True (the caller wakes its check)."""
     if not changes:
-        return set()
+        return {}
     with transaction.atomic():
         ours = list(VideoJob.objects.select_for_update().filter(
             pk__in=list(changes), claimed_by=token, state__in=VideoJob.ACTIVE_STATES,
         ).annotate(db_clock=DbNow()))  # fmt: skip
         if not ours:
-            return set()
+            return {}
         now = _clock(ours)
         fields: set[str] = set()
+        asked_again: dict[int, bool] = {}
         for job in ours:
             held = job.pk in hold
-            fields |= _apply(job, now, changes[job.pk], release=not held)
+            change = changes[job.pk]
+            asked_again[job.pk] = (
+                seen is not None and job.pk in seen and job.next_check_at != seen[job.pk]
+                and "state" not in change and "next_check_in" in change
+            )  # fmt: skip
+            if asked_again[job.pk]:
+                change = {**change, "next_check_in": 0}
+            fields |= _apply(job, now, change, release=not held)
             if held:  # as a claim leaves it: the sweep looks again when the lease ends
                 job.lease_expires_at = job.next_check_at = lease_until(now)
                 job.wakeup_sent_at = None
                 fields |= {"next_check_at", "wakeup_sent_at"}
         VideoJob.objects.bulk_update(ours, sorted(fields))
-    return {job.pk for job in ours}
+    return asked_again
 
 
 # --- wake-up bookkeeping --------------------------------------------------------------------
@@ -353,11 +368,24 @@ def record_many(token: str, changes: dict[int, dict], *, hold: frozenset[int] = 
 def schedule_check_now(job_id: int, *, render_ended: bool = False) -> bool:
     """The provider says the render ended: its check is due now (if it is still rendering);
     `render_ended` (a success event): the render ended now, which the render times are
-    learned from (`steps.render_ended`), not when a check got to it."""
-    changes = {"next_check_at": DbNow()}
-    if render_ended:
-        changes["rendered_at"] = DbNow()
-    return bool(VideoJob.objects.filter(pk=job_id, state=State.RENDERING).update(**changes))
+    learned from (`steps.render_ended`), not when a check got to it.
+
+    Returns whether a worker must be woken for the check: not when a check holds the job
+    (under the row lock, so that check has not recorded yet). Its record sees the moved
+    `next_check_at` (`record_many`): a render it found done is copied as usual, and one it
+    found still running is checked again at once; no second check runs meanwhile."""
+    with transaction.atomic():
+        row = (VideoJob.objects.select_for_update().filter(pk=job_id, state=State.RENDERING)
+               .annotate(db_clock=DbNow()).values_list("lease_expires_at", "db_clock")
+               .first())  # fmt: skip
+        if row is None:
+            return False
+        changes = {"next_check_at": DbNow()}
+        if render_ended:
+            changes["rendered_at"] = DbNow()
+        VideoJob.objects.filter(pk=job_id).update(**changes)
+    lease_ends, clock = row
+    return lease_ends is None or lease_ends < clock
 
 
 def due_copies(*, limit: int = 500) -> tuple[list[int], list[int]]:

@@ -346,13 +346,16 @@ def check_and_hold(
             outcomes[job.pk], changes[job.pk] = outcome, change
     rendered = [pk for pk, outcome in outcomes.items() if outcome == "rendered"]
     held = frozenset(rendered[:hold_at_most])
-    ours = leases.record_many(token, changes, hold=held)
+    seen = {job.pk: job.next_check_at for job in jobs}
+    ours = leases.record_many(token, changes, hold=held, seen=seen)
     copies: dict[int, RenderStatus] = {}
     for job, status in zip(jobs, statuses, strict=True):
         if job.pk not in changes:
             continue
         if job.pk not in ours:
             outcomes[job.pk] = "lost"
+        elif ours[job.pk]:  # the provider's event came while we checked: again, at once
+            outcomes[job.pk] = "check_now"
         elif job.pk in held:
             outcomes[job.pk] = "copying"
             job.state, job.bytes_copied = State.DOWNLOADING, 0

@@ -435,3 +435,72 @@ def test_the_sweep_checks_due_renders_a_chunk_at_a_time(monkeypatch, settings, f
     copies = [name for kind, name in woken_before_last_check if str(name).startswith("video-copy")]
     assert len(copies) == 8  # the first two chunks' copies, before the third chunk's calls
     assert VideoJob.objects.filter(state=State.DOWNLOADING).count() == 10
+
+
+def event(job: VideoJob) -> str:
+    job.refresh_from_db()
+    return jobs.handle_render_event(callback_id=str(job.callback_id),
+                                    provider_video_id=job.provider_video_id,
+                                    succeeded=True)  # fmt: skip
+
+
+def test_an_event_during_a_check_that_found_the_render_running_checks_again_at_once(
+    monkeypatch, fake_heygen
+):
+    """The provider's event comes while a check holds the job, after its status call saw the
+    render still running: no second check is woken beside it, and its record, which sees
+    the event under the row lock, makes the check due now and wakes it (not a later look)."""
+    sent: list[str] = []
+    monkeypatch.setattr(jobs, "_send", lambda func, *args, name: sent.append(name) or True)
+    fake_heygen.render_seconds = 30.0
+    (job,) = queue(1)
+    jobs.submit_queued_jobs()
+    token = leases.new_token()
+    claimed = leases.claim_due_checks(token, job_id=job.pk)
+    provider = jobs.get_provider()
+    statuses = [provider.get_status(job.provider_video_id) for job in claimed]
+    assert statuses[0].status != "completed"
+    assert event(job) == "checking"
+    assert sent == []  # the check that holds the job sees the event
+    monkeypatch.setattr(provider, "get_status", lambda video_id: statuses[0])
+    outcomes, copies = steps.check_and_hold(claimed, token, provider)
+    assert outcomes == {job.pk: "check_now"} and copies == {}
+    assert jobs.wake_all(outcomes) == {"check_now": 1}
+    assert sent == [f"video-check-{job.pk}"]
+    job.refresh_from_db()
+    assert job.state == State.RENDERING and not job.claimed_by
+    assert job.next_check_at <= leases.db_now()
+
+
+def test_an_event_during_a_check_that_found_the_render_done_changes_nothing(
+    monkeypatch, fake_heygen, bucket_keys
+):
+    """The event comes while the check that found the render done holds it: the copy goes
+    on as usual, and nobody is woken for a second check."""
+    sent: list[str] = []
+    monkeypatch.setattr(jobs, "_send", lambda func, *args, name: sent.append(name) or True)
+    (job,) = rendered(fake_heygen, 1)
+    token = leases.new_token()
+    claimed = leases.claim_due_checks(token, job_id=job.pk)
+    assert event(job) == "checking"
+    assert sent == []
+    outcomes, copies = steps.check_and_hold(claimed, token, jobs.get_provider())
+    assert outcomes == {job.pk: "copying"} and list(copies) == [job.pk]
+    assert steps.copy(claimed[0], token, status=copies[job.pk]) == "stored"
+    assert VideoJob.objects.get(pk=job.pk).state == State.STORED
+    assert sent == []
+
+
+def test_an_event_for_a_job_nobody_holds_wakes_its_check(monkeypatch, fake_heygen):
+    """A free job (or one whose holder's lease ended: a dead checker) gets a worker woken."""
+    sent: list[str] = []
+    monkeypatch.setattr(jobs, "_send", lambda func, *args, name: sent.append(name) or True)
+    first, second = rendered(fake_heygen, 2)
+    assert event(first) == "checking"
+    leases.claim_due_checks(leases.new_token(), job_id=second.pk)
+    VideoJob.objects.filter(pk=second.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert event(second) == "checking"
+    assert sent == [f"video-check-{first.pk}", f"video-check-{second.pk}"]
+    assert VideoJob.objects.filter(next_check_at__lte=leases.db_now()).count() == 2
