@@ -172,17 +172,19 @@ def check_due_renders(limit: int = 200, run_copy=None) -> dict:
     """Check every render that is due (at most `limit`), a chunk at a time: each chunk's
     status calls overlap, then its outcomes are recorded and its finished renders handed on
     before the next chunk is claimed, so the first copies of a course start while its later
-    renders are still being checked. With the engine's copy threads (`run_copy`), finished
-    renders are copied at once on the threads that are free, with the check's fresh URL;
-    the others are woken in the workers."""
+    renders are still being checked. With the engine's copy threads (`run_copy`), as many
+    finished renders as it had threads free when the pass began are copied at once on them,
+    with the check's fresh URL; the others are woken in the workers (the job workers, on any
+    number of hosts, do the bulk of a course)."""
     counts: dict[str, int] = {}
     checked = 0
+    free = run_copy.free() if hasattr(run_copy, "free") else 0
     while checked < limit:
         asked = min(limit - checked, check_chunk())
-        taken, outcomes = _check_chunk(asked, run_copy)
+        taken, outcomes, handed = _check_chunk(asked, run_copy, free)
         for outcome, n in outcomes.items():
             counts[outcome] = counts.get(outcome, 0) + n
-        checked += taken
+        checked, free = checked + taken, free - handed
         if taken < asked:  # nothing more is due now
             break
     return counts
@@ -194,20 +196,20 @@ def check_chunk() -> int:
     return 2 * max(1, settings.VIDEO_PROVIDER_CONCURRENCY)
 
 
-def _check_chunk(limit: int, run_copy) -> tuple[int, dict]:
-    """One chunk of `check_due_renders`: (renders claimed, their outcomes counted)."""
+def _check_chunk(limit: int, run_copy, free: int) -> tuple[int, dict, int]:
+    """One chunk of `check_due_renders`, at most `free` of its finished renders copied on
+    `run_copy`'s threads: (renders claimed, their outcomes counted, copies handed on)."""
     token = leases.new_token()
     claimed = leases.claim_due_checks(token, limit=limit)
-    free = run_copy.free() if hasattr(run_copy, "free") else 0
-    if not claimed or not free:
-        return len(claimed), _check_claimed(claimed, token)
+    if not claimed or free <= 0:
+        return len(claimed), _check_claimed(claimed, token), 0
     provider = get_provider()
     outcomes, copies = steps.check_and_hold(claimed, token, provider, hold_at_most=free)
     counts = wake_all(outcomes)
     jobs_by_id = {job.pk: job for job in claimed}
     for rendered, status in copies.items():
         run_copy.run_held(jobs_by_id[rendered], token, status)
-    return len(claimed), counts
+    return len(claimed), counts, len(copies)
 
 
 def resolve_unknown_submissions(limit: int = 100) -> dict:

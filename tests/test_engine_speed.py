@@ -504,3 +504,31 @@ def test_an_event_for_a_job_nobody_holds_wakes_its_check(monkeypatch, fake_heyge
     assert event(second) == "checking"
     assert sent == [f"video-check-{first.pk}", f"video-check-{second.pk}"]
     assert VideoJob.objects.filter(next_check_at__lte=leases.db_now()).count() == 2
+
+
+def test_the_engine_copies_as_many_as_it_had_threads_free_when_the_pass_began(
+    monkeypatch, settings, fake_heygen
+):
+    """Chunks do not hand the engine more than its free threads: the rest of a course's
+    finished renders are woken for the job workers."""
+    settings.VIDEO_PROVIDER_CONCURRENCY = 2  # chunks of 4
+    settings.VIDEO_MAX_CONCURRENT_RENDERS = 10
+    sent: list[str] = []
+    monkeypatch.setattr(jobs, "_send", lambda func, *args, name: sent.append(name) or True)
+
+    class Threads:
+        held: list[int] = []
+
+        def free(self) -> int:
+            return 3
+
+        def run_held(self, job, token, status) -> None:
+            self.held.append(job.pk)
+
+    threads = Threads()
+    queued = rendered(fake_heygen, 10)
+    VideoJob.objects.filter(pk__in=[job.pk for job in queued]).update(next_check_at=timezone.now())
+    assert jobs.check_due_renders(run_copy=threads) == {"copying": 3, "rendered": 7}
+    assert len(threads.held) == 3
+    woken = {name for name in sent if name.startswith("video-copy")}
+    assert woken == {f"video-copy-{job.pk}" for job in queued if job.pk not in threads.held}
