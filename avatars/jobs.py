@@ -494,16 +494,15 @@ def handle_render_event(*, callback_id: str, provider_video_id: str, succeeded: 
         uuid.UUID(callback_id)
     except ValueError:
         return "unknown"
-    job = VideoJob.objects.filter(
-        callback_id=callback_id, provider_video_id=provider_video_id
-    ).first()
-    if job is None:
-        return "unknown"
-    if not job.is_active:
-        return "already-finished"
-    if job.state != State.RENDERING:
-        return "in-progress"
-    # A worker is woken unless a check holds the job (it sees this event when it records).
-    if leases.schedule_check_now(job.pk, render_ended=succeeded):
-        enqueue("check", job.pk)
+    with transaction.atomic():
+        job = leases.locked_for_event(callback_id=callback_id, provider_video_id=provider_video_id)
+        if job is None:
+            return "unknown"
+        if not job.is_active:
+            return "already-finished"
+        if job.state != State.RENDERING:
+            return "in-progress"
+        # A worker is woken unless a check holds the job (it sees this event when it records).
+        if leases.schedule_check_now(job, render_ended=succeeded):
+            enqueue("check", job.pk)
     return "checking"

@@ -365,27 +365,29 @@ def record_many(
 # --- wake-up bookkeeping --------------------------------------------------------------------
 
 
-def schedule_check_now(job_id: int, *, render_ended: bool = False) -> bool:
-    """The provider says the render ended: its check is due now (if it is still rendering);
-    `render_ended` (a success event): the render ended now, which the render times are
-    learned from (`steps.render_ended`), not when a check got to it.
+def locked_for_event(*, callback_id: str, provider_video_id: str) -> VideoJob | None:
+    """Inside a transaction: the job a provider's event names, its row locked, with the
+    database's clock (`db_clock`); None when there is no such job."""
+    return (VideoJob.objects.select_for_update()
+            .filter(callback_id=callback_id, provider_video_id=provider_video_id)
+            .annotate(db_clock=DbNow()).first())  # fmt: skip
+
+
+def schedule_check_now(job: VideoJob, *, render_ended: bool = False) -> bool:
+    """The provider says the render ended: the check of `job` (a rendering job, its row
+    locked: `locked_for_event`) is due now; `render_ended` (a success event): the render
+    ended now, which the render times are learned from (`steps.render_ended`), not when a
+    check got to it.
 
     Returns whether a worker must be woken for the check: not when a check holds the job
     (under the row lock, so that check has not recorded yet). Its record sees the moved
     `next_check_at` (`record_many`): a render it found done is copied as usual, and one it
     found still running is checked again at once; no second check runs meanwhile."""
-    with transaction.atomic():
-        row = (VideoJob.objects.select_for_update().filter(pk=job_id, state=State.RENDERING)
-               .annotate(db_clock=DbNow()).values_list("lease_expires_at", "db_clock")
-               .first())  # fmt: skip
-        if row is None:
-            return False
-        changes = {"next_check_at": DbNow()}
-        if render_ended:
-            changes["rendered_at"] = DbNow()
-        VideoJob.objects.filter(pk=job_id).update(**changes)
-    lease_ends, clock = row
-    return lease_ends is None or lease_ends < clock
+    changes = {"next_check_at": DbNow()}
+    if render_ended:
+        changes["rendered_at"] = DbNow()
+    VideoJob.objects.filter(pk=job.pk).update(**changes)
+    return job.lease_expires_at is None or job.lease_expires_at < job.db_clock
 
 
 def due_copies(*, limit: int = 500) -> tuple[list[int], list[int]]:
