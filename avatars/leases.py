@@ -326,13 +326,14 @@ def record_many(
 ) -> dict[int, bool]:  # fmt: skip
     """`transition` for many jobs in one transaction and two statements: each job still
     held by `token` gets its changes and is released, except those in `hold`, which we keep
-    with a new lease (the next step runs here: no claim of its own, no wake-up); returns the
-    ids that were still ours (the others were taken over: their changes are dropped).
+    with a new lease (the next step runs here: no claim of its own, no wake-up). Returns the
+    jobs that were still ours (the others were taken over: their changes are dropped), each
+    mapped to whether a provider's event asked for its check meanwhile.
 
-    `seen`: each job's `next_check_at` when it was claimed for a check. A provider's event
-    that came meanwhile moved it (`schedule_check_now`) and woke nobody, since we held the
-    job: a job we found still rendering is then due at once instead of later, and its id
-    maps to True (the caller wakes its check)."""
+    `seen`: each job's `next_check_at` when it was claimed for a check. An event that came
+    meanwhile moved it (`schedule_check_now`) and woke nobody, since we held the job: a job
+    we found still rendering is then due at once instead of later, and maps to True (the
+    caller wakes its check)."""
     if not changes:
         return {}
     with transaction.atomic():
