@@ -238,14 +238,19 @@ def _outcome_unknown(job: VideoJob, token: str, note: str) -> str:
 
 #: A learned render time is met by a first check this long after it, then short ones.
 EXPECTED_MARGIN_SECONDS = 0.5
+#: With the provider's webhook configured, the first check waits this much longer: the event
+#: comes first and wakes the check at once, and the poll stays the net under a lost event
+#: (a check a little before the end would only find the render running and ask again).
+WEBHOOK_GRACE_SECONDS = 2.0
 
 
 def first_check_seconds(expected: float | None) -> float:
     """The first status check: just after the render's expected end when the provider's
-    recent renders tell it, else the configured first interval."""
+    recent renders tell it (later with a webhook), else the configured first interval."""
     if expected is None:
         return settings.VIDEO_POLL_INTERVAL_SECONDS
-    return expected + EXPECTED_MARGIN_SECONDS
+    grace = WEBHOOK_GRACE_SECONDS if settings.HEYGEN_WEBHOOK_SECRET else 0.0
+    return expected + EXPECTED_MARGIN_SECONDS + grace
 
 
 # --- resolve an unknown outcome -------------------------------------------------------------

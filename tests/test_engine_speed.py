@@ -532,3 +532,16 @@ def test_the_engine_copies_as_many_as_it_had_threads_free_when_the_pass_began(
     assert len(threads.held) == 3
     woken = {name for name in sent if name.startswith("video-copy")}
     assert woken == {f"video-copy-{job.pk}" for job in queued if job.pk not in threads.held}
+
+
+def test_with_a_webhook_the_first_timed_check_leaves_the_event_time_to_come(settings):
+    """The poll is the net under a lost event: with the webhook configured, a render's first
+    check comes WEBHOOK_GRACE_SECONDS after its expected end (the event usually wakes the
+    check before), without one just after it."""
+    settings.HEYGEN_WEBHOOK_SECRET = ""
+    assert steps.first_check_seconds(20.0) == 20.0 + steps.EXPECTED_MARGIN_SECONDS
+    settings.HEYGEN_WEBHOOK_SECRET = "whsec"
+    assert steps.first_check_seconds(20.0) == pytest.approx(
+        20.0 + steps.EXPECTED_MARGIN_SECONDS + steps.WEBHOOK_GRACE_SECONDS
+    )
+    assert steps.first_check_seconds(None) == settings.VIDEO_POLL_INTERVAL_SECONDS
