@@ -180,7 +180,7 @@ def check_due_renders(limit: int = 200, run_copy=None) -> dict:
     checked = 0
     free = run_copy.free() if hasattr(run_copy, "free") else 0
     while checked < limit:
-        asked = min(limit - checked, check_chunk())
+        asked = min(limit - checked, checks_per_chunk())
         taken, outcomes, handed = _check_chunk(asked, run_copy, free)
         for outcome, n in outcomes.items():
             counts[outcome] = counts.get(outcome, 0) + n
@@ -190,7 +190,7 @@ def check_due_renders(limit: int = 200, run_copy=None) -> dict:
     return counts
 
 
-def check_chunk() -> int:
+def checks_per_chunk() -> int:
     """Renders claimed and checked at once by the sweep: two rounds of overlapping status
     calls, recorded together (4 statements a chunk)."""
     return 2 * max(1, settings.VIDEO_PROVIDER_CONCURRENCY)

@@ -458,7 +458,7 @@ def test_an_event_during_a_check_that_found_the_render_running_checks_again_at_o
     token = leases.new_token()
     claimed = leases.claim_due_checks(token, job_id=job.pk)
     provider = jobs.get_provider()
-    statuses = [provider.get_status(job.provider_video_id) for job in claimed]
+    statuses = [provider.get_status(held.provider_video_id) for held in claimed]
     assert statuses[0].status != "completed"
     assert event(job) == "checking"
     assert sent == []  # the check that holds the job sees the event
