@@ -197,6 +197,40 @@ def render_seconds_per_char() -> float | None:
     return rates[len(rates) // 2]
 
 
+def pilot_in_flight() -> bool:
+    """A pilot render (`steps._follow_a_pilot`) is still rendering."""
+    return VideoJob.objects.filter(state=State.RENDERING, pilot=True).exists()
+
+
+def time_unexpected_renders(seconds_per_char: float) -> int:
+    """Renders sent with no expected time (no history then) get one, `seconds_per_char` of
+    their script, and are due when it has passed since they were sent (unless due sooner).
+    Lock, re-read, write, in one transaction: rows a claim or a record is writing are skipped
+    (they keep their schedule); rows held by a check are moved too, and its record sees it
+    (`record_many`: checked again at once). Returns how many are due now."""
+    with transaction.atomic():
+        jobs = list(
+            VideoJob.objects.select_for_update(skip_locked=True)
+            .filter(
+                state=State.RENDERING,
+                expected_render_seconds__isnull=True,
+                submission_sent_at__isnull=False,
+            )  # fmt: skip
+            .exclude(provider_video_id="")
+            .annotate(db_clock=DbNow(), chars=Length("script"))
+            .order_by("pk")
+        )
+        due_now = 0
+        for job in jobs:
+            job.expected_render_seconds = seconds_per_char * max(job.chars, 1)
+            when = job.submission_sent_at + timedelta(seconds=job.expected_render_seconds)
+            if job.next_check_at is None or when < job.next_check_at:
+                job.next_check_at = when
+            due_now += job.next_check_at <= job.db_clock
+        VideoJob.objects.bulk_update(jobs, ["expected_render_seconds", "next_check_at"])
+    return due_now
+
+
 def submissions_waiting() -> bool:
     """A queued job is due for submission: what a freed render slot wakes a worker for."""
     return VideoJob.objects.filter(state=State.QUEUED).exclude(next_attempt_at__gt=DbNow()).exists()

@@ -42,6 +42,9 @@ class VideoJob(models.Model):
     # How long the provider is expected to take, learned from recent renders (None: no
     # history yet): the first status check is timed from it.
     expected_render_seconds = models.FloatField(null=True, blank=True)
+    # With no history and no webhook, one render of those sent is checked often (the pilot):
+    # when it ends, the renders sent with it are timed from it (`steps.learn_from_ended`).
+    pilot = models.BooleanField(default=False)
     callback_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     provider_url_expires_at = models.DateTimeField(null=True, blank=True)
     # The finished render's signed links as its check got them (RenderStatus.links): a copy

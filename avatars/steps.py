@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from avatars import leases
 from avatars.errors import (
@@ -185,8 +186,10 @@ def submit_many(jobs: list[VideoJob], token: str, provider=None) -> dict[int, st
         expected = rate * len(job.script) if rate is not None else None
         first_check = 0 if immediate else first_check_seconds(expected)
         started[job.pk] = {"provider_video_id": result, "render_checks": 0, "last_error": "",
-                           "expected_render_seconds": expected,
+                           "expected_render_seconds": expected, "pilot": False,
                            "next_check_in": first_check}  # fmt: skip
+    if started and rate is None and not immediate and not settings.HEYGEN_WEBHOOK_SECRET:
+        _follow_a_pilot(started)
     ours = leases.record_many(token, started)
     for job_id, changes in started.items():
         if job_id in ours:
@@ -234,6 +237,34 @@ def _outcome_unknown(job: VideoJob, token: str, note: str) -> str:
     except LeaseLost:
         return "lost"
     return "unknown"
+
+
+def _follow_a_pilot(started: dict[int, dict]) -> None:
+    """No render history to time first checks from, and no webhook to say when renders end:
+    one render (the pilot; none when one is in flight already) is checked often, on a short
+    interval growing with its age (`_pilot_check_in`), and the others skip the fixed
+    schedule's first check. When a render ends, the renders still waiting on no history are
+    timed from it (`learn_from_ended`): a batch sent at once is noticed within one pilot
+    interval of its end, at about one status call per render. Two hosts submitting at the
+    same moment may each choose a pilot: two pilots cost a few calls, nothing else."""
+    pilot = None if leases.pilot_in_flight() else next(iter(started))
+    first = settings.VIDEO_POLL_INTERVAL_SECONDS
+    for job_id, change in started.items():
+        if job_id == pilot:
+            change.update(pilot=True, next_check_in=first * PILOT_SHORTEST)
+        else:  # the fixed schedule's second check (its first found nothing, mostly)
+            change["next_check_in"] = first + _next_check_in_fixed(0)
+
+
+#: A pilot's checks (`_follow_a_pilot`): the shortest interval, as a fraction of the first
+#: interval (2 s of the default 10 s), and from then on this fraction of its age.
+PILOT_SHORTEST, PILOT_GROWTH = 0.2, 0.1
+
+
+def _pilot_check_in(job: VideoJob, now) -> float:
+    age = (now - (job.submission_sent_at or now)).total_seconds()
+    shortest = settings.VIDEO_POLL_INTERVAL_SECONDS * PILOT_SHORTEST
+    return min(max(shortest, age * PILOT_GROWTH), settings.VIDEO_POLL_MAX_INTERVAL_SECONDS)
 
 
 #: A learned render time is met by a first check this long after it, then short ones.
@@ -306,17 +337,25 @@ def resolve(job: VideoJob, token: str, provider) -> str:
 SHORT_CHECKS = 3
 
 
-def _next_check_in(job: VideoJob) -> float:
+def _next_check_in(job: VideoJob, now) -> float:
     """After a check that found the render still running: with a learned render time, a few
     short intervals (it is a little late), then growing by half each time from there (not a
-    jump to the no-history schedule's long interval); without one, that schedule."""
+    jump to the no-history schedule's long interval); without one, that schedule, or a
+    pilot's own short one (`_follow_a_pilot`)."""
     expected = job.expected_render_seconds
     longest = settings.VIDEO_POLL_MAX_INTERVAL_SECONDS
     if expected is not None:
         short = max(1.0, expected * 0.1)
         return min(short * 1.5 ** max(0, job.render_checks + 1 - SHORT_CHECKS), longest)
+    if job.pilot:
+        return _pilot_check_in(job, now)
+    return _next_check_in_fixed(job.render_checks)
+
+
+def _next_check_in_fixed(render_checks: int) -> float:
+    """The schedule with no history: the first interval, growing by half each check."""
     first = settings.VIDEO_POLL_INTERVAL_SECONDS
-    return min(first * 1.5 ** (job.render_checks + 1), longest)
+    return min(first * 1.5 ** (render_checks + 1), settings.VIDEO_POLL_MAX_INTERVAL_SECONDS)
 
 
 def check(job: VideoJob, token: str, provider) -> str:
@@ -341,9 +380,10 @@ def check_and_hold(
     statuses = _concurrently(lambda job: provider.get_status(job.provider_video_id), jobs)
     outcomes: dict[int, str] = {}
     changes: dict[int, dict] = {}
+    now_of = {}
     for job, status in zip(jobs, statuses, strict=True):
         # The claim's statement read the database's clock: the time of this check.
-        now = getattr(job, "db_clock", None) or leases.db_now()
+        now = now_of[job.pk] = getattr(job, "db_clock", None) or leases.db_now()
         outcome, change = _after_status(job, status, now)
         if change is None:  # a failure: recorded on its own, with its item
             outcomes[job.pk] = fail(job, token, outcome)
@@ -365,7 +405,31 @@ def check_and_hold(
             outcomes[job.pk] = "copying"
             job.state, job.bytes_copied = State.DOWNLOADING, 0
             copies[job.pk] = status
+    learn_from_ended(jobs, outcomes, now_of)
     return outcomes, copies
+
+
+def learn_from_ended(jobs: list[VideoJob], outcomes: dict[int, str], now_of: dict) -> None:
+    """Renders that ended with no expected time (no history when sent) teach the renders
+    still waiting on none: each is due when a render of its length sent when it was would
+    have ended, by the quickest of these (seen done by then: the upper bound, so one check
+    finds it done). A missed lesson leaves them on the fixed schedule: logged, not raised."""
+    rates = [
+        (now_of[job.pk] - job.submission_sent_at).total_seconds() / max(len(job.script), 1)
+        for job in jobs
+        if outcomes.get(job.pk) in ("rendered", "copying")
+        and job.expected_render_seconds is None and job.submission_sent_at is not None
+    ]  # fmt: skip
+    if not rates:
+        return
+    try:
+        due_now = leases.time_unexpected_renders(min(rates))
+    except DatabaseError as error:
+        logger.warning("render times not learned from %d ended renders: %s", len(rates), error)
+        return
+    if due_now:
+        logger.info("%d renders sent with no history are due now: one like them ended after "
+                    "%.3f s per character", due_now, min(rates))  # fmt: skip
 
 
 def _after_status(job: VideoJob, status, now) -> tuple[str, dict | None]:
@@ -418,8 +482,9 @@ def _later(job: VideoJob, now, note: str) -> dict:
     # drift later by a tick each time; but never sooner than the first interval (a late sweep
     # does not poll harder).
     due = job.next_check_at if job.next_check_at and job.next_check_at <= now else now
-    delay = max((due - now).total_seconds() + _next_check_in(job),
-                min(_next_check_in(job), settings.VIDEO_POLL_INTERVAL_SECONDS))  # fmt: skip
+    interval = _next_check_in(job, now)
+    delay = max((due - now).total_seconds() + interval,
+                min(interval, settings.VIDEO_POLL_INTERVAL_SECONDS))  # fmt: skip
     return {"render_checks": job.render_checks + 1, "last_error": note[:2000],
             "next_check_in": delay}  # fmt: skip
 

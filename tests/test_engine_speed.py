@@ -230,7 +230,7 @@ def test_checks_after_the_expected_end_grow_gently_not_to_the_long_interval(sett
     delays = []
     for checks in range(7):
         job.render_checks = checks
-        delays.append(steps._next_check_in(job))
+        delays.append(steps._next_check_in(job, timezone.now()))
     assert delays == pytest.approx([2, 2, 2, 3, 4.5, 6.75, 10.125])
 
 
@@ -545,3 +545,66 @@ def test_with_a_webhook_the_first_timed_check_leaves_the_event_time_to_come(sett
         20.0 + steps.EXPECTED_MARGIN_SECONDS + steps.WEBHOOK_GRACE_SECONDS
     )
     assert steps.first_check_seconds(None) == settings.VIDEO_POLL_INTERVAL_SECONDS
+
+
+def _first_checks(rows: list[VideoJob]) -> dict[int, float]:
+    return {job.pk: (job.next_check_at - job.submission_sent_at).total_seconds() for job in rows}
+
+
+def test_with_no_history_a_pilot_render_times_the_renders_sent_with_it(settings, fake_heygen):
+    """No render history and no webhook: one render of a batch (the pilot) is checked at a
+    fifth of the first interval, the others skip the fixed schedule's first check. Found
+    done, the pilot makes the others due at once: one status call each finds them done,
+    before their fixed check would have come."""
+    settings.HEYGEN_WEBHOOK_SECRET = ""
+    settings.VIDEO_POLL_INTERVAL_SECONDS, settings.VIDEO_POLL_MAX_INTERVAL_SECONDS = 1.0, 60
+    fake_heygen.render_seconds = 0.5
+    sent = queue(3)
+    assert jobs.submit_queued_jobs() == 3
+    rows = list(VideoJob.objects.filter(pk__in=[job.pk for job in sent]).order_by("pk"))
+    (pilot,) = [job for job in rows if job.pilot]
+    others = [job.pk for job in rows if not job.pilot]
+    first = _first_checks(rows)
+    assert first[pilot.pk] == pytest.approx(0.2, abs=0.1)
+    assert [first[pk] for pk in others] == pytest.approx([2.5, 2.5], abs=0.1)  # 1 + 1.5
+    token, provider = leases.new_token(), jobs.get_provider()
+    pilot_outcome = None
+    while pilot_outcome != "rendered":  # the sweep's checks: the pilot alone is due
+        claimed = leases.claim_due_checks(token)
+        assert [job.pk for job in claimed] in ([], [pilot.pk])
+        if claimed:
+            pilot_outcome = steps.check_many(claimed, token, provider)[pilot.pk]
+        time.sleep(0.02)
+    claimed = leases.claim_due_checks(token)
+    assert sorted(job.pk for job in claimed) == others
+    assert set(steps.check_many(claimed, token, provider).values()) == {"rendered"}
+    assert (timezone.now() - pilot.submission_sent_at).total_seconds() < 2.5
+    calls = {video["id"]: video["status_calls"] for video in fake_heygen.videos.values()}
+    assert [calls[job.provider_video_id] for job in rows if not job.pilot] == [1, 1]
+    assert 2 <= calls[pilot.provider_video_id] <= 6  # every 0.2 s for a render of 0.5 s
+    learned = VideoJob.objects.filter(pk__in=others).values_list("expected_render_seconds",
+                                                                 flat=True)  # fmt: skip
+    assert all(0.5 <= seconds < 1.5 for seconds in learned)
+
+
+def test_a_pilot_only_without_history_without_a_webhook_and_one_at_a_time(settings, fake_heygen):
+    """A second batch while the pilot renders follows it (no second pilot); with the webhook
+    configured there is none (the events say when renders end)."""
+    settings.HEYGEN_WEBHOOK_SECRET = ""
+    settings.VIDEO_POLL_INTERVAL_SECONDS = 1.0
+    fake_heygen.render_seconds = 30
+    queue(1)
+    assert jobs.submit_queued_jobs() == 1
+    later = queue(2)
+    assert jobs.submit_queued_jobs() == 2
+    assert VideoJob.objects.filter(pilot=True).count() == 1
+    rows = list(VideoJob.objects.filter(pk__in=[job.pk for job in later]))
+    assert not any(job.pilot for job in rows)
+    assert list(_first_checks(rows).values()) == pytest.approx([2.5, 2.5], abs=0.1)
+    VideoJob.objects.all().delete()
+    settings.HEYGEN_WEBHOOK_SECRET = "whsec"
+    queue(2)
+    assert jobs.submit_queued_jobs() == 2
+    rows = list(VideoJob.objects.all())
+    assert not any(job.pilot for job in rows)
+    assert list(_first_checks(rows).values()) == pytest.approx([1.0, 1.0], abs=0.1)
