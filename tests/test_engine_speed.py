@@ -555,18 +555,18 @@ def test_with_no_history_a_pilot_render_times_the_renders_sent_with_it(settings,
     """No render history and no webhook: one render of a batch (the pilot) is checked at a
     fifth of the first interval, the others skip the fixed schedule's first check. Found
     done, the pilot makes the others due at once: one status call each finds them done,
-    before their fixed check would have come."""
+    long before their fixed check would have come."""
     settings.HEYGEN_WEBHOOK_SECRET = ""
-    settings.VIDEO_POLL_INTERVAL_SECONDS, settings.VIDEO_POLL_MAX_INTERVAL_SECONDS = 1.0, 60
+    settings.VIDEO_POLL_INTERVAL_SECONDS, settings.VIDEO_POLL_MAX_INTERVAL_SECONDS = 4.0, 60
     fake_heygen.render_seconds = 0.5
     sent = queue(3)
-    assert jobs.submit_queued_jobs() == 3
+    submit_seconds = _timed(jobs.submit_queued_jobs)  # the checks are timed from its record
     rows = list(VideoJob.objects.filter(pk__in=[job.pk for job in sent]).order_by("pk"))
     (pilot,) = [job for job in rows if job.pilot]
     others = [job.pk for job in rows if not job.pilot]
     first = _first_checks(rows)
-    assert first[pilot.pk] == pytest.approx(0.2, abs=0.1)
-    assert [first[pk] for pk in others] == pytest.approx([2.5, 2.5], abs=0.1)  # 1 + 1.5
+    assert 0.8 <= first[pilot.pk] <= 0.8 + submit_seconds
+    assert all(10 <= first[pk] <= 10 + submit_seconds for pk in others)  # 4 + 4 x 1.5
     token, provider = leases.new_token(), jobs.get_provider()
     pilot_outcome = None
     while pilot_outcome != "rendered":  # the sweep's checks: the pilot alone is due
@@ -577,14 +577,20 @@ def test_with_no_history_a_pilot_render_times_the_renders_sent_with_it(settings,
         time.sleep(0.02)
     claimed = leases.claim_due_checks(token)
     assert sorted(job.pk for job in claimed) == others
+    assert (timezone.now() - pilot.submission_sent_at).total_seconds() < 10
     assert set(steps.check_many(claimed, token, provider).values()) == {"rendered"}
-    assert (timezone.now() - pilot.submission_sent_at).total_seconds() < 2.5
     calls = {video["id"]: video["status_calls"] for video in fake_heygen.videos.values()}
     assert [calls[job.provider_video_id] for job in rows if not job.pilot] == [1, 1]
-    assert 2 <= calls[pilot.provider_video_id] <= 6  # every 0.2 s for a render of 0.5 s
+    assert 1 <= calls[pilot.provider_video_id] <= 4  # every 0.8 s for a render of 0.5 s
     learned = VideoJob.objects.filter(pk__in=others).values_list("expected_render_seconds",
                                                                  flat=True)  # fmt: skip
-    assert all(0.5 <= seconds < 1.5 for seconds in learned)
+    assert all(0.5 <= seconds < 5 for seconds in learned)
+
+
+def _timed(call) -> float:
+    started = time.monotonic()
+    call()
+    return time.monotonic() - started + 0.05
 
 
 def test_a_pilot_only_without_history_without_a_webhook_and_one_at_a_time(settings, fake_heygen):
@@ -596,15 +602,15 @@ def test_a_pilot_only_without_history_without_a_webhook_and_one_at_a_time(settin
     queue(1)
     assert jobs.submit_queued_jobs() == 1
     later = queue(2)
-    assert jobs.submit_queued_jobs() == 2
+    submit_seconds = _timed(jobs.submit_queued_jobs)
     assert VideoJob.objects.filter(pilot=True).count() == 1
     rows = list(VideoJob.objects.filter(pk__in=[job.pk for job in later]))
-    assert not any(job.pilot for job in rows)
-    assert list(_first_checks(rows).values()) == pytest.approx([2.5, 2.5], abs=0.1)
+    assert len(rows) == 2 and not any(job.pilot for job in rows)
+    assert all(2.5 <= first <= 2.5 + submit_seconds for first in _first_checks(rows).values())
     VideoJob.objects.all().delete()
     settings.HEYGEN_WEBHOOK_SECRET = "whsec"
     queue(2)
-    assert jobs.submit_queued_jobs() == 2
+    submit_seconds = _timed(jobs.submit_queued_jobs)
     rows = list(VideoJob.objects.all())
-    assert not any(job.pilot for job in rows)
-    assert list(_first_checks(rows).values()) == pytest.approx([1.0, 1.0], abs=0.1)
+    assert len(rows) == 2 and not any(job.pilot for job in rows)
+    assert all(1.0 <= first <= 1.0 + submit_seconds for first in _first_checks(rows).values())
