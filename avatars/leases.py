@@ -202,9 +202,10 @@ def pilot_in_flight() -> bool:
     return VideoJob.objects.filter(state=State.RENDERING, pilot=True).exists()
 
 
-def time_unexpected_renders(seconds_per_char: float) -> int:
+def time_unexpected_renders(seconds_per_char: float, *, later_by: float = 0.0) -> int:
     """Renders sent with no expected time (no history then) get one, `seconds_per_char` of
-    their script, and are due when it has passed since they were sent (unless due sooner).
+    their script, and are due `later_by` seconds after it has passed since they were sent
+    (unless due sooner).
     Lock, re-read, write, in one transaction: rows a claim or a record is writing are skipped
     (they keep their schedule); rows held by a check are moved too, and its record sees it
     (`record_many`: checked again at once). Returns how many are due now."""
@@ -223,7 +224,9 @@ def time_unexpected_renders(seconds_per_char: float) -> int:
         due_now = 0
         for job in jobs:
             job.expected_render_seconds = seconds_per_char * max(job.chars, 1)
-            when = job.submission_sent_at + timedelta(seconds=job.expected_render_seconds)
+            when = job.submission_sent_at + timedelta(
+                seconds=job.expected_render_seconds + later_by
+            )
             if job.next_check_at is None or when < job.next_check_at:
                 job.next_check_at = when
             due_now += job.next_check_at <= job.db_clock

@@ -413,7 +413,8 @@ def learn_from_ended(jobs: list[VideoJob], outcomes: dict[int, str], now_of: dic
     """Renders that ended with no expected time (no history when sent) teach the renders
     still waiting on none: each is due when a render of its length sent when it was would
     have ended, by the quickest of these (seen done by then: the upper bound, so one check
-    finds it done). A missed lesson leaves them on the fixed schedule: logged, not raised."""
+    finds it done; with the webhook, its grace later). A missed lesson leaves them on the
+    fixed schedule: logged, not raised."""
     rates = [
         (now_of[job.pk] - job.submission_sent_at).total_seconds() / max(len(job.script), 1)
         for job in jobs
@@ -422,8 +423,10 @@ def learn_from_ended(jobs: list[VideoJob], outcomes: dict[int, str], now_of: dic
     ]  # fmt: skip
     if not rates:
         return
+    # With the webhook, its event comes first and the poll is the net (`first_check_seconds`).
+    grace = WEBHOOK_GRACE_SECONDS if settings.HEYGEN_WEBHOOK_SECRET else 0.0
     try:
-        due_now = leases.time_unexpected_renders(min(rates))
+        due_now = leases.time_unexpected_renders(min(rates), later_by=grace)
     except DatabaseError as error:
         logger.warning("render times not learned from %d ended renders: %s", len(rates), error)
         return

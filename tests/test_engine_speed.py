@@ -614,3 +614,25 @@ def test_a_pilot_only_without_history_without_a_webhook_and_one_at_a_time(settin
     rows = list(VideoJob.objects.all())
     assert len(rows) == 2 and not any(job.pilot for job in rows)
     assert all(1.0 <= first <= 1.0 + submit_seconds for first in _first_checks(rows).values())
+
+
+def test_with_the_webhook_renders_timed_by_one_that_ended_leave_the_event_its_grace(
+    settings, fake_heygen
+):
+    """Renders sent with no history, timed by one like them that ended: due when it took,
+    and with the webhook configured WEBHOOK_GRACE_SECONDS later (its event comes first)."""
+    settings.VIDEO_POLL_INTERVAL_SECONDS = 100  # the fixed first check: far off
+    fake_heygen.render_seconds = 30
+    for secret, grace in (("", 0.0), ("whsec", steps.WEBHOOK_GRACE_SECONDS)):
+        VideoJob.objects.all().delete()
+        settings.HEYGEN_WEBHOOK_SECRET = secret
+        queue(2)
+        assert jobs.submit_queued_jobs() == 2
+        ended, waiting = VideoJob.objects.order_by("pk")
+        took = 0.1 * len(ended.script)
+        seen = ended.submission_sent_at + timedelta(seconds=took)
+        steps.learn_from_ended([ended], {ended.pk: "rendered"}, {ended.pk: seen})
+        waiting.refresh_from_db()
+        assert waiting.expected_render_seconds == pytest.approx(0.1 * len(waiting.script))
+        due_in = (waiting.next_check_at - waiting.submission_sent_at).total_seconds()
+        assert due_in == pytest.approx(waiting.expected_render_seconds + grace)
