@@ -149,12 +149,15 @@ def table_rows(args, results: dict) -> list[tuple]:
         n = batch["videos"]
         rows.append((f"course: N={n}, cap N, W={workers}, webhook: makespan / R", "s",
                      batch["makespan"], render, batch["makespan"] / render, "<= 1.3"))  # fmt: skip
+        # The target (<= 4) is the tick's: submissions and checks, claimed and recorded in
+        # bulk (the last row). A webhook's event is recorded on its own (3 statements), and
+        # a copy's durable steps (its ledger entry, the item's save) are its own (7).
         per_job = batch["engine_statements_per_job"]
         rows.append((f"course: N={n}: SQL statements per job (engine, all steps)", "queries",
-                     per_job, 4, per_job / 4, "<= 4"))  # fmt: skip
+                     per_job, 4, per_job / 4, "- (webhook 3 + copy 7 in)"))  # fmt: skip
         bookkeeping = batch["engine_statements_per_job_without_copy"]
         rows.append((f"course: N={n}: SQL statements per job without the copy", "queries",
-                     bookkeeping, 4, bookkeeping / 4, "<= 4"))  # fmt: skip
+                     bookkeeping, 4, bookkeeping / 4, "- (webhook 3 in)"))  # fmt: skip
         ticks = batch["submit_and_check_statements_per_job"]
         rows.append((f"course: N={n}: SQL statements per job, submissions and checks (claim, "
                      "create, status, record; no copy, no webhook)", "queries", ticks, 4,
@@ -168,7 +171,8 @@ def table_rows(args, results: dict) -> list[tuple]:
         n, per_copy = large["videos"], large["copy_seconds_mean"]
         floor = render + n * per_copy / workers
         rows.append((f"course: N={n}: makespan / floor R + N x copy / W", "s",
-                     large["makespan"], floor, large["makespan"] / floor, "-"))  # fmt: skip
+                     large["makespan"], floor, large["makespan"] / floor,
+                     "within 10%"))  # fmt: skip
         rows.append((f"course: N={n}: worker-seconds per copy (small MP4, loopback)", "s",
                      per_copy, 0.1, per_copy / 0.1, "<= 0.1 s"))  # fmt: skip
     failed = [name for name, result in results.items() if result.get("problems")]
