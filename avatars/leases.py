@@ -203,20 +203,21 @@ def pilot_in_flight() -> bool:
 
 
 def time_unexpected_renders(seconds_per_char: float, *, later_by: float = 0.0) -> int:
-    """Renders sent with no expected time (no history then) get one, `seconds_per_char` of
-    their script, and are due `later_by` seconds after it has passed since they were sent
-    (unless due sooner).
-    Lock, re-read, write, in one transaction: rows a claim or a record is writing are skipped
-    (they keep their schedule); rows held by a check are moved too, and its record sees it
-    (`record_many`: checked again at once). Returns how many are due now."""
+    """The provider's renders sent with no expected time (no history then) get one,
+    `seconds_per_char` of their script, and are due `later_by` seconds after it has passed
+    since they were sent (unless due sooner). Lock, re-read, write, in one transaction: rows
+    a claim or a record is writing are skipped (they keep their schedule); rows held by a
+    check are moved too, and its record sees it (`record_many`: checked again at once).
+    Returns how many are due now."""
     with transaction.atomic():
         jobs = list(
             VideoJob.objects.select_for_update(skip_locked=True)
             .filter(
                 state=State.RENDERING,
+                provider=settings.AVATAR_PROVIDER,
                 expected_render_seconds__isnull=True,
                 submission_sent_at__isnull=False,
-            )  # fmt: skip
+            )
             .exclude(provider_video_id="")
             .annotate(db_clock=DbNow(), chars=Length("script"))
             .order_by("pk")

@@ -636,3 +636,22 @@ def test_with_the_webhook_renders_timed_by_one_that_ended_leave_the_event_its_gr
         assert waiting.expected_render_seconds == pytest.approx(0.1 * len(waiting.script))
         due_in = (waiting.next_check_at - waiting.submission_sent_at).total_seconds()
         assert due_in == pytest.approx(waiting.expected_render_seconds + grace)
+
+
+def test_a_render_timed_while_a_check_holds_it_is_checked_again_at_once(settings, fake_heygen):
+    """Timed by a render that ended while another worker's check holds it (its status call
+    in flight): that check's record sees its moved time under the lock and, having found
+    the render running, makes it due at once instead of a fixed interval later."""
+    settings.HEYGEN_WEBHOOK_SECRET = ""
+    settings.VIDEO_POLL_INTERVAL_SECONDS = 100
+    fake_heygen.render_seconds = 30
+    queue(2)
+    assert jobs.submit_queued_jobs() == 2
+    ended, held = VideoJob.objects.order_by("pk")
+    token = leases.new_token()
+    (claimed,) = leases.claim_due_checks(token, job_id=held.pk)
+    seen = ended.submission_sent_at + timedelta(seconds=0.1 * len(ended.script))
+    steps.learn_from_ended([ended], {ended.pk: "rendered"}, {ended.pk: seen})
+    assert steps.check_many([claimed], token, jobs.get_provider()) == {held.pk: "check_now"}
+    held.refresh_from_db()
+    assert held.next_check_at <= leases.db_now() and held.claimed_by == ""
