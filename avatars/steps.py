@@ -338,14 +338,20 @@ SHORT_CHECKS = 3
 
 
 def _next_check_in(job: VideoJob, now) -> float:
-    """After a check that found the render still running: with a learned render time, a few
-    short intervals (it is a little late), then growing by half each time from there (not a
-    jump to the no-history schedule's long interval); without one, that schedule, or a
-    pilot's own short one (`_follow_a_pilot`)."""
+    """After a check that found the render still running: with a learned render time, the
+    time of its first timed check when that is well ahead (a render timed after it was
+    sent, checked on the fixed schedule before), else a few short intervals (it is a little
+    late), then growing by half each time from there (not a jump to the no-history
+    schedule's long interval); without one, that schedule, or a pilot's own short one
+    (`_follow_a_pilot`)."""
     expected = job.expected_render_seconds
     longest = settings.VIDEO_POLL_MAX_INTERVAL_SECONDS
     if expected is not None:
         short = max(1.0, expected * 0.1)
+        sent = job.submission_sent_at
+        ahead = (sent - now).total_seconds() + first_check_seconds(expected) if sent else 0.0
+        if ahead > short:
+            return min(ahead, longest)
         return min(short * 1.5 ** max(0, job.render_checks + 1 - SHORT_CHECKS), longest)
     if job.pilot:
         return _pilot_check_in(job, now)

@@ -655,3 +655,18 @@ def test_a_render_timed_while_a_check_holds_it_is_checked_again_at_once(settings
     assert steps.check_many([claimed], token, jobs.get_provider()) == {held.pk: "check_now"}
     held.refresh_from_db()
     assert held.next_check_at <= leases.db_now() and held.claimed_by == ""
+
+
+def test_a_render_timed_after_a_check_found_it_early_waits_for_its_expected_end(settings):
+    """A render timed after it was sent (by one like it that ended) may be found running by
+    a check of the fixed schedule well before that time: the next check comes at its timed
+    first check, not at the short intervals meant for a render a little late (five status
+    calls each for the latency scenario's renders before this)."""
+    settings.HEYGEN_WEBHOOK_SECRET = "whsec"
+    settings.VIDEO_POLL_MAX_INTERVAL_SECONDS = 60
+    now = timezone.now()
+    job = VideoJob(expected_render_seconds=20, render_checks=1,
+                   submission_sent_at=now - timedelta(seconds=10))  # fmt: skip
+    assert steps._next_check_in(job, now) == pytest.approx(10 + steps.first_check_seconds(20) - 20)
+    job.submission_sent_at = now - timedelta(seconds=22)  # a little late: the short checks
+    assert steps._next_check_in(job, now) == pytest.approx(2.0)
