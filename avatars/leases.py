@@ -82,16 +82,24 @@ def create_job(
     max_attempts: int | None = None,
 ) -> VideoJob:  # fmt: skip
     """A queued generation of `content_item` (inside the caller's transaction)."""
-    return VideoJob.objects.create(
-        content_item=content_item,
-        script=script,
-        language=language,
-        avatar_id=avatar_id,
-        voice_id=voice_id,
-        provider=settings.AVATAR_PROVIDER,
-        max_attempts=max_attempts or settings.VIDEO_JOB_MAX_ATTEMPTS,
-        state_changed_at=timezone.now(),
-    )
+    return create_jobs([(content_item, script)], language=language, avatar_id=avatar_id,
+                       voice_id=voice_id, max_attempts=max_attempts)[0]  # fmt: skip
+
+
+def create_jobs(
+    items: list[tuple[ContentItem, str]], *, language: str, avatar_id: str, voice_id: str,
+    max_attempts: int | None = None,
+) -> list[VideoJob]:  # fmt: skip
+    """A queued generation of each (item, script), inserted in one statement (inside the
+    caller's transaction)."""
+    now = timezone.now()
+    return VideoJob.objects.bulk_create([
+        VideoJob(content_item=content_item, script=script, language=language,
+                 avatar_id=avatar_id, voice_id=voice_id, provider=settings.AVATAR_PROVIDER,
+                 max_attempts=max_attempts or settings.VIDEO_JOB_MAX_ATTEMPTS,
+                 state_changed_at=now)
+        for content_item, script in items
+    ])  # fmt: skip
 
 
 # --- claims ---------------------------------------------------------------------------------

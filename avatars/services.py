@@ -15,7 +15,7 @@ from avatars.models import VideoJob
 from topics import services as topic_services
 from topics import validators
 from topics.models import ContentItem, Topic
-from topics.services import content_item_create_avatar_video
+from topics.services import content_item_create_avatar_video, content_items_create_avatar_videos
 
 logger = logging.getLogger(__name__)
 
@@ -104,16 +104,10 @@ def avatar_video_request_batch(
     options = {"language": language, "avatar_id": avatar_id or topic.default_avatar_id,
                "voice_id": voice_id or topic.default_voice_id}  # fmt: skip
     with transaction.atomic():
-        created = [
-            leases.create_job(
-                content_item=content_item_create_avatar_video(
-                    topic=topic, script=script, title=title
-                ),
-                script=script,
-                **options,
-            )  # fmt: skip
-            for script, title in zip(cleaned, titles, strict=True)
-        ]
+        items = content_items_create_avatar_videos(
+            topic=topic, lessons=list(zip(cleaned, titles, strict=True))
+        )
+        created = leases.create_jobs(list(zip(items, cleaned, strict=True)), **options)
         jobs.enqueue("submit")
     logger.info("%d video jobs queued for topic %s: %s", len(created), topic.pk,
                 [job.pk for job in created])  # fmt: skip

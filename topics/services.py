@@ -186,18 +186,32 @@ def content_item_create_avatar_video(*, topic: Topic, script: str, title: str = 
     """A new avatar video item waiting for its first generation, the topic's last lesson
     (inside the caller's transaction, with the job that will fill it: items created in one
     transaction get consecutive places). A blank title: the default, from the script."""
-    title = validate_title(title) if title else default_title(script)
-    with transaction.atomic():
-        item = ContentItem.objects.create(
+    return content_items_create_avatar_videos(topic=topic, lessons=[(script, title)])[0]
+
+
+def content_items_create_avatar_videos(
+    *, topic: Topic, lessons: list[tuple[str, str]]
+) -> list[ContentItem]:
+    """`content_item_create_avatar_video` for each (script, title) of `lessons`, the topic's
+    next lessons in their order, inserted in one statement (a course of 100: 4 statements,
+    not 500)."""
+    rows = [
+        ContentItem(
             topic=topic,
             content_type=ContentItem.ContentType.AVATAR_VIDEO,
             content_data={"script": script},
             status=ContentItem.Status.GENERATING,
-            title=title,
-            position=_lock_topic_lessons(topic.pk),
+            title=validate_title(title) if title else default_title(script),
         )
-        Topic.objects.filter(pk=topic.pk).update(updated_at=item.created_at)
-    return item
+        for script, title in lessons
+    ]
+    with transaction.atomic():
+        first = _lock_topic_lessons(topic.pk)
+        for place, item in enumerate(rows, start=first):
+            item.position = place
+        items = ContentItem.objects.bulk_create(rows)
+        Topic.objects.filter(pk=topic.pk).update(updated_at=items[-1].created_at)
+    return items
 
 
 def content_item_waiting_render(item: ContentItem) -> str:
