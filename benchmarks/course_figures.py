@@ -42,6 +42,7 @@ def summarize(world: dict, *, count: int) -> dict:
     if world["objects_stored"] != count * len(KINDS):
         problems.append(f"{world['objects_stored']} objects stored, not {count} x {len(KINDS)}")
     playable, noticed, copy, calls, webhook = [], [], [], [], []
+    by_process: dict[str, list[float]] = {}  # the job workers' copies, the engine's
     for job in jobs:
         render = renders.get(job.provider_video_id)
         if render is None or job.finished_at is None or job.rendered_at is None:
@@ -55,6 +56,7 @@ def summarize(world: dict, *, count: int) -> dict:
         stored = [run for run in world["copies"].get(str(job.pk), []) if run[2] == "stored"]
         if stored:
             copy.append(stored[-1][1] - stored[-1][0])
+            by_process.setdefault(stored[-1][3], []).append(copy[-1])
     waits: dict[str, list[float]] = {}
     for func, _, enqueued, started in world["task_runs"]:
         if enqueued is not None:
@@ -76,6 +78,10 @@ def summarize(world: dict, *, count: int) -> dict:
         "broker_wait_by_task": {func: _spread(values) for func, values in waits.items()},
         "copy_seconds": _spread(copy),
         "copy_seconds_mean": statistics.fmean(copy) if copy else float("nan"),
+        "copy_seconds_by_process": {
+            command: {**_spread(seconds), "mean": statistics.fmean(seconds), "copies": len(seconds)}
+            for command, seconds in by_process.items()
+        },
         "copies_timed": len(copy),
         "status_calls_per_render": statistics.fmean(calls) if calls else float("nan"),
         "status_calls_max": max(calls, default=0),

@@ -84,7 +84,8 @@ class Figures:
     def record_copy(self, job_id: int, started: float, ended: float, outcome: str) -> None:
         self._this_process()
         with self.lock:
-            self.copies.setdefault(str(job_id), []).append([started, ended, outcome])
+            self.copies.setdefault(str(job_id), []).append([started, ended, outcome,
+                                                            self.command])  # fmt: skip
 
     def record_task(self, name: str, job_id, enqueued: float, started: float) -> None:
         self._this_process()
@@ -111,7 +112,7 @@ class Figures:
 def read_figures(folder: Path) -> dict:
     """The sum over every process of a scenario: {"statements": {step: n}, "shapes":
     {"step: VERB table": n}, "connections": {"step (thread)": n}, "copies": {job: [[start,
-    end, outcome], ...]}, "tasks": [[func, job id, enqueued, started], ...]} (epoch s)."""
+    end, outcome, command], ...]}, "tasks": [[func, job id, enqueued, started], ...]} (epoch s)."""
     sums: dict[str, dict[str, int]] = {"statements": {}, "shapes": {}, "connections": {}}
     copies: dict[str, list] = {}
     tasks: list[list] = []
