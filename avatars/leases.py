@@ -207,7 +207,9 @@ def render_seconds_per_char() -> float | None:
 
 def pilot_in_flight() -> bool:
     """A pilot render (`steps._follow_a_pilot`) is still rendering."""
-    return VideoJob.objects.filter(state=State.RENDERING, pilot=True).exists()
+    return VideoJob.objects.filter(
+        state=State.RENDERING, pilot=True, provider=settings.AVATAR_PROVIDER
+    ).exists()
 
 
 def time_unexpected_renders(seconds_per_char: float, *, later_by: float = 0.0) -> int:

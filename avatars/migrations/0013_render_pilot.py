@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('avatars', '0012_prune_task_results'),
+        ("avatars", "0012_prune_task_results"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='videojob',
-            name='pilot',
+            model_name="videojob",
+            name="pilot",
             field=models.BooleanField(default=False),
         ),
     ]
