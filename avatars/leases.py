@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q, Value
-from django.db.models.functions import Length
+from django.db.models import Case, Q, Value, When
+from django.db.models.functions import Cast, Length
 from django.utils import timezone
 
 from avatars.models import VideoJob
@@ -174,7 +174,7 @@ def claim_submissions(
             job.submission_title = submission_title(job)
             job.submission_sent_at = now
             job.updated_at = now
-        VideoJob.objects.bulk_update(claimed, SUBMISSION_FIELDS)
+        _write_rows(claimed, SUBMISSION_FIELDS)
         return claimed
 
 
@@ -274,6 +274,28 @@ def claim_unknown_submissions(
         claimed = list(jobs.select_related("content_item__topic").order_by("id")[:limit])
         _hold(claimed, token)
     return claimed
+
+
+def _write_rows(jobs: list[VideoJob], names) -> None:
+    """`bulk_update` of `names` in one statement, except that a field holding the same value
+    on every row (a claim's or a record's clock, a released lease, a new state: most of
+    them) is written as that value, not as a CASE over the rows: Django's CASE costs
+    Python time for every field and row (a chunk of 16 checks recorded 13 fields)."""
+    if not jobs:
+        return
+    casted = connection.features.requires_casted_case_in_updates
+    updates = {}
+    for name in names:
+        field = VideoJob._meta.get_field(name)
+        values = [getattr(job, field.attname) for job in jobs]
+        if all(value == values[0] for value in values[1:]):
+            updates[field.attname] = values[0]
+            continue
+        rows = zip(jobs, values, strict=True)
+        case = Case(*(When(pk=job.pk, then=Value(value, output_field=field))
+                      for job, value in rows), output_field=field)  # fmt: skip
+        updates[field.attname] = Cast(case, output_field=field) if casted else case
+    VideoJob.objects.filter(pk__in=[job.pk for job in jobs]).update(**updates)
 
 
 def _hold(claimed: list[VideoJob], token: str) -> None:
@@ -407,7 +429,7 @@ def record_many(
                 job.lease_expires_at = job.next_check_at = lease_until(now)
                 job.wakeup_sent_at = None
                 fields |= {"next_check_at", "wakeup_sent_at"}
-        VideoJob.objects.bulk_update(ours, sorted(fields))
+        _write_rows(ours, sorted(fields))
     return asked_again
 
 

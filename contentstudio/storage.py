@@ -212,7 +212,10 @@ class SupabaseStorage(S3Storage):
     def warm_up(self) -> None:
         """Make this thread's clients now (a session and a client cost a few hundred ms of
         CPU, seconds on a busy host), so a long-lived thread's first upload does not pay it."""
-        self.connection  # noqa: B018 (the property makes this thread's session and resource)
+        client = self.connection.meta.client  # this thread's session and resource
+        # The listing's paginator model: a copy lists its keys first (`stored_sizes`); loaded
+        # there, the first copies of every thread at once scan botocore's data folders.
+        client.get_paginator("list_objects_v2")
         self._client(read_timeout=self.client_config.read_timeout, payload_signing_enabled=False)
 
     def _client(self, *, read_timeout: float, payload_signing_enabled: bool):
