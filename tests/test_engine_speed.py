@@ -670,3 +670,25 @@ def test_a_render_timed_after_a_check_found_it_early_waits_for_its_expected_end(
     assert steps._next_check_in(job, now) == pytest.approx(10 + steps.first_check_seconds(20) - 20)
     job.submission_sent_at = now - timedelta(seconds=22)  # a little late: the short checks
     assert steps._next_check_in(job, now) == pytest.approx(2.0)
+
+
+def test_rows_written_together_keep_each_rows_own_values_in_one_statement():
+    """A record of many jobs: fields holding one value on every row are written as that value,
+    the others row by row (JSON and nulls included), all in one UPDATE."""
+    rows = queue(3)
+    now = leases.db_now()
+    for n, job in enumerate(rows):
+        job.state, job.updated_at, job.lease_expires_at = State.RENDERING, now, None
+        job.last_error = f"note {n}"
+        job.rendered_links = {"video_url": f"https://cdn.example/{n}.mp4"} if n else {}
+        job.next_check_at = now + timedelta(seconds=n) if n != 1 else None
+    names = ["state", "updated_at", "lease_expires_at", "last_error", "rendered_links",
+             "next_check_at"]  # fmt: skip
+    with CaptureQueriesContext(connection) as queries:
+        leases._write_rows(rows, names)
+    assert len(queries) == 1
+    for n, job in enumerate(VideoJob.objects.filter(pk__in=[j.pk for j in rows]).order_by("pk")):
+        assert (job.state, job.updated_at, job.lease_expires_at) == (State.RENDERING, now, None)
+        assert job.last_error == f"note {n}"
+        assert job.rendered_links == ({"video_url": f"https://cdn.example/{n}.mp4"} if n else {})
+        assert job.next_check_at == (now + timedelta(seconds=n) if n != 1 else None)
