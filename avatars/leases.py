@@ -241,7 +241,7 @@ def time_unexpected_renders(seconds_per_char: float, *, later_by: float = 0.0) -
             if job.next_check_at is None or when < job.next_check_at:
                 job.next_check_at = when
             due_now += job.next_check_at <= job.db_clock
-        VideoJob.objects.bulk_update(jobs, ["expected_render_seconds", "next_check_at"])
+        _write_rows(jobs, ["expected_render_seconds", "next_check_at"])
     return due_now
 
 

@@ -195,6 +195,8 @@ def content_items_create_avatar_videos(
     """`content_item_create_avatar_video` for each (script, title) of `lessons`, the topic's
     next lessons in their order, inserted in one statement (a course of 100: 4 statements,
     not 500)."""
+    if not lessons:
+        return []
     rows = [
         ContentItem(
             topic=topic,
